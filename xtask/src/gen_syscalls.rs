@@ -52,7 +52,7 @@ pub const ARCHES: [ArchSpec; 2] = [
         data_path: "arm64/syscall_64.tbl",
         // `scripts/Makefile.asm-headers` defaults to `common,64`, and
         // `arch/arm64/kernel/Makefile.syscalls` adds `renameat rlimit memfd_secret`. (Linux 6.11
-        // dropped the `newstat` ABI: `newfstatat`/`newfstat` are `64` rows now.)
+        // dropped the `newstat` ABI: `newfstatat`/`fstat` are `64` rows now.)
         abis: &["common", "64", "renameat", "rlimit", "memfd_secret"],
         output: "core/src/syscall/aarch64.rs",
     },
@@ -244,11 +244,12 @@ mod tests {
         // x32 rows are not x86_64 syscalls.
         assert!(x86.iter().all(|s| !(512..=547).contains(&s.number)));
         // Legacy calls do not exist on arm64; the generic table names the 64-bit stat calls
-        // `newfstatat`/`newfstat`.
+        // `newfstatat` (79) and `fstat` (80).
         for absent in ["open", "fork", "stat", "fstatat64"] {
             assert_eq!(number_of(&arm, absent), None, "{absent}");
         }
         assert_eq!(number_of(&arm, "newfstatat"), Some(79));
+        assert_eq!(number_of(&arm, "fstat"), Some(80));
         // The arm64-selected special ABIs are in.
         assert_eq!(number_of(&arm, "renameat"), Some(38));
         assert_eq!(number_of(&arm, "getrlimit"), Some(163));

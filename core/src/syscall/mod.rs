@@ -15,9 +15,11 @@
 //! `rt_sigaction`, ...). On aarch64 it is the kernel's generic 64-bit table
 //! (`scripts/syscall.tbl`), which has no legacy calls (`open`, `fork`, `stat`, `pipe`, `dup2`,
 //! `poll` are absent: userspace uses `openat`, `clone`, `newfstatat`, `pipe2`, `dup3`, `ppoll`) and
-//! spells the 64-bit variants by their 64-bit names: `newfstatat` (79), `newfstat` (80), `fcntl`,
-//! `lseek`, `mmap`, `fadvise64`, `sendfile`, `statfs`, `truncate`, `umount2`, `renameat` (38),
-//! `getrlimit`/`setrlimit`.
+//! spells the 64-bit variants by their 64-bit names: `newfstatat` (79), `fstat` (80), `fcntl`,
+//! `lseek`, `mmap`, `fadvise64`, `sendfile`, `statfs`, `truncate`, `umount2`; the 32-bit spellings
+//! (`fstatat64`, `fcntl64`, `mmap2`, `llseek`) are absent. The arm64-selected extras are in:
+//! `renameat` (38), `getrlimit`/`setrlimit`, `memfd_secret`. Retired calls whose number stays
+//! reserved keep their name (`nfsservctl` 42 on aarch64, 180 on x86_64).
 //!
 //! # Speed
 //!
