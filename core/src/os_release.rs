@@ -24,6 +24,10 @@
 //!   error (real files never continue a value over lines, and a line-based reader cannot be led to
 //!   swallow the rest of a file by one stray quote).
 //!
+//! Where systemd's reader (`parse_env_file`) is more lenient this parser is stricter, on purpose, to
+//! stay within what a shell would accept: whitespace between the key and `=`, concatenated quoted
+//! strings and values continued over lines are errors here.
+//!
 //! # Malformed lines and duplicates
 //!
 //! [`OsRelease::entries`] yields each malformed line as an [`OsReleaseError`] (line number and
