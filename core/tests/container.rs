@@ -1033,3 +1033,60 @@ proptest! {
         }
     }
 }
+
+// ----- footprint and serialisation -------------------------------------------------------------
+
+#[test]
+fn bytes_per_entry_are_bounded_and_reserved_up_front() {
+    for capacity in [1usize, 64, 1024, 4096] {
+        let t = table(capacity);
+        let per_entry = t.bytes_reserved() / capacity;
+        println!(
+            "capacity {capacity}: {} bytes reserved, {per_entry} per entry",
+            t.bytes_reserved()
+        );
+        // The inline record dominates; indexes and lists add a few dozen bytes per slot.
+        assert!(per_entry >= core::mem::size_of::<ContainerInfo>());
+        assert!(
+            per_entry <= core::mem::size_of::<ContainerInfo>() + 128,
+            "{per_entry}"
+        );
+    }
+}
+
+#[cfg(feature = "serde")]
+#[test]
+fn records_round_trip_through_postcard_and_bad_ids_are_refused() {
+    use watchpost_core::container::ContainerId;
+    let mut t = table(4);
+    let a = id("aaaaaaaaaaaa", 1);
+    let update = ContainerUpdate::new(&a)
+        .name("web")
+        .image("nginx:1")
+        .runtime(Runtime::Crio)
+        .start_time(T0)
+        .pod(K8sPodUpdate {
+            name: "p",
+            uid: "u",
+            namespace: "n",
+            sandbox: true,
+        });
+    assert!(t.upsert(&update, T0).is_ok());
+    let info = t.get_container(&a, T0).ok().cloned();
+    let Some(info) = info else {
+        panic!("not found")
+    };
+    let bytes = postcard::to_allocvec(&info).unwrap_or_default();
+    let back: Result<ContainerInfo, _> = postcard::from_bytes(&bytes);
+    assert_eq!(back.ok(), Some(info));
+    // An ID that breaks the grammar does not come back from a snapshot.
+    let bad = postcard::to_allocvec("bad id").unwrap_or_default();
+    assert!(postcard::from_bytes::<ContainerId>(&bad).is_err());
+    let good = postcard::to_allocvec("my-ctr").unwrap_or_default();
+    assert_eq!(
+        postcard::from_bytes::<ContainerId>(&good)
+            .ok()
+            .map(|i| i.as_str().to_owned()),
+        Some("my-ctr".to_owned())
+    );
+}

@@ -1,6 +1,6 @@
 //! Containers and their Kubernetes pods: the types every part of watchpost shares (IDs, runtimes,
 //! the reference's `ContainerInfo` / `K8sPodInfo`) and, with `alloc`, the bounded
-//! [`ContainerTable`] behind the container store.
+//! `ContainerTable` behind the container store.
 //!
 //! Finding a process's container from its cgroup path is [`crate::cgroup`]'s job; this module
 //! holds what is known about the containers found.
@@ -9,7 +9,7 @@
 //! - [`runtime`]: [`Runtime`] and its names.
 //! - [`pod`]: [`K8sPodInfo`] and the pod UID of kubelet cgroup paths.
 //! - [`info`]: [`ContainerInfo`] and the borrowed [`ContainerUpdate`] that fills it in.
-//! - `table` (feature `alloc`): [`ContainerTable`].
+//! - `table` (feature `alloc`): `ContainerTable`.
 
 pub mod id;
 pub mod info;
@@ -29,6 +29,6 @@ pub use pod::{
 pub use runtime::Runtime;
 #[cfg(feature = "alloc")]
 pub use table::{
-    ContainerFilter, ContainerTable, ContainerTableConfig, ContainerTableStats, EvictionReason,
-    MIN_ID_PREFIX_LEN, WriteOutcome, Written,
+    ContainerFilter, ContainerTable, ContainerTableConfig, ContainerTableStats, DEFAULT_CAPACITY,
+    DEFAULT_REMOVAL_GRACE_NS, EvictionReason, MIN_ID_PREFIX_LEN, WriteOutcome, Written,
 };

@@ -2,8 +2,8 @@
 //! runtime enrichment, with a removal grace period and a defined eviction order.
 //!
 //! # Layout, and why
-//! Records live inline in a slab of `capacity` slots reserved at construction (≈1.3 KiB each, see
-//! [`ContainerTable::bytes_reserved`]); nothing allocates afterwards. Exact lookups by ID and by
+//! Records live inline in a slab of `capacity` slots reserved at construction (1372 bytes each on 64-bit
+//! targets, indexes included; see [`ContainerTable::bytes_reserved`]); nothing allocates afterwards. Exact lookups by ID and by
 //! name go through two [`SlotIndex`]es, because `get_container(<full id>)` runs per event.
 //! Unique-prefix lookups and the removal sweep scan the slab linearly: prefixes come from people
 //! typing short IDs, and a container table holds hundreds to a few thousand entries, so a scan
@@ -56,8 +56,9 @@ use crate::metrics::{DataStoreMetrics, StoreMetrics};
 use crate::slot_index::{KeyHasher, SlotIndex};
 use crate::time::{EpochNanos, NANOS_PER_SEC};
 
-/// Default number of containers held.
-pub const DEFAULT_CAPACITY: usize = 1024;
+/// Default number of containers held: a default Kubernetes node (110 pods, with their sandbox and
+/// init containers ≈ 330) with room for removed ones in grace; ≈ 700 KB reserved.
+pub const DEFAULT_CAPACITY: usize = 512;
 /// Default time a removed container stays gettable: the reference's 30 s.
 pub const DEFAULT_REMOVAL_GRACE_NS: u64 = 30 * NANOS_PER_SEC;
 /// Shortest ID prefix `get_container` resolves (Docker's short ID length).
