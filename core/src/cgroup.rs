@@ -39,10 +39,10 @@
 //!
 //! # The plain containerd form `/<namespace>/<id>`
 //! `ctr run` puts a container in `/<namespace>/<container-id>`, where the ID is any containerd
-//! identifier. Two-level paths are also what ordinary cgroups look like (`/system.slice/cron.service`,
-//! `/lxc/web`), so a non-hex ID is accepted only when the first component is one of the namespaces
-//! in [`CgroupParseOptions::containerd_namespaces`] (default [`DEFAULT_CONTAINERD_NAMESPACES`]: the
-//! daemon can pass the namespaces containerd actually reports). A 64-hex ID is unambiguous and is
+//! identifier. Two-level paths are also what ordinary cgroups look like
+//! (`/system.slice/cron.service`, `/lxc/web`), so a non-hex ID is accepted only when the first
+//! component is one of the namespaces in [`CgroupParseOptions::containerd_namespaces`] (default
+//! [`DEFAULT_CONTAINERD_NAMESPACES`]: the daemon can pass the namespaces containerd reports). A 64-hex ID is unambiguous and is
 //! accepted under any top-level directory that could be a containerd namespace (containerd's name
 //! grammar, not a systemd unit such as `*.slice`, and not a directory with its own rule above).
 //!
@@ -52,8 +52,9 @@
 //! containerd's identifier grammar (see [`ContainerId`]).
 //!
 //! # Pod UID
-//! From `pod<uid>` (cgroupfs driver; needs a `kubepods` ancestor) or `…-pod<uid_with_underscores>.slice`
-//! (systemd driver; the component itself names `kubepods`), normalised to the dashed API form.
+//! From `pod<uid>` (cgroupfs driver; needs a `kubepods` ancestor) or
+//! `…-pod<uid_with_underscores>.slice` (systemd driver; the component itself names `kubepods`),
+//! normalised to the dashed API form.
 //! Kept only when it is a UUID or a static pod's 32-hex-digit hash; the container is still
 //! reported when the UID is malformed (`pod123`), just without it.
 
@@ -261,8 +262,8 @@ fn classify_colon_form(part: &str) -> Component<'_> {
 }
 
 /// For a kubelet pod slice of the systemd driver (`kubepods-besteffort-pod<uid>.slice`,
-/// `kubepods-pod<uid>.slice`, kind's `kubelet-kubepods-…-pod<uid>.slice`): `Some(uid)` with the UID
-/// when well-formed. `None` when `part` is not such a slice.
+/// `kubepods-pod<uid>.slice`, kind's `kubelet-kubepods-…-pod<uid>.slice`): `Some(uid)` with the
+/// UID when well-formed. `None` when `part` is not such a slice.
 fn kubelet_pod_slice_uid(part: &str) -> Option<Option<PodUid>> {
     let stem = part.strip_suffix(".slice")?;
     if !stem.contains("kubepods") {

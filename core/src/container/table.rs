@@ -2,9 +2,10 @@
 //! runtime enrichment, with a removal grace period and a defined eviction order.
 //!
 //! # Layout, and why
-//! Records live inline in a slab of `capacity` slots reserved at construction (1372 bytes each on 64-bit
-//! targets, indexes included; see [`ContainerTable::bytes_reserved`]); nothing allocates afterwards. Exact lookups by ID and by
-//! name go through two [`SlotIndex`]es, because `get_container(<full id>)` runs per event.
+//! Records live inline in a slab of `capacity` slots reserved at construction (1372 bytes a slot
+//! on 64-bit targets, indexes included; see [`ContainerTable::bytes_reserved`]); nothing allocates
+//! afterwards. Exact lookups by ID and by name go through two [`SlotIndex`]es, because
+//! `get_container(<full id>)` runs per event.
 //! Unique-prefix lookups and the removal sweep scan the slab linearly: prefixes come from people
 //! typing short IDs, and a container table holds hundreds to a few thousand entries, so a scan
 //! costs microseconds and saves a prefix tree. Listing walks the live recency list, so it visits
@@ -15,8 +16,8 @@
 //!   runtime and pod UID, or fills only what is still unknown (runtime `unknown`, no pod).
 //! - [`upsert`](ContainerTable::upsert): the runtime's API described it; `Some` fields replace what
 //!   is stored (see [`ContainerUpdate`]).
-//! - [`mark_removed`](ContainerTable::mark_removed): the runtime reported it gone at `now`. It stays
-//!   gettable by ID and name while `now < removed_at + grace` (default 30 s; at exactly
+//! - [`mark_removed`](ContainerTable::mark_removed): the runtime reported it gone at `now`. It
+//!   stays gettable by ID and name while `now < removed_at + grace` (default 30 s; at exactly
 //!   `removed_at + grace` it is gone) but is no longer listed. A later observe/upsert within the
 //!   grace (`docker restart` keeps the ID) revives it with its metadata; after the grace the ID
 //!   starts a fresh record.
