@@ -42,9 +42,10 @@
 //! identifier. Two-level paths are also what ordinary cgroups look like
 //! (`/system.slice/cron.service`, `/lxc/web`), so a non-hex ID is accepted only when the first
 //! component is one of the namespaces in [`CgroupParseOptions::containerd_namespaces`] (default
-//! [`DEFAULT_CONTAINERD_NAMESPACES`]: the daemon can pass the namespaces containerd reports). A 64-hex ID is unambiguous and is
-//! accepted under any top-level directory that could be a containerd namespace (containerd's name
-//! grammar, not a systemd unit such as `*.slice`, and not a directory with its own rule above).
+//! [`DEFAULT_CONTAINERD_NAMESPACES`]: the daemon can pass the namespaces containerd reports). A
+//! 64-hex ID is unambiguous and is accepted under any top-level directory that could be a
+//! containerd namespace (containerd's name grammar, not a systemd unit such as `*.slice`, and not a
+//! directory with its own rule above).
 //!
 //! # IDs
 //! Hex IDs must be exactly 64 **lowercase** hex digits: runtimes never write uppercase, so an
