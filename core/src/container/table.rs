@@ -327,7 +327,10 @@ impl ContainerTable {
 
     /// A cgroup path named a container (at `now`). Inserts it, or fills in what is still unknown
     /// on the stored record (an `unknown` runtime, a missing pod): enrichment is never overwritten
-    /// by discovery. Revives a removed record within its grace.
+    /// by discovery. Revives a removed record within its grace (a restarted container gets a new
+    /// cgroup under the same ID), so do not observe a `/proc/<pid>/cgroup` line the kernel marked
+    /// ` (deleted)` ([`CgroupLine::deleted`](crate::cgroup::CgroupLine::deleted)): that is a
+    /// leftover process of a removed container, not a new one.
     pub fn observe(
         &mut self,
         found: &CgroupContainer,
@@ -691,5 +694,86 @@ impl ContainerTable {
         self.live.remove(slot);
         self.removed.remove(slot);
         self.free.push(slot);
+    }
+}
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use super::*;
+    use crate::container::K8sPodUpdate;
+    use std::format;
+    use std::string::String;
+    use std::vec::Vec;
+
+    impl ContainerTable {
+        /// Checks the invariant written on `slots`.
+        fn assert_consistent(&self) {
+            let mut held = 0usize;
+            let mut named = 0usize;
+            for (slot, entry) in self.slots.iter().enumerate() {
+                let slot = slot as u32;
+                match entry {
+                    Some(e) => {
+                        held += 1;
+                        assert_eq!(self.exact_slot(e.info.id.as_str()), Some(slot));
+                        assert_eq!(self.live.contains(slot), e.removed_at.is_none());
+                        assert_eq!(self.removed.contains(slot), e.removed_at.is_some());
+                        assert!(!self.free.contains(&slot));
+                        if !e.info.name.is_empty() {
+                            named += 1;
+                            let h = self.hasher.hash_bytes(e.info.name.as_bytes());
+                            assert!(self.by_name.slots_with_hash(h).any(|s| s == slot));
+                        }
+                    }
+                    None => {
+                        assert!(self.free.contains(&slot));
+                        assert!(!self.live.contains(slot) && !self.removed.contains(slot));
+                    }
+                }
+            }
+            assert_eq!(self.by_id.len(), held);
+            assert_eq!(self.by_name.len(), named);
+            assert_eq!(self.free.len() + held, self.slots.len());
+            assert_eq!(self.live.len() + self.removed.len(), held);
+        }
+    }
+
+    #[test]
+    fn indexes_lists_and_free_slots_stay_consistent() {
+        let mut t = ContainerTable::new(ContainerTableConfig {
+            capacity: 5,
+            removal_grace_ns: 10,
+            hash_seed: 7,
+        });
+        let ids: Vec<String> = (0..12u32).map(|n| format!("{n:064x}")).collect();
+        let names = ["", "a", "b", "a"];
+        let mut now = 1u64;
+        for round in 0..400usize {
+            let i = &ids[(round * 7) % ids.len()];
+            let name = names[round % names.len()];
+            match round % 5 {
+                0 | 1 => {
+                    let pod = K8sPodUpdate {
+                        uid: name,
+                        ..K8sPodUpdate::default()
+                    };
+                    assert!(
+                        t.upsert(&ContainerUpdate::new(i).name(name).pod(pod), now)
+                            .is_ok()
+                    );
+                }
+                2 => assert!(t.mark_removed(i, now).is_ok()),
+                3 => {
+                    t.purge_expired(now);
+                }
+                _ => {
+                    let _ = t.get_container(i, now);
+                    let _ = t.get_container_by_name("a", now);
+                }
+            }
+            now += (round % 4) as u64;
+            t.assert_consistent();
+        }
+        assert!(t.stats().evicted_live + t.stats().evicted_removed + t.stats().expired_purged > 0);
     }
 }
