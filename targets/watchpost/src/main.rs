@@ -1,0 +1,3 @@
+//! The watchpost daemon and query CLI. (being written)
+
+fn main() {}
