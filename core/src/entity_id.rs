@@ -57,6 +57,9 @@ mod tests {
         assert_eq!(floor_start_time(0), 0);
         assert_eq!(floor_start_time(99_999_999), 0);
         assert_eq!(floor_start_time(100_000_000), 100_000_000);
-        assert_eq!(floor_start_time(u64::MAX), u64::MAX - u64::MAX % 100_000_000);
+        assert_eq!(
+            floor_start_time(u64::MAX),
+            u64::MAX - u64::MAX % 100_000_000
+        );
     }
 }

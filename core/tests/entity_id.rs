@@ -34,5 +34,8 @@ fn matches_hash_of_explicit_bytes() {
     let mut bytes = Vec::new();
     bytes.extend_from_slice(&pid.to_be_bytes());
     bytes.extend_from_slice(&floor_start_time(start).to_be_bytes());
-    assert_eq!(entity_id(pid, start), murmur3_x86_32(&bytes, ENTITY_ID_SEED));
+    assert_eq!(
+        entity_id(pid, start),
+        murmur3_x86_32(&bytes, ENTITY_ID_SEED)
+    );
 }
