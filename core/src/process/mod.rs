@@ -21,8 +21,11 @@
 //!
 //! **Early events.** An exec or exit whose process is not held yet waits in a fixed buffer
 //! (`pending_capacity`), keyed by exact key, and is applied when the fork or scan record
-//! arrives. It is dropped when it waited `pending_ttl_ns` (`pending_expired`) or, with the buffer
-//! full, when it is the oldest entry and a new key needs room (`pending_overflows`).
+//! arrives. Two early events for one key merge into one entry (the later exec wins). An entry is
+//! dropped when it waited `pending_ttl_ns` (`pending_expired`: checked when its process arrives,
+//! by [`ProcessTable::purge_expired`], and for all entries when a new key finds the buffer full)
+//! or, if the buffer is still full, when it is the oldest (first arrival, then smaller key) and a
+//! new key needs room (`pending_overflows`).
 //!
 //! **Retention and eviction.** A running process stays until evicted for room. An exited
 //! process stays while it has running descendants ("pinned": ancestry of a running process

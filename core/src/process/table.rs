@@ -1118,11 +1118,14 @@ impl ProcessTable {
         self.stats.pending_buffered = self.stats.pending_buffered.saturating_add(1);
         if self.pending.get_mut(key).is_none() {
             if self.pending.is_full() {
-                // Room first from entries that waited too long, else from the oldest.
+                // Room first from every entry that waited too long, else from the oldest.
                 let ttl = self.config.pending_ttl_ns;
-                if let Some(entry) = self.pending.take_expired(now, ttl) {
+                while let Some(entry) = self.pending.take_expired(now, ttl) {
                     self.drop_pending(entry, DropReason::Expired);
-                } else if let Some(entry) = self.pending.take_oldest() {
+                }
+                if self.pending.is_full()
+                    && let Some(entry) = self.pending.take_oldest()
+                {
                     self.drop_pending(entry, DropReason::Overflow);
                 }
             }
