@@ -292,7 +292,7 @@ fn eviction_order_exited_then_pinned_then_least_recently_used() {
     }
     table.apply_exit(&exit(5, T0 + 2), T0 + 2); // leaf, exits later
     table.apply_exit(&exit(4, T0 + 1), T0 + 1); // leaf, exits first
-    table.apply_exit(&exit(2, T0 + 0), T0 + 3); // pinned by 3 (still running)
+    table.apply_exit(&exit(2, T0), T0 + 3); // pinned by 3 (still running)
     assert_eq!(table.len(), 6);
     let mut now = T0 + 4;
 

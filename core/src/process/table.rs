@@ -611,7 +611,10 @@ impl ProcessTable {
             event.uid,
             event.gid,
             event.comm,
-            event.exe_path,
+            match event.exe_path {
+                Some(path) => ExeSource::Path(path),
+                None => ExeSource::InheritFromParent,
+            },
             now,
         ) {
             Some(_) => EventOutcome::Inserted,
@@ -645,7 +648,8 @@ impl ProcessTable {
             record.uid,
             record.gid,
             record.comm,
-            record.exe_path,
+            // An unreadable /proc/<pid>/exe (kernel threads, permissions) stays unknown.
+            record.exe_path.map_or(ExeSource::Unknown, ExeSource::Path),
             now,
         ) {
             Some(_) => EventOutcome::Inserted,
@@ -778,7 +782,7 @@ impl ProcessTable {
         uid: u32,
         gid: u32,
         comm: Comm,
-        exe_path: Option<&str>,
+        exe_source: ExeSource<'_>,
         now: EpochNanos,
     ) -> Option<u32> {
         let slot = self.take_free_slot(now)?;
@@ -800,9 +804,9 @@ impl ProcessTable {
         } else {
             self.find_exact(parent).unwrap_or(NO_SLOT)
         };
-        let exe = match exe_path {
-            Some(path) => self.intern_exe(path),
-            None => {
+        let exe = match exe_source {
+            ExeSource::Path(path) => self.intern_exe(path),
+            ExeSource::InheritFromParent => {
                 // A fork without a path runs its parent's program.
                 let inherited = self.record(parent_slot).and_then(|p| p.exe);
                 if let Some(handle) = inherited {
@@ -810,6 +814,7 @@ impl ProcessTable {
                 }
                 inherited
             }
+            ExeSource::Unknown => None,
         };
         let Some(r) = self.records.get_mut(slot as usize) else {
             self.release_exe(exe);
@@ -1155,6 +1160,15 @@ impl ProcessTable {
         };
         *counter = counter.saturating_add(1);
     }
+}
+
+/// Where a new record's executable path comes from.
+#[derive(Debug, Clone, Copy)]
+enum ExeSource<'a> {
+    Path(&'a str),
+    /// A fork that did not read the path: the child runs the parent's program.
+    InheritFromParent,
+    Unknown,
 }
 
 /// Why a parked event was dropped.
