@@ -643,3 +643,25 @@ fn capacity_is_at_least_one() {
     assert_eq!(held_pids(&table), BTreeSet::from([3]));
     assert!(table.bytes_reserved() > 0);
 }
+
+/// Events and configs survive postcard (run with `--features serde`); a name that would break
+/// `Comm`'s invariant cannot be smuggled in through deserialization.
+#[cfg(feature = "serde")]
+#[test]
+fn events_and_config_round_trip_through_postcard() {
+    let record = scan(5, 1);
+    let bytes = postcard::to_allocvec(&record).unwrap();
+    let back: ScanRecord<'_> = postcard::from_bytes(&bytes).unwrap();
+    assert_eq!(back, record);
+    let cfg = config(10);
+    let back: ProcessTableConfig =
+        postcard::from_bytes(&postcard::to_allocvec(&cfg).unwrap()).unwrap();
+    assert_eq!(back, cfg);
+    let long = postcard::to_allocvec("seventeen bytes!!").unwrap();
+    assert!(postcard::from_bytes::<Comm>(&long).is_err());
+    let ok = postcard::to_allocvec("nginx").unwrap();
+    assert_eq!(
+        postcard::from_bytes::<Comm>(&ok).unwrap(),
+        Comm::new("nginx")
+    );
+}
