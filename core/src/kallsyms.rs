@@ -8,12 +8,12 @@
 //! The kernel prints one symbol per line (`kernel/kallsyms.c`, `s_show`):
 //! ```text
 //! ffffffff81000000 T _text
-//! ffffffffc0a01000 t nf_hook_slow	[nf_tables]
+//! ffffffffc0a01000 t nf_hook_slow    [nf_tables]
 //! ```
 //! an address in hexadecimal (16 digits on a 64-bit kernel, 8 on a 32-bit one), one type character
 //! as `nm` prints it (upper case = exported; `?` occurs for odd module sections), the name, and for
 //! a loadable module — or a kernel pseudo-module such as `[bpf]` or `[__builtin__ftrace]` — the
-//! module name in brackets after a tab. Symbols without a module belong to the kernel image, which
+//! module name in brackets after a tab (spaces above). Symbols without a module belong to the kernel image, which
 //! the store calls [`KERNEL_MODULE`] (`"system"`). Fields are separated by runs of spaces or tabs;
 //! a trailing `\r` is tolerated; an empty line is skipped (and counted).
 //!
