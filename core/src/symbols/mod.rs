@@ -20,7 +20,8 @@
 //!   skipped and counted, never an error.
 //! - [`KernelSymbolTable::nearest`]: the symbol containing an address. kallsyms has no sizes, so a
 //!   symbol is taken to extend up to the next higher symbol address **of the same module range**
-//!   (a maximal run of address-adjacent symbols of one module). `NotFound` below the first symbol,
+//!   (a maximal run of address-adjacent symbols of one module): the symbols at the next higher
+//!   address must include one of the same module as the symbols at the start address. `NotFound` below the first symbol,
 //!   and past the last symbol of a module range (the gap before the next module, or the end of the
 //!   table) — there the symbol's end is unknown, and attributing e.g. a hook trampoline's address
 //!   to whichever kernel symbol happens to precede it would be a wrong answer. An exact symbol
@@ -426,11 +427,15 @@ impl KernelSymbolTable {
         if symbol_address == address {
             return Some((symbol_address, range));
         }
-        // The next entry (at a higher address) must continue one of the group's module ranges.
-        let next_module = self.symbols.module_index_of(range.1)?;
-        let same_range =
-            (range.0..range.1).any(|i| self.symbols.module_index_of(i) == Some(next_module));
-        same_range.then_some((symbol_address, range))
+        // The next higher address must hold a symbol of one of the group's modules: then the
+        // group's end is known and `address` lies before it.
+        let next = self
+            .symbols
+            .alias_range(self.symbols.address_of(range.1)?)?;
+        let module = |i: usize| self.symbols.module_index_of(i);
+        let continues =
+            (next.0..next.1).any(|n| (range.0..range.1).any(|g| module(g) == module(n)));
+        continues.then_some((symbol_address, range))
     }
 
     /// Every symbol in address order. A maintenance view (snapshots, diagnostics): not counted
