@@ -723,8 +723,8 @@ fn memory_is_reserved_once_and_queries_never_allocate() {
     assert_eq!(table.stats().bytes_reserved, layout.bytes());
     assert_eq!(table.len(), layout.symbols);
     assert!(table.len() <= table.capacity());
-    // Construction's peak: the reserved table plus a sort scratch of 16 bytes per symbol.
-    let scratch = 16 * layout.symbols;
+    // Construction allocates the reserved table plus a sort scratch of 24 bytes per symbol.
+    let scratch = 24 * layout.symbols;
     assert!(
         built.bytes as usize <= layout.bytes() + scratch + 4096 * 16,
         "{} bytes allocated while building",

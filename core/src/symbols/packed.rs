@@ -69,10 +69,13 @@ pub(crate) struct AddressSegment {
     start: u32,
 }
 
-/// A symbol as first collected, before sorting by address (construction scratch only).
+/// A symbol as first collected, before sorting by address (construction scratch only, 24 bytes).
 #[derive(Clone, Copy)]
 struct CollectedSymbol {
     address: u64,
+    /// Position among the kept symbols of the text: the alias order. (The name offset cannot
+    /// serve: shared names have equal offsets.)
+    sequence: u32,
     name_offset: u32,
     len_kind: u16,
     module: u16,
@@ -163,10 +166,12 @@ impl PackedSymbols {
             // Names are at most 511 bytes (9 bits); kinds are 7-bit ASCII.
             let len_kind = (name_len as u16 & NAME_LEN_MASK)
                 | (u16::from(symbol.kind.as_byte()) << NAME_LEN_BITS);
+            let sequence = to_u32(collected.len())?;
             push_within(
                 &mut collected,
                 CollectedSymbol {
                     address: symbol.address,
+                    sequence,
                     name_offset,
                     len_kind,
                     module,
@@ -176,8 +181,9 @@ impl PackedSymbols {
         }
         drop(modules);
 
-        // Aliases end up in text order: the arena offset grows with the line.
-        collected.sort_unstable_by_key(|c| (c.address, c.name_offset, c.module, c.len_kind));
+        // Aliases end up in text order. (`sort_unstable` sorts in place; a stable sort would
+        // allocate another scratch buffer as large as `collected`.)
+        collected.sort_unstable_by_key(|c| (c.address, c.sequence));
 
         let mut entries = reserved_vec::<SymbolEntry>(layout.symbols)?;
         let mut segments = reserved_vec::<AddressSegment>(layout.address_segments)?;
@@ -334,6 +340,27 @@ impl PackedSymbols {
             .count();
         let first = start.saturating_add(first);
         (count > 0).then(|| (first, first.saturating_add(count)))
+    }
+
+    /// The entries sharing entry `index`'s address, as an index range (found by walking from
+    /// `index`: aliases are adjacent and never span segments).
+    pub(super) fn alias_group(&self, index: usize) -> Option<(usize, usize)> {
+        let low = self.entries.get(index)?.low;
+        let segment = self
+            .segments
+            .partition_point(|s| s.start as usize <= index)
+            .checked_sub(1)?;
+        let (start, end) = self.segment_bounds(segment)?;
+        let before = self
+            .entries
+            .get(start..index)?
+            .iter()
+            .rev()
+            .take_while(|e| e.low == low)
+            .count();
+        let from = self.entries.get(index..end)?;
+        let after = from.iter().take_while(|e| e.low == low).count();
+        Some((index.saturating_sub(before), index.saturating_add(after)))
     }
 
     /// Index of the last entry whose address is `<= address`; `None` below the first symbol.
@@ -558,6 +585,15 @@ mod tests {
         assert_eq!(p.module_of(0), "mod");
         assert_eq!(p.module_of(1), "system");
         assert_eq!(p.module_of(2), "bpf");
+    }
+
+    #[test]
+    fn aliases_keep_text_order_even_with_shared_names() {
+        // The second `_` shares the first's bytes (same offset): order must come from the text.
+        let p = build("ffffffff81000028 t _\t[mod0]\nffffffff81000028 t _\n");
+        assert_eq!(p.alias_range(0xffff_ffff_8100_0028), Some((0, 2)));
+        assert_eq!((p.module_of(0), p.module_of(1)), ("mod0", "system"));
+        assert_eq!(p.alias_group(1), Some((0, 2)));
     }
 
     #[test]
