@@ -22,10 +22,11 @@
 //! anything the store could resolve. Two forms occur, and both are reported as
 //! [`KallsymsLine::PerCpu`] (so callers can count them) instead of [`KallsymsLine::Symbol`]:
 //! - **zero-based per-CPU offsets in the kernel image**: on x86_64 SMP kernels the per-CPU section
-//!   is linked at address 0, so its symbols print as small offsets — type `A` from Linux 4.x
-//!   (`scripts/kallsyms.c --absolute-percpu` rewrites their type to `A`) until 6.15 removed
-//!   zero-based per-CPU, and type `D`/`d` before that (`0000000000000000 A fixed_percpu_data`,
-//!   `0000000000004000 D gdt_page`). Rule: **a 16-digit address (64-bit kernel) in the lower half
+//!   is linked at address 0, so its symbols print as small offsets: type `D`/`d` in early kernels
+//!   (`0000000000004000 D gdt_page`; with KASLR shifted by the relocation offset, still small),
+//!   then type `A` once `scripts/kallsyms.c --absolute-percpu` (2014) rewrote them as absolute
+//!   (`0000000000000000 A fixed_percpu_data`), until x86_64 dropped zero-based per-CPU data
+//!   (Linux 6.15). Rule: **a 16-digit address (64-bit kernel) in the lower half
 //!   of the address space (`< 0x8000_0000_0000_0000`)**. Every 64-bit architecture watchpost runs
 //!   on (x86_64, arm64) places the kernel image, modules, BPF programs and trampolines in the upper
 //!   half, so a privileged reader sees nothing else there. Tracee uses the narrower test "not
