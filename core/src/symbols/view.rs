@@ -44,6 +44,7 @@ impl SymbolView<'_> {
 
 /// An owned symbol, the reference's `SymbolInfo`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct SymbolInfo {
     /// Symbol name.
     pub name: String,
