@@ -4,6 +4,7 @@
 
 mod gen_syscalls;
 mod syscall_tbl;
+mod test_command;
 
 use std::process::ExitCode;
 
@@ -15,6 +16,8 @@ commands:
   gen-syscalls [--check]   generate core/src/syscall/{x86_64,aarch64}.rs from the kernel's
                            syscall tables in core/syscall-tables/; with --check, write nothing
                            and fail if the committed files are stale
+  test [--fuzz-seconds N]  run every test suite, the bare-metal builds, the generated-code
+                           check and a fuzz smoke run of N seconds per target (default 10)
   help                     print this text
 ";
 
@@ -26,6 +29,7 @@ fn main() -> ExitCode {
     };
     match command.as_str() {
         "gen-syscalls" => gen_syscalls::run(options),
+        "test" => test_command::run(options),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             ExitCode::SUCCESS
