@@ -767,18 +767,24 @@ impl IpReputationStore {
                 Some(id) => Some(id),
                 None => self.table.create_source(source),
             };
-            if let Some(id) = id {
-                let mut replaced = 0u64;
+            let Some(id) = id else {
+                // Unreachable while the source bookkeeping holds (a free slot was checked above);
+                // if it ever did not, refuse cleanly rather than report a write that did not happen.
                 for record in records {
-                    if self.table.upsert(id, record) {
-                        replaced += 1;
-                    }
+                    self.table.release_record(record, usize::MAX);
                 }
-                let s = &mut self.stats;
-                s.entries_written = s.entries_written.saturating_add(n as u64);
-                s.entries_replaced = s.entries_replaced.saturating_add(replaced);
-                s.peak_entries = s.peak_entries.max(self.table.len as u64);
+                return Err(self.reject(op, Rejection::SourcesFull, None, n, now));
+            };
+            let mut replaced = 0u64;
+            for record in records {
+                if self.table.upsert(id, record) {
+                    replaced += 1;
+                }
             }
+            let s = &mut self.stats;
+            s.entries_written = s.entries_written.saturating_add(n as u64);
+            s.entries_replaced = s.entries_replaced.saturating_add(replaced);
+            s.peak_entries = s.peak_entries.max(self.table.len as u64);
         }
         if op == "write_batch" {
             self.stats.batches_written = self.stats.batches_written.saturating_add(1);
@@ -1234,5 +1240,93 @@ impl WritableStore for IpReputationStore {
 
     fn clear(&mut self, source: &str, now: EpochNanos) -> Result<usize, WriteError> {
         IpReputationStore::clear(self, source, now)
+    }
+}
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    impl Table {
+        /// Every bookkeeping invariant the fields document.
+        fn assert_invariants(&self) {
+            assert_eq!(self.index.len(), self.len);
+            let mut free = 0usize;
+            let mut slot = self.free_entry;
+            while let Some(e) = self.entries.get(slot as usize) {
+                assert_eq!(e.source, NO_SOURCE);
+                free += 1;
+                slot = e.next;
+            }
+            assert_eq!(free + self.len, self.entries.len());
+            assert_eq!(
+                self.by_name.len() + self.free_sources.len(),
+                self.sources.len()
+            );
+            assert!(
+                self.by_name
+                    .windows(2)
+                    .all(|w| self.source_name(w[0]) < self.source_name(w[1]))
+            );
+            let mut listed = 0usize;
+            for &id in &self.by_name {
+                let source = &self.sources[usize::from(id)];
+                assert!(source.entries > 0);
+                let (mut slot, mut prev, mut walked) = (source.head, NO_SLOT, 0u32);
+                while let Some(e) = self.entries.get(slot as usize) {
+                    assert_eq!(e.source, id);
+                    assert_eq!(e.prev, prev);
+                    assert_eq!(self.find_entry(id, e.ip, self.hash(e.ip)), Some(slot));
+                    (prev, slot) = (slot, e.next);
+                    walked += 1;
+                }
+                assert_eq!(walked, source.entries);
+                listed += walked as usize;
+            }
+            assert_eq!(listed, self.len);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn bookkeeping_holds_under_churn(
+            ops in proptest::collection::vec((0u8..4, 0u8..4, 0u8..12, any::<bool>()), 1..200)
+        ) {
+            let mut config = IpReputationConfig::new(10);
+            config.max_sources = 3;
+            config.max_strings = 6;
+            config.max_string_bytes = 24;
+            let mut store = IpReputationStore::new(config, &[]).unwrap();
+            let names = ["a", "b", "c", "d"];
+            let tags = ["t0", "t1", "t2", "tag-three"];
+            for (kind, source, ip, flag) in ops {
+                let name = names[usize::from(source)];
+                let addr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, ip));
+                match kind {
+                    0 | 1 => {
+                        let mut r = IpReputation::new(&addr, ReputationStatus::Deny, 5, 1).unwrap();
+                        r.add_tag(tags[usize::from(ip % 4)]).unwrap();
+                        if flag {
+                            r.set_metadata("k", tags[usize::from(source)]).unwrap();
+                        }
+                        let _ = store.write(name, &r, 1);
+                    }
+                    2 => {
+                        let _ = store.delete(name, &addr, 1);
+                    }
+                    _ => {
+                        if flag {
+                            let _ = store.clear(name, 1);
+                        }
+                    }
+                }
+                store.table.assert_invariants();
+            }
+            let _ = names.map(|n| store.clear(n, 1));
+            store.table.assert_invariants();
+            prop_assert_eq!(store.strings_used(), (0, 0));
+            prop_assert!(store.is_empty());
+        }
     }
 }
