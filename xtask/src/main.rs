@@ -1,7 +1,43 @@
 //! `cargo xtask`: the project's build helper (one quick-to-compile binary, no dependencies).
+//!
+//! A small subcommand dispatcher; each command lives in its own module. Run `cargo xtask help`.
 
-fn main() {
-    let command = std::env::args().nth(1);
-    eprintln!("usage: cargo xtask <command> (got {command:?})");
-    std::process::exit(2);
+mod gen_syscalls;
+mod syscall_tbl;
+mod test_command;
+
+use std::process::ExitCode;
+
+/// One line per command, printed by `cargo xtask help` and on a usage error.
+const USAGE: &str = "\
+usage: cargo xtask <command> [options]
+
+commands:
+  gen-syscalls [--check]   generate core/src/syscall/{x86_64,aarch64}.rs from the kernel's
+                           syscall tables in core/syscall-tables/; with --check, write nothing
+                           and fail if the committed files are stale
+  test [--fuzz-seconds N]  run every test suite, the bare-metal builds, the generated-code
+                           check and a fuzz smoke run of N seconds per target (default 10)
+  help                     print this text
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((command, options)) = args.split_first() else {
+        eprint!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    match command.as_str() {
+        "gen-syscalls" => gen_syscalls::run(options),
+        "test" => test_command::run(options),
+        "help" | "--help" | "-h" => {
+            print!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        other => {
+            eprintln!("unknown command `{other}`");
+            eprint!("{USAGE}");
+            ExitCode::from(2)
+        }
+    }
 }
