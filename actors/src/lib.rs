@@ -22,6 +22,7 @@
 //! - [`names`]: store-name rules.
 //! - [`clock`]: the `now` passed to core stores.
 
+pub mod adapters;
 pub mod clock;
 pub mod handle;
 pub mod intake;

@@ -141,6 +141,12 @@ impl<S: WritableStore> WriteHandle<S> {
         self.write_as("write", request).await
     }
 
+    /// The same handle with another call timeout (for its reads and writes).
+    pub fn with_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.read = self.read.with_timeout(timeout);
+        self
+    }
+
     /// A read-only handle to give to others.
     pub fn reader(&self) -> ReadHandle<S> {
         self.read.clone()
