@@ -90,12 +90,14 @@ impl Notes {
 }
 
 /// Reads of [`Notes`].
+#[derive(Debug)]
 pub enum NotesRead {
     Get(String),
     Len,
 }
 
 /// Writes of [`Notes`].
+#[derive(Debug)]
 pub enum NotesWrite {
     Put(String, String),
     /// Blocks the store's actor (to provoke caller timeouts).
