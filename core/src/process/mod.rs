@@ -1,1 +1,103 @@
-//! (being written)
+//! The process tree: who runs, who started whom, what they run, as one bounded table.
+//!
+//! Detectors ask by entity ID ([`crate::entity_id`]) for a process, its children, or its
+//! ancestry. The table is fed fork/exec/exit events and `/proc` scan records ([`event`]), all
+//! carrying the exact key (pid, canonical start time, see [`crate::start_time`]).
+//!
+//! ```
+//! # #[cfg(feature = "alloc")] {
+//! use watchpost_core::process::{Comm, ForkEvent, ProcessTable, ProcessTableConfig};
+//!
+//! let mut table = ProcessTable::new(ProcessTableConfig { capacity: 100, ..Default::default() });
+//! let now = 1_764_300_000_000_000_000;
+//! let fork = |pid, ppid, parent_start| ForkEvent {
+//!     pid, start_time: now, ppid, parent_start_time: parent_start,
+//!     uid: 1000, gid: 1000, comm: Comm::new("sh"), exe_path: None,
+//! };
+//! table.apply_fork(&ForkEvent { exe_path: Some("/bin/sh"), ..fork(100, 0, 0) }, now);
+//! table.apply_fork(&fork(101, 100, now), now);
+//! let child = watchpost_core::entity_id::entity_id(101, now);
+//! let chain: Vec<u32> = table.ancestry(child, 5, now)?.map(|p| p.pid()).collect();
+//! assert_eq!(chain, [101, 100]);
+//! assert_eq!(table.get(child, now)?.exe_path(), Some("/bin/sh")); // inherited at fork
+//! # }
+//! # Ok::<(), watchpost_core::StoreError>(())
+//! ```
+//!
+//! # Rules of [`ProcessTable`]
+//!
+//! **Identity.** A record is keyed by its exact [`ProcessKey`]; the entity ID index is a
+//! multimap, because 32-bit IDs collide. When several held processes share the asked ID, the
+//! answer is, in order of preference: a running one over an exited one; then the newest start
+//! time; then the smaller pid. Each such lookup counts in `ambiguous_lookups`, each insertion of
+//! a process whose ID was already taken in `id_collisions`. Callers that know the exact key use
+//! [`ProcessTable::get_exact`], which is never ambiguous.
+//!
+//! **Duplicates.** A fork or scan record for a key already held never creates a second record.
+//! The parent is set by the first record and changed only when a fork event contradicts a parent
+//! that came from a scan (a scan sees a reaper after re-parenting; the fork saw the real parent):
+//! `parent_corrections`. A later scan never changes a parent and only fills an unknown path.
+//! Exec updates name, path, uid and gid; exec or exit after exit is stale and ignored.
+//!
+//! **Early events.** An exec or exit whose process is not held yet waits in a fixed buffer
+//! (`pending_capacity`), keyed by exact key, and is applied when the fork or scan record
+//! arrives. Two early events for one key merge into one entry (the later exec wins). An entry is
+//! dropped when it waited `pending_ttl_ns` (`pending_expired`: checked when its process arrives,
+//! by [`ProcessTable::purge_expired`], and for all entries when a new key finds the buffer full)
+//! or, if the buffer is still full, when it is the oldest (first arrival, then smaller key) and a
+//! new key needs room (`pending_overflows`).
+//!
+//! **Retention and eviction.** A running process stays until evicted for room. An exited
+//! process stays while it has running descendants ("pinned": ancestry of a running process
+//! keeps working after its parent exits); once it has none, it stays for `exit_grace_ns`,
+//! counted from its *release time* (its own exit, or the exit or eviction of its last running
+//! descendant, whichever is later). Then it is gone: every operation first removes expired
+//! processes (`evicted_expired`), so queries never see one, and
+//! [`ProcessTable::purge_expired`] does it without traffic. When a new process needs a slot and
+//! the table is full, exactly one record is evicted, the first of:
+//! 1. an exited, unpinned process: earliest release time first (`evicted_exited`, or
+//!    `evicted_expired` if its grace had ended);
+//! 2. an exited, pinned process: earliest exit first (`evicted_exited_pinned`);
+//! 3. the least recently used running process (`evicted_live`).
+//!
+//! Ties break on the smaller start time, then the smaller pid. Recency of a running process is
+//! refreshed when it is inserted, by `get`/`get_exact`, by `children` (the parent), by
+//! `ancestry` (every running process listed), by its exec, and by a fork of a child (the
+//! parent). Evicting a process unlinks its children (their ancestry then stops there).
+//!
+//! **Cycles.** Scan records can describe a parent loop (pid reuse races). Ancestry stops before
+//! any process it already listed, however long the loop. An exited process pinned only by a
+//! loop stays pinned (it is evicted under pressure in step 2).
+//!
+//! **Paths.** Executable paths are interned in a bounded [`crate::intern_arena::InternArena`]:
+//! records sharing a binary share one copy, released with the last record (or parked exec) that
+//! uses it. A fork without a path inherits its parent's. When the arena is full the path reads
+//! as unknown (`exe_paths_dropped`).
+//!
+//! **Memory.** Everything is reserved by [`ProcessTable::new`]. Per capacity entry: the 88-byte
+//! record, 4 bytes in the free-slot stack, 8 in the recency list, 8 in the exit queue, and two
+//! hash indexes of 8-byte positions at ≤ 75 % load (10.7–21.3 bytes each, by the power-of-two
+//! rounding): about 130–150 bytes per process (134 at capacity 10,000), plus the path arena and
+//! the pending buffer (56 bytes per entry). With the default configuration, 10,000 processes
+//! reserve 1.75 MB in total (175 bytes per entry, of which ~40 are the 256 KiB path arena).
+//! [`ProcessTable::bytes_reserved`] gives the exact total.
+
+pub mod comm;
+pub mod event;
+
+#[cfg(feature = "alloc")]
+mod exit_queue;
+#[cfg(feature = "alloc")]
+mod pending;
+#[cfg(feature = "alloc")]
+pub mod table;
+#[cfg(feature = "alloc")]
+pub mod view;
+
+pub use comm::{COMM_LEN, Comm};
+pub use event::{ExecEvent, ExitEvent, ForkEvent, ProcessKey, ScanRecord};
+
+#[cfg(feature = "alloc")]
+pub use table::{EventOutcome, ProcessTable, ProcessTableConfig, ProcessTableStats};
+#[cfg(feature = "alloc")]
+pub use view::{Ancestry, Children, ProcessInfo, ProcessView};
