@@ -19,11 +19,17 @@
 //!   and the restart policy.
 //! - [`protocol`], `store_actor`, `slot`: the generic store actor, its messages, and the shared
 //!   slot handles send through (null store, restarts, handle-side counters).
+//! - [`adapters`]: the core stores behind the backend traits (`ProcessTable`, `SyscallStore`,
+//!   `SystemFacts` over the core `SystemStore`), converting borrowed views to owned replies.
+//! - [`detect`]: the `Detector` trait, `Event`, serialisable `DetectorOutput`, the
+//!   `DetectorEngine` (concurrent, bounded), and the built-in detectors `shell_from_service`
+//!   and `tmp_exec_in_container`.
 //! - [`names`]: store-name rules.
 //! - [`clock`]: the `now` passed to core stores.
 
 pub mod adapters;
 pub mod clock;
+pub mod detect;
 pub mod handle;
 pub mod intake;
 pub mod names;

@@ -64,7 +64,8 @@ async fn a_flood_is_refused_and_counted_never_buffered() {
 
     // Keep the store busy so the queue fills.
     let o = owner.clone();
-    let stall = tokio::spawn(async move { o.write(NotesWrite::Stall(Duration::from_millis(300))).await });
+    let stall =
+        tokio::spawn(async move { o.write(NotesWrite::Stall(Duration::from_millis(300))).await });
     tokio::time::sleep(Duration::from_millis(20)).await;
 
     let baseline = LIVE.load(Ordering::Relaxed);
@@ -88,8 +89,14 @@ async fn a_flood_is_refused_and_counted_never_buffered() {
         }
     }
     let peak_growth = PEAK.load(Ordering::Relaxed).saturating_sub(baseline);
-    assert!(max_queued <= QUEUE, "queue held {max_queued} batches, capacity {QUEUE}");
-    assert!(refused > accepted, "the flood overflowed: accepted {accepted}, refused {refused}");
+    assert!(
+        max_queued <= QUEUE,
+        "queue held {max_queued} batches, capacity {QUEUE}"
+    );
+    assert!(
+        refused > accepted,
+        "the flood overflowed: accepted {accepted}, refused {refused}"
+    );
     assert!(
         peak_growth < 4 * 1024 * 1024,
         "live heap grew by {peak_growth} bytes during a flood of {} updates",
@@ -101,7 +108,10 @@ async fn a_flood_is_refused_and_counted_never_buffered() {
     assert!(owner.read(NotesRead::Len).await.unwrap().is_ok());
     let h = owner.get_health().await;
     assert_eq!(h.status, HealthStatus::Unhealthy);
-    assert_eq!(h.message.as_str(), format!("degraded: intake overflow {refused}"));
+    assert_eq!(
+        h.message.as_str(),
+        format!("degraded: intake overflow {refused}")
+    );
 
     // Every update is accounted for once the queue drains.
     let settled = eventually(Duration::from_secs(10), || async {
@@ -117,9 +127,16 @@ async fn a_flood_is_refused_and_counted_never_buffered() {
     assert_eq!(intake.queued(), 0);
 
     // Oversized batches are refused and counted too.
-    let big: Vec<NotesWrite> = (0..BATCH + 1).map(|i| NotesWrite::Put(i.to_string(), String::new())).collect();
-    assert!(matches!(intake.try_submit(big), Err(IntakeError::TooLarge { len, max, .. }) if len == BATCH + 1 && max == BATCH));
-    assert_eq!(owner.supervision().intake_overflow_updates, refused + BATCH as u64 + 1);
+    let big: Vec<NotesWrite> = (0..BATCH + 1)
+        .map(|i| NotesWrite::Put(i.to_string(), String::new()))
+        .collect();
+    assert!(
+        matches!(intake.try_submit(big), Err(IntakeError::TooLarge { len, max, .. }) if len == BATCH + 1 && max == BATCH)
+    );
+    assert_eq!(
+        owner.supervision().intake_overflow_updates,
+        refused + BATCH as u64 + 1
+    );
     reg.shutdown().await;
 }
 
@@ -135,12 +152,22 @@ async fn submit_waits_for_room_instead_of_overflowing() {
         },
         ..StoreOptions::default()
     };
-    let owner = reg.register_writable_store("notes", support::notes_factory(10_000), options).await.unwrap();
+    let owner = reg
+        .register_writable_store("notes", support::notes_factory(10_000), options)
+        .await
+        .unwrap();
     for b in 0..200 {
-        let batch = (0..10).map(|i| NotesWrite::Put(format!("{b}-{i}"), "v".into())).collect();
+        let batch = (0..10)
+            .map(|i| NotesWrite::Put(format!("{b}-{i}"), "v".into()))
+            .collect();
         owner.intake().submit(batch).await.unwrap();
     }
-    assert!(eventually(Duration::from_secs(5), || async { owner.supervision().intake_applied_updates == 2_000 }).await);
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            owner.supervision().intake_applied_updates == 2_000
+        })
+        .await
+    );
     assert_eq!(owner.supervision().intake_overflow_updates, 0);
     assert_eq!(owner.read(NotesRead::Len).await.unwrap().unwrap(), "2000");
     assert_eq!(owner.get_health().await.status, HealthStatus::Healthy);

@@ -7,7 +7,10 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Counter, Notes, NotesRead, NotesWrite, notes_factory, register_syscalls, register_system, registry};
+use support::{
+    Counter, Notes, NotesRead, NotesWrite, notes_factory, register_syscalls, register_system,
+    registry,
+};
 use watchpost_actors::{ErrorKind, HealthStatus, RegistrationError, StoreKind, StoreOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -18,9 +21,15 @@ async fn core_store_registers_and_answers_through_its_typed_accessor() {
     register_syscalls(&reg).await;
     assert!(reg.is_available("syscall").await);
 
-    let execve = syscalls.get_syscall_id("execve").await.expect("execve exists");
+    let execve = syscalls
+        .get_syscall_id("execve")
+        .await
+        .expect("execve exists");
     assert_eq!(syscalls.get_syscall_name(execve).await.unwrap(), "execve");
-    let missing = syscalls.get_syscall_id("no_such_syscall").await.unwrap_err();
+    let missing = syscalls
+        .get_syscall_id("no_such_syscall")
+        .await
+        .unwrap_err();
     assert!(missing.is(ErrorKind::NotFound), "{missing}");
     assert_eq!(missing.store, "syscall");
     let names = syscalls.get_syscall_names(&[execve, -1]).await.unwrap();
@@ -54,14 +63,23 @@ async fn duplicate_core_registration_is_refused_and_the_first_store_keeps_servin
     assert_eq!(again, RegistrationError::Duplicate("system".into()));
     assert!(again.is(ErrorKind::InvalidArgument));
     let info = reg.system().get_system_info().await.unwrap();
-    assert_eq!(info.architecture, std::env::consts::ARCH, "first store still answers");
+    assert_eq!(
+        info.architecture,
+        std::env::consts::ARCH,
+        "first store still answers"
+    );
     reg.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writable_store_names_are_validated() {
     let reg = registry().await;
-    for (name, expect_whitespace) in [("", false), (" notes", true), ("notes ", true), ("\tnotes", true)] {
+    for (name, expect_whitespace) in [
+        ("", false),
+        (" notes", true),
+        ("notes ", true),
+        ("\tnotes", true),
+    ] {
         let err = reg
             .register_writable_store(name, notes_factory(4), StoreOptions::default())
             .await
@@ -105,27 +123,58 @@ async fn owner_writes_others_read_through_get_custom() {
         .register_writable_store("notes", notes_factory(2), StoreOptions::default())
         .await
         .unwrap();
-    owner.write(NotesWrite::Put("a".into(), "1".into())).await.unwrap().unwrap();
+    owner
+        .write(NotesWrite::Put("a".into(), "1".into()))
+        .await
+        .unwrap()
+        .unwrap();
 
     let custom = reg.get_custom("notes").await.expect("registered");
     assert_eq!(custom.name(), "notes");
     assert_eq!(custom.metadata().kind, StoreKind::Writable);
     let reader = custom.typed::<Notes>().expect("right type");
-    assert_eq!(reader.read(NotesRead::Get("a".into())).await.unwrap().unwrap(), "1");
-    let miss = reader.read(NotesRead::Get("zz".into())).await.unwrap().unwrap_err();
+    assert_eq!(
+        reader
+            .read(NotesRead::Get("a".into()))
+            .await
+            .unwrap()
+            .unwrap(),
+        "1"
+    );
+    let miss = reader
+        .read(NotesRead::Get("zz".into()))
+        .await
+        .unwrap()
+        .unwrap_err();
     assert!(miss.is(ErrorKind::NotFound));
 
     // The store's own rules answer through the owner's handle.
-    owner.write(NotesWrite::Put("b".into(), "2".into())).await.unwrap().unwrap();
-    let full = owner.write(NotesWrite::Put("c".into(), "3".into())).await.unwrap().unwrap_err();
+    owner
+        .write(NotesWrite::Put("b".into(), "2".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    let full = owner
+        .write(NotesWrite::Put("c".into(), "3".into()))
+        .await
+        .unwrap()
+        .unwrap_err();
     assert!(full.is(ErrorKind::InvalidArgument));
 
     // Wrong type and unknown names.
     let wrong = custom.typed::<Counter>().unwrap_err();
     assert!(wrong.is(ErrorKind::InvalidArgument));
     let unknown = reg.get_custom("nope").await.unwrap_err();
-    assert!(unknown.is(ErrorKind::NotFound), "get_custom of an unknown name is NotFound");
-    assert!(reg.get_custom_typed::<Notes>("nope").await.unwrap_err().is(ErrorKind::NotFound));
+    assert!(
+        unknown.is(ErrorKind::NotFound),
+        "get_custom of an unknown name is NotFound"
+    );
+    assert!(
+        reg.get_custom_typed::<Notes>("nope")
+            .await
+            .unwrap_err()
+            .is(ErrorKind::NotFound)
+    );
 
     // Metrics through the registry and through the handle agree.
     let m = reg.metrics("notes").await.unwrap();
@@ -148,9 +197,15 @@ async fn list_is_available_metadata_and_not_found() {
         .register_writable_store("notes", notes_factory(4), StoreOptions::default())
         .await
         .unwrap();
-    assert_eq!(reg.list().await.unwrap(), vec!["notes", "syscall", "system"]);
+    assert_eq!(
+        reg.list().await.unwrap(),
+        vec!["notes", "syscall", "system"]
+    );
     assert!(reg.is_available("system").await);
-    assert!(!reg.is_available("process").await, "null stores are not available");
+    assert!(
+        !reg.is_available("process").await,
+        "null stores are not available"
+    );
     assert!(!reg.is_available("unknown").await);
 
     let md = reg.metadata("syscall").await.unwrap();
@@ -164,12 +219,21 @@ async fn list_is_available_metadata_and_not_found() {
     assert_eq!(md.description, "notes shared between test detectors");
 
     for name in ["process", "unknown"] {
-        assert!(reg.metadata(name).await.unwrap_err().is(ErrorKind::NotFound));
+        assert!(
+            reg.metadata(name)
+                .await
+                .unwrap_err()
+                .is(ErrorKind::NotFound)
+        );
         assert!(reg.metrics(name).await.unwrap_err().is(ErrorKind::NotFound));
         assert!(reg.health(name).await.unwrap_err().is(ErrorKind::NotFound));
     }
     let core = reg.get_custom("syscall").await.unwrap();
-    assert!(core.typed::<Notes>().unwrap_err().is(ErrorKind::InvalidArgument));
+    assert!(
+        core.typed::<Notes>()
+            .unwrap_err()
+            .is(ErrorKind::InvalidArgument)
+    );
     assert_eq!(core.get_health().await.status, HealthStatus::Healthy);
     reg.shutdown().await;
 }
@@ -191,7 +255,10 @@ async fn many_concurrent_callers_all_get_answers() {
             for i in 0..200u32 {
                 let id = syscalls.get_syscall_id("read").await.unwrap();
                 assert_eq!(syscalls.get_syscall_name(id).await.unwrap(), "read");
-                let _ = reader.read(NotesRead::Get(format!("{t}-{i}"))).await.unwrap();
+                let _ = reader
+                    .read(NotesRead::Get(format!("{t}-{i}")))
+                    .await
+                    .unwrap();
                 if i % 50 == 0 {
                     assert!(reg.is_available("syscall").await);
                 }
@@ -199,7 +266,11 @@ async fn many_concurrent_callers_all_get_answers() {
         }));
     }
     for i in 0..100 {
-        owner.write(NotesWrite::Put(format!("k{i}"), "v".into())).await.unwrap().unwrap();
+        owner
+            .write(NotesWrite::Put(format!("k{i}"), "v".into()))
+            .await
+            .unwrap()
+            .unwrap();
     }
     for t in tasks {
         t.await.unwrap();
@@ -218,13 +289,18 @@ async fn a_stalled_store_times_out_as_unhealthy_and_counts_the_error() {
         call_timeout: Some(Duration::from_millis(50)),
         ..StoreOptions::default()
     };
-    let owner = reg.register_writable_store("notes", notes_factory(4), options).await.unwrap();
+    let owner = reg
+        .register_writable_store("notes", notes_factory(4), options)
+        .await
+        .unwrap();
     let reader = owner.reader();
     assert_eq!(reader.timeout(), Duration::from_millis(50));
     // The owner stalls the store's actor with a patient handle; the reader keeps 50 ms.
     let owner = owner.with_timeout(Duration::from_secs(5));
     let stalled = tokio::spawn(async move {
-        let r = owner.write(NotesWrite::Stall(Duration::from_millis(400))).await;
+        let r = owner
+            .write(NotesWrite::Stall(Duration::from_millis(400)))
+            .await;
         (owner, r)
     });
     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -232,7 +308,10 @@ async fn a_stalled_store_times_out_as_unhealthy_and_counts_the_error() {
     let err = reader.read(NotesRead::Get("a".into())).await.unwrap_err();
     let waited = started.elapsed();
     assert!(err.is(ErrorKind::StoreUnhealthy), "{err}");
-    assert!(waited < Duration::from_millis(300), "answered after {waited:?}, not the timeout");
+    assert!(
+        waited < Duration::from_millis(300),
+        "answered after {waited:?}, not the timeout"
+    );
     assert_eq!(reader.supervision().timed_out_calls, 1);
     let (_owner, stalled) = stalled.await.unwrap();
     assert!(stalled.is_ok(), "the patient caller got its answer");
@@ -242,4 +321,3 @@ async fn a_stalled_store_times_out_as_unhealthy_and_counts_the_error() {
     assert!(m.error_count >= 1, "{m:?}");
     reg.shutdown().await;
 }
-

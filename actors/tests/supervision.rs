@@ -38,7 +38,9 @@ async fn a_panicking_core_store_is_rebuilt_and_callers_never_hang() {
         reg.register_syscall_store(
             move |ctx: &BuildContext| {
                 builds.fetch_add(1, Ordering::SeqCst);
-                seen.lock().unwrap().push((ctx.attempt, ctx.previous_failure.clone()));
+                seen.lock()
+                    .unwrap()
+                    .push((ctx.attempt, ctx.previous_failure.clone()));
                 SyscallStore::for_host().ok_or_else(|| BuildError::new("syscall", "no table"))
             },
             slow_restart(Duration::from_millis(200)),
@@ -47,35 +49,67 @@ async fn a_panicking_core_store_is_rebuilt_and_callers_never_hang() {
         .unwrap();
     }
     let s = reg.syscalls();
-    assert_eq!(s.get_syscall_id("read").await.ok(), SyscallStore::for_host().unwrap().table().number("read"));
+    assert_eq!(
+        s.get_syscall_id("read").await.ok(),
+        SyscallStore::for_host().unwrap().table().number("read")
+    );
     assert!(s.inject_panic());
 
     // Down: answers come at once, as StoreUnhealthy.
-    assert!(eventually(Duration::from_secs(2), || async { s.lifecycle() == Lifecycle::Restarting }).await);
+    assert!(
+        eventually(Duration::from_secs(2), || async {
+            s.lifecycle() == Lifecycle::Restarting
+        })
+        .await
+    );
     let started = Instant::now();
     let e = s.get_syscall_id("read").await.unwrap_err();
     assert!(e.is(ErrorKind::StoreUnhealthy));
-    assert!(started.elapsed() < Duration::from_millis(100), "no waiting on a restarting store");
+    assert!(
+        started.elapsed() < Duration::from_millis(100),
+        "no waiting on a restarting store"
+    );
     let h = s.get_health().await;
     assert_eq!(h.status, HealthStatus::Unhealthy);
     assert!(h.message.starts_with("restarting"), "{}", h.message);
     assert!(!reg.is_available("syscall").await);
 
     // Back: rebuilt from the factory, restart counted, degraded for the window, then healthy.
-    assert!(eventually(Duration::from_secs(3), || async { s.get_syscall_id("read").await.is_ok() }).await);
+    assert!(
+        eventually(Duration::from_secs(3), || async {
+            s.get_syscall_id("read").await.is_ok()
+        })
+        .await
+    );
     assert_eq!(builds.load(Ordering::SeqCst), 2);
     let attempts = seen_attempts.lock().unwrap().clone();
     assert_eq!(attempts[0], (0, None));
     assert_eq!(attempts[1].0, 1);
-    assert!(attempts[1].1.as_deref().unwrap().contains("fault injection"), "{attempts:?}");
+    assert!(
+        attempts[1]
+            .1
+            .as_deref()
+            .unwrap()
+            .contains("fault injection"),
+        "{attempts:?}"
+    );
     let stats = s.supervision();
     assert_eq!(stats.restarts, 1);
     assert_eq!(stats.lifecycle, Lifecycle::Running);
     assert!(stats.unavailable_calls >= 1);
     assert_eq!(reg.metadata("syscall").await.unwrap().restarts, 1);
     let degraded = s.get_health().await;
-    assert!(degraded.message.contains("restarted 1 times"), "{}", degraded.message);
-    assert!(eventually(Duration::from_secs(2), || async { s.get_health().await.status == HealthStatus::Healthy }).await);
+    assert!(
+        degraded.message.contains("restarted 1 times"),
+        "{}",
+        degraded.message
+    );
+    assert!(
+        eventually(Duration::from_secs(2), || async {
+            s.get_health().await.status == HealthStatus::Healthy
+        })
+        .await
+    );
     assert!(reg.is_available("syscall").await);
     // The errors seen while it was down stay counted.
     assert!(s.get_metrics().await.error_count >= 1);
@@ -86,7 +120,11 @@ async fn a_panicking_core_store_is_rebuilt_and_callers_never_hang() {
 async fn callers_in_flight_when_the_store_panics_get_unhealthy_not_a_hang() {
     let reg = support::registry().await;
     let owner = reg
-        .register_writable_store("notes", support::notes_factory(8), slow_restart(Duration::from_millis(50)))
+        .register_writable_store(
+            "notes",
+            support::notes_factory(8),
+            slow_restart(Duration::from_millis(50)),
+        )
         .await
         .unwrap()
         .with_timeout(Duration::from_secs(10));
@@ -95,12 +133,15 @@ async fn callers_in_flight_when_the_store_panics_get_unhealthy_not_a_hang() {
     // actor dies and must be answered by the drop of their reply ports, long before 10 s.
     let owner = Arc::new(owner);
     let o = owner.clone();
-    let stall = tokio::spawn(async move { o.write(NotesWrite::Stall(Duration::from_millis(100))).await });
+    let stall =
+        tokio::spawn(async move { o.write(NotesWrite::Stall(Duration::from_millis(100))).await });
     tokio::time::sleep(Duration::from_millis(20)).await;
     let mut reads = Vec::new();
     for i in 0..8 {
         let r = reader.clone();
-        reads.push(tokio::spawn(async move { r.read(NotesRead::Get(format!("{i}"))).await }));
+        reads.push(tokio::spawn(async move {
+            r.read(NotesRead::Get(format!("{i}"))).await
+        }));
     }
     tokio::time::sleep(Duration::from_millis(10)).await;
     let started = Instant::now();
@@ -114,7 +155,12 @@ async fn callers_in_flight_when_the_store_panics_get_unhealthy_not_a_hang() {
     }
     assert!(started.elapsed() < Duration::from_secs(2));
     // A rebuilt writable store starts from its factory (empty); a persistence factory would restore.
-    assert!(eventually(Duration::from_secs(3), || async { reader.read(NotesRead::Len).await.is_ok() }).await);
+    assert!(
+        eventually(Duration::from_secs(3), || async {
+            reader.read(NotesRead::Len).await.is_ok()
+        })
+        .await
+    );
     assert_eq!(reader.read(NotesRead::Len).await.unwrap().unwrap(), "0");
     assert_eq!(reader.supervision().restarts, 1);
     reg.shutdown().await;
@@ -141,14 +187,29 @@ async fn a_store_that_keeps_failing_is_given_up_on() {
         .await
         .unwrap();
     assert!(owner.inject_panic());
-    assert!(eventually(Duration::from_secs(3), || async { owner.lifecycle() == Lifecycle::Failed }).await);
+    assert!(
+        eventually(Duration::from_secs(3), || async {
+            owner.lifecycle() == Lifecycle::Failed
+        })
+        .await
+    );
     // 1 initial build + 3 rebuild attempts (max_restarts), then no more.
     assert_eq!(builds.load(Ordering::SeqCst), 4);
     let h = owner.get_health().await;
     assert_eq!(h.status, HealthStatus::Unhealthy);
     assert!(h.message.contains("gave up"), "{}", h.message);
-    assert!(owner.read(NotesRead::Len).await.unwrap_err().is(ErrorKind::StoreUnhealthy));
+    assert!(
+        owner
+            .read(NotesRead::Len)
+            .await
+            .unwrap_err()
+            .is(ErrorKind::StoreUnhealthy)
+    );
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(builds.load(Ordering::SeqCst), 4, "no restart after giving up");
+    assert_eq!(
+        builds.load(Ordering::SeqCst),
+        4,
+        "no restart after giving up"
+    );
     reg.shutdown().await;
 }

@@ -19,7 +19,9 @@ use watchpost_core::{EpochNanos, HealthInfo as CoreHealth};
 
 /// A registry with a 1 s default timeout.
 pub async fn registry() -> Registry {
-    Registry::start(RegistryConfig::default()).await.expect("registry starts")
+    Registry::start(RegistryConfig::default())
+        .await
+        .expect("registry starts")
 }
 
 /// Registers the real core syscall store of this machine's architecture.
@@ -27,7 +29,8 @@ pub async fn register_syscalls(registry: &Registry) {
     registry
         .register_syscall_store(
             |_: &watchpost_actors::BuildContext| {
-                SyscallStore::for_host().ok_or_else(|| BuildError::new("syscall", "no table for this architecture"))
+                SyscallStore::for_host()
+                    .ok_or_else(|| BuildError::new("syscall", "no table for this architecture"))
             },
             StoreOptions::default(),
         )
@@ -41,11 +44,15 @@ pub async fn register_system(registry: &Registry) {
         .register_system_store(
             |_: &watchpost_actors::BuildContext| {
                 let mut info = CoreSystemInfo::new();
-                info.set_architecture(std::env::consts::ARCH).map_err(|e| BuildError::new("system", e.to_string()))?;
-                let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-                info.set_kernel_release(release.trim()).map_err(|e| BuildError::new("system", e.to_string()))?;
+                info.set_architecture(std::env::consts::ARCH)
+                    .map_err(|e| BuildError::new("system", e.to_string()))?;
+                let release =
+                    std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+                info.set_kernel_release(release.trim())
+                    .map_err(|e| BuildError::new("system", e.to_string()))?;
                 let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-                info.set_hostname(host.trim()).map_err(|e| BuildError::new("system", e.to_string()))?;
+                info.set_hostname(host.trim())
+                    .map_err(|e| BuildError::new("system", e.to_string()))?;
                 Ok(SystemFacts::new(info))
             },
             StoreOptions::default(),
@@ -188,6 +195,8 @@ impl WritableStore for Counter {
     }
 }
 
-pub fn notes_factory(capacity: usize) -> impl Fn(&watchpost_actors::BuildContext) -> Result<Notes, BuildError> + Send + Sync + 'static {
+pub fn notes_factory(
+    capacity: usize,
+) -> impl Fn(&watchpost_actors::BuildContext) -> Result<Notes, BuildError> + Send + Sync + 'static {
     move |_| Ok(Notes::with_capacity(capacity))
 }
