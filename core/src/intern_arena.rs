@@ -7,6 +7,9 @@
 //! (moves the live bytes down) in place, using a scratch array reserved up front. Handles stay
 //! valid across compaction because they name an entry, not a byte offset.
 
+// Without `alloc` only the public plain types are usable; the slab internals are unused.
+#![cfg_attr(not(feature = "alloc"), allow(dead_code))]
+
 #[cfg(feature = "alloc")]
 use alloc::boxed::Box;
 

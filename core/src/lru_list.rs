@@ -3,6 +3,9 @@
 //! Stores number their records `0..capacity`; this list threads those numbers into a doubly-linked
 //! list kept in two preallocated arrays, so touching and evicting are O(1) and never allocate.
 
+// Without `alloc` only the public plain types are usable; the slab internals are unused.
+#![cfg_attr(not(feature = "alloc"), allow(dead_code))]
+
 #[cfg(feature = "alloc")]
 use alloc::boxed::Box;
 

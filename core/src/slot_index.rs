@@ -10,6 +10,9 @@
 //! deletion, so there are no tombstones to clean up and probe chains stay short. The table is
 //! sized so that it is never more than 75 % full (probing degrades sharply above that).
 
+// Without `alloc` only the public plain types are usable; the slab internals are unused.
+#![cfg_attr(not(feature = "alloc"), allow(dead_code))]
+
 #[cfg(feature = "alloc")]
 use alloc::boxed::Box;
 

@@ -9,7 +9,7 @@ use std::time::Instant;
 const DEFAULT_FUZZ_SECONDS: u64 = 10;
 
 /// The fuzz targets under `fuzz/fuzz_targets/`.
-pub const FUZZ_TARGETS: &[&str] = &["kallsyms", "cgroup", "os_release", "dns"];
+pub const FUZZ_TARGETS: &[&str] = &["kallsyms", "cgroup", "os_release", "dns", "proc_stat"];
 
 pub fn run(options: &[String]) -> ExitCode {
     let fuzz_seconds = match parse_options(options) {

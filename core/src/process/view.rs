@@ -145,10 +145,8 @@ impl core::fmt::Debug for ProcessView<'_> {
 }
 
 /// An owned process record: the reference's `ProcessInfo`, plus the exit time.
-///
-/// No serde derive: the crate's `serde` dependency has no `alloc` feature, so `String` is not
-/// serializable here; serialize the view's fields, or ask for `serde/alloc` under `alloc`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ProcessInfo {
     /// Entity ID.
     pub entity_id: EntityId,
