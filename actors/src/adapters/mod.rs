@@ -2,5 +2,6 @@
 //! views into the owned reply types inside the actor, so nothing borrowed crosses a message.
 
 pub mod process;
+pub mod symbols;
 pub mod syscall;
 pub mod system;

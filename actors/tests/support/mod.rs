@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod containers;
+pub mod procfs;
+
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::{Duration, Instant};
