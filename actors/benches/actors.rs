@@ -29,7 +29,11 @@ fn table() -> ProcessTable {
             pid,
             start_time: START + u64::from(pid),
             ppid: if pid == 1 { 0 } else { pid / 2 },
-            parent_start_time: if pid == 1 { 0 } else { START + u64::from(pid / 2) },
+            parent_start_time: if pid == 1 {
+                0
+            } else {
+                START + u64::from(pid / 2)
+            },
             uid: 0,
             gid: 0,
             comm: Comm::new("worker"),
@@ -41,7 +45,9 @@ fn table() -> ProcessTable {
 }
 
 fn ids() -> Vec<u32> {
-    (1..=PROCESSES).map(|pid| entity_id(pid, START + u64::from(pid))).collect()
+    (1..=PROCESSES)
+        .map(|pid| entity_id(pid, START + u64::from(pid)))
+        .collect()
 }
 
 fn multi_thread() -> Runtime {
@@ -69,7 +75,9 @@ async fn registry_with_table() -> Registry {
 
 /// Runs `f` as a task on a runtime worker: callers in the daemon are tasks, and a caller on the
 /// `block_on` thread would pay a cross-thread wake-up per message.
-async fn on_worker<T: Send + 'static>(f: impl std::future::Future<Output = T> + Send + 'static) -> T {
+async fn on_worker<T: Send + 'static>(
+    f: impl std::future::Future<Output = T> + Send + 'static,
+) -> T {
     tokio::spawn(f).await.unwrap()
 }
 
@@ -98,7 +106,10 @@ fn direct(c: &mut Criterion) {
 }
 
 fn round_trips(c: &mut Criterion) {
-    for (flavor, rt) in [("current_thread", current_thread()), ("multi_thread", multi_thread())] {
+    for (flavor, rt) in [
+        ("current_thread", current_thread()),
+        ("multi_thread", multi_thread()),
+    ] {
         let mut g = c.benchmark_group(format!("round_trip/{flavor}"));
         g.bench_function("raw_tokio_mpsc_oneshot", |b| {
             b.iter_custom(|iters| {
@@ -223,7 +234,8 @@ fn ingestion(c: &mut Criterion) {
             let next = next.clone();
             rt.block_on(on_worker(async move {
                 let mut next_pid = next.load(std::sync::atomic::Ordering::Relaxed);
-                let before = p.supervision().intake_applied_updates + p.supervision().intake_rejected_updates;
+                let before = p.supervision().intake_applied_updates
+                    + p.supervision().intake_rejected_updates;
                 let start = Instant::now();
                 for _ in 0..iters {
                     let batch: Vec<ProcessUpdate> = (0..BATCH as u32)
@@ -245,7 +257,10 @@ fn ingestion(c: &mut Criterion) {
                     intake.submit(batch).await.unwrap();
                 }
                 let target = before + iters * BATCH as u64;
-                while p.supervision().intake_applied_updates + p.supervision().intake_rejected_updates < target {
+                while p.supervision().intake_applied_updates
+                    + p.supervision().intake_rejected_updates
+                    < target
+                {
                     tokio::task::yield_now().await;
                 }
                 next.store(next_pid, std::sync::atomic::Ordering::Relaxed);
@@ -269,7 +284,8 @@ fn latency_histogram() {
                 let p = reg.processes();
                 let ids = ids.clone();
                 tokio::spawn(async move {
-                    let mut h = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 10_000_000, 3).unwrap();
+                    let mut h =
+                        hdrhistogram::Histogram::<u64>::new_with_bounds(1, 10_000_000, 3).unwrap();
                     for i in 0..PER_DETECTOR {
                         let id = ids[((i + d * 1000) as usize * 7919) % ids.len()];
                         let t = Instant::now();
@@ -298,7 +314,13 @@ fn latency_histogram() {
     rt.block_on(reg.shutdown());
 }
 
-criterion_group!(benches, direct, round_trips, concurrent_detectors, ingestion);
+criterion_group!(
+    benches,
+    direct,
+    round_trips,
+    concurrent_detectors,
+    ingestion
+);
 
 fn main() {
     benches();

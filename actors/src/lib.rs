@@ -15,8 +15,8 @@
 //! - [`writable`]: writable stores (`WritableStore`, owner's `WriteHandle`, everybody else's
 //!   `ReadHandle`).
 //! - [`intake`]: bounded intake queues (`IntakeSender`) and their drain tasks.
-//! - [`supervision`]: factories (`StoreFactory`, `BuildContext`: the seam for snapshot restore)
-//!   and the restart policy.
+//! - [`supervision`]: factories (`StoreFactory`, with `BuildContext` as the seam for snapshot
+//!   restore) and the restart policy.
 //! - [`protocol`], `store_actor`, `slot`: the generic store actor, its messages, and the shared
 //!   slot handles send through (null store, restarts, handle-side counters).
 //! - [`adapters`]: the core stores behind the backend traits (`ProcessTable`, `SyscallStore`,

@@ -70,6 +70,23 @@ fn copy_exe(from: &str, to: &Path) {
     std::fs::copy(from, to).unwrap();
 }
 
+/// Spawns `program args`, retrying while the kernel says "text file busy": a test thread that
+/// forks while another thread still has the freshly copied binary open for writing holds that
+/// descriptor until its exec.
+fn spawn(program: &Path, args: &[&str]) -> Child {
+    let mut tries = 0;
+    loop {
+        match Command::new(program).args(args).spawn() {
+            Ok(child) => return child,
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("spawning {}: {e}", program.display()),
+        }
+    }
+}
+
 async fn registry_with_stores() -> (
     Registry,
     watchpost_actors::IntakeSender<ProcessUpdate>,
@@ -161,10 +178,7 @@ async fn a_shell_under_a_service_is_reported_with_its_ancestry() {
     let fake_nginx = dir.join("nginx");
     copy_exe("/bin/sh", &fake_nginx);
     // Trailing `; :` keeps each shell from exec'ing its last command in place.
-    let service = Command::new(&fake_nginx)
-        .args(["-c", "sh -c 'sleep 5; :'; :"])
-        .spawn()
-        .unwrap();
+    let service = spawn(&fake_nginx, &["-c", "sh -c 'sleep 5; :'; :"]);
     let service_pid = service.id();
     cleanup.children.push(service);
     let plain = Command::new("/bin/sh")
@@ -268,10 +282,10 @@ async fn a_container_running_a_binary_from_tmp_is_reported() {
 
     let payload = dir.join("payload");
     copy_exe("/bin/sleep", &payload);
-    let inside = Command::new(&payload).arg("30").spawn().unwrap();
+    let inside = spawn(&payload, &["30"]);
     let inside_pid = inside.id();
     cleanup.children.push(inside);
-    let outside = Command::new(&payload).arg("30").spawn().unwrap();
+    let outside = spawn(&payload, &["30"]);
     let outside_pid = outside.id();
     cleanup.children.push(outside);
     let usr_bin = Command::new("/bin/sleep").arg("30").spawn().unwrap();

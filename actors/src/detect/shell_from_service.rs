@@ -161,12 +161,12 @@ impl Detector for ShellFromService {
             .with("service_level", level as u64)
             .with("ancestry", chain)
             .with("uid", event.uid);
-            if let (Some(id), Some(containers)) = (&event.container_id, &self.containers) {
-                if let Ok(c) = containers.get_container(id).await {
-                    out = out
-                        .with("container_name", c.name)
-                        .with("container_image", c.image);
-                }
+            if let (Some(id), Some(containers)) = (&event.container_id, &self.containers)
+                && let Ok(c) = containers.get_container(id).await
+            {
+                out = out
+                    .with("container_name", c.name)
+                    .with("container_image", c.image);
             }
             if let Some(logger) = &self.logger {
                 logger.debug(&out.description);

@@ -120,13 +120,13 @@ impl Detector for TmpExecInContainer {
                 Err(e) if e.is(ErrorKind::NotFound) => out = out.with("container_known", false),
                 Err(e) => return Err(DetectorError::new(NAME, e.to_string())),
             }
-            if event.parent_entity_id != 0 {
-                if let Ok(parent) = processes.get_process(event.parent_entity_id).await {
-                    out = out
-                        .with("parent_pid", parent.pid)
-                        .with("parent_name", parent.name)
-                        .with("parent_exe", parent.exe);
-                }
+            if event.parent_entity_id != 0
+                && let Ok(parent) = processes.get_process(event.parent_entity_id).await
+            {
+                out = out
+                    .with("parent_pid", parent.pid)
+                    .with("parent_name", parent.name)
+                    .with("parent_exe", parent.exe);
             }
             Ok(vec![out])
         })

@@ -128,10 +128,11 @@ pub fn children_named(ppid: u32, comm: &str) -> Vec<u32> {
         else {
             continue;
         };
-        if let Some((p, c, _)) = reader.stat(pid) {
-            if p == ppid && c == comm {
-                out.push(pid);
-            }
+        if let Some((p, c, _)) = reader.stat(pid)
+            && p == ppid
+            && c == comm
+        {
+            out.push(pid);
         }
     }
     out
