@@ -4,6 +4,13 @@
 //! latency histogram of queries under 4 concurrent detectors.
 //!
 //! Run: `cargo bench -p watchpost-actors --bench actors -- --warm-up-time 1 --measurement-time 3`
+//!
+//! Measured once on the 2-core build machine (medians): direct lookup 66 ns (view) / 195 ns
+//! (owned `ProcessInfo`); raw tokio round trip 268 ns (current-thread) / 529 ns (multi-thread);
+//! one `get_process` through the actor 1.48 µs / 2.93 µs; batch of 64 15.1 µs / 20.3 µs
+//! (235 / 317 ns per item); 1, 2, 4 concurrent detectors 2.13, 1.62, 1.46 µs per query;
+//! ingestion 1024-event fork batches 510 µs (2.0 M events/s); latency under 4 detectors p50 7.0 µs,
+//! p99 45 µs.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
