@@ -1,3 +1,3 @@
-//! The watchpost daemon and query CLI. (being written)
+//! The `watchpost` binary: `run` (the daemon), `query` (the CLI), `config`.
 
 fn main() {}
