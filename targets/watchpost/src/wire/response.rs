@@ -147,8 +147,6 @@ pub struct DaemonStats {
     pub proc_read_errors: u64,
     /// Processes left out of scans by `collector.max_tracked_processes`.
     pub proc_over_limit: u64,
-    /// Process updates the intake refused (full queue).
-    pub process_updates_refused: u64,
     /// Events the detectors' queue refused (full).
     pub events_dropped: u64,
     /// Kernel symbol reloads after a module change.

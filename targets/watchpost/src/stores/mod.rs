@@ -1,0 +1,3 @@
+//! Core stores that need a daemon-side adapter to run behind the actors.
+
+pub mod container;
