@@ -39,21 +39,29 @@ pub struct QueryContext {
     pub engine: Option<DetectorEngine>,
 }
 
-type Answered = Result<Answer, ErrorReply>;
-
-fn reply(kind: ErrorCode, message: impl Into<String>) -> ErrorReply {
-    ErrorReply {
-        kind,
-        message: message.into(),
-    }
+/// Why a request has no answer: a reply already worded, or a store error still to be explained
+/// (an unavailable store's health says why).
+#[derive(Debug)]
+enum Failure {
+    Reply(ErrorReply),
+    Store(StoreError),
 }
 
-/// The reply for store error `e`; a `NotFound` says `not_found` instead of the generic text.
-fn store_error(e: StoreError, not_found: impl FnOnce() -> String) -> ErrorReply {
+type Answered = Result<Answer, Failure>;
+
+fn reply(kind: ErrorCode, message: impl Into<String>) -> Failure {
+    Failure::Reply(ErrorReply {
+        kind,
+        message: message.into(),
+    })
+}
+
+/// The failure for store error `e`; a `NotFound` says `not_found` instead of the generic text.
+fn store_error(e: StoreError, not_found: impl FnOnce() -> String) -> Failure {
     if e.is(ErrorKind::NotFound) {
         reply(ErrorCode::NotFound, not_found())
     } else {
-        reply(e.kind.into(), e.to_string())
+        Failure::Store(e)
     }
 }
 
@@ -62,11 +70,39 @@ impl QueryContext {
     pub async fn answer(&self, request: Request) -> Response {
         match self.dispatch(request).await {
             Ok(answer) => Response::Ok { answer },
-            Err(error) => Response::Error { error },
+            Err(Failure::Reply(error)) => Response::Error { error },
+            Err(Failure::Store(e)) => Response::Error {
+                error: self.explain(e).await,
+            },
         }
     }
 
-    async fn store_names(&self, only: Option<String>) -> Result<Vec<String>, ErrorReply> {
+    /// Words a store error for people: why the store is unavailable, what a valid argument is.
+    async fn explain(&self, e: StoreError) -> ErrorReply {
+        let message = match e.kind {
+            ErrorKind::StoreUnhealthy => match self.registry.health(e.store).await {
+                Ok(h) if !h.message.is_empty() => {
+                    format!("the {} store is unavailable: {}", e.store, h.message)
+                }
+                Ok(_) => format!("the {} store is unavailable: {e}", e.store),
+                Err(_) => format!("the {} store is not running in this daemon", e.store),
+            },
+            ErrorKind::InvalidArgument => match e.operation {
+                "get_container" => format!(
+                    "{e}: give a full container ID or a unique prefix of at least 12 characters"
+                ),
+                "get_container_by_name" => format!("{e}: names are 1 to 128 bytes"),
+                _ => e.to_string(),
+            },
+            _ => e.to_string(),
+        };
+        ErrorReply {
+            kind: e.kind.into(),
+            message,
+        }
+    }
+
+    async fn store_names(&self, only: Option<String>) -> Result<Vec<String>, Failure> {
         let all = self
             .registry
             .list()
@@ -298,7 +334,7 @@ impl QueryContext {
         }
     }
 
-    fn arch(&self, asked: Option<&str>) -> Result<Arch, ErrorReply> {
+    fn arch(&self, asked: Option<&str>) -> Result<Arch, Failure> {
         match asked {
             Some(name) => parse_arch(name).map_err(|e| reply(ErrorCode::BadRequest, e.to_string())),
             None => self.host_arch.ok_or_else(|| {
