@@ -84,17 +84,21 @@ impl QueryClient {
         let payload =
             serde_json::to_vec(request).map_err(|e| ClientError::Exchange(e.to_string()))?;
         let exchange = async {
-            write_frame(&mut self.stream, &payload)
-                .await
-                .map_err(|e| ClientError::Exchange(e.to_string()))?;
-            let reply = read_frame(&mut self.stream, MAX_FRAME_BYTES)
-                .await
-                .map_err(|e| match e {
-                    FrameError::Closed => {
-                        ClientError::Exchange("the daemon closed the connection".into())
-                    }
-                    other => ClientError::Exchange(other.to_string()),
-                })?;
+            // A daemon that refuses a client (not allowed, busy) answers at once and closes,
+            // possibly before the request is written: the reply is still there to read.
+            let written = write_frame(&mut self.stream, &payload).await;
+            let reply = match read_frame(&mut self.stream, MAX_FRAME_BYTES).await {
+                Ok(reply) => reply,
+                Err(e) => {
+                    written.map_err(|w| ClientError::Exchange(w.to_string()))?;
+                    return Err(match e {
+                        FrameError::Closed => {
+                            ClientError::Exchange("the daemon closed the connection".into())
+                        }
+                        other => ClientError::Exchange(other.to_string()),
+                    });
+                }
+            };
             serde_json::from_slice::<Response>(&reply)
                 .map_err(|e| ClientError::Exchange(format!("unreadable reply: {e}")))
         };
