@@ -165,6 +165,19 @@ impl<'a> Name<'a> {
         }
     }
 
+    /// Whether both names have the same labels, ignoring ASCII case.
+    pub fn eq_ignore_ascii_case_name(&self, other: &Name<'_>) -> bool {
+        let mut mine = self.labels();
+        let mut theirs = other.labels();
+        loop {
+            match (mine.next(), theirs.next()) {
+                (None, None) => return true,
+                (Some(a), Some(b)) if a.eq_ignore_ascii_case(b) => {}
+                _ => return false,
+            }
+        }
+    }
+
     /// Whether the name equals dotted `text` (an optional trailing dot allowed), ignoring ASCII
     /// case, without decoding it.
     pub fn eq_ignore_ascii_case(&self, text: &[u8]) -> bool {
