@@ -1351,3 +1351,26 @@ fn ingested_names_are_exactly_the_answers() {
     assert_eq!(c.len(), expected.len());
     assert_eq!(get(&mut c, "n20.mix.example", T0), None);
 }
+
+#[test]
+fn a_chain_continues_past_a_cname_that_is_not_kept() {
+    let mut c = cache();
+    let got = insert(
+        &mut c,
+        &a_response(
+            "head.example",
+            &[
+                rr("head.example", 0, cname("tail.example")), // TTL 0: not kept
+                rr("tail.example", 60, a("10.0.0.9")),        // still on the chain
+            ],
+        ),
+        T0,
+    );
+    assert_eq!((got.inserted, got.ignored), (1, 1));
+    assert_eq!(c.stats().records_out_of_chain, 0);
+    assert_eq!(get(&mut c, "head.example", T0), None);
+    assert_eq!(
+        get(&mut c, "10.0.0.9", T0),
+        Some((ips(&["10.0.0.9"]), names(&["tail.example"])))
+    );
+}

@@ -373,8 +373,9 @@ pub struct DnsCache {
     /// Lower bound of every held link's `expires_at` (`u64::MAX` when none): nothing can have
     /// expired before it, so eviction skips the sweep until then.
     earliest_expiry: EpochNanos,
-    /// Nodes of the record being stored: never evicted or dropped as orphans meanwhile.
-    pinned: [Option<NodeId>; 2],
+    /// Nodes of the record being stored, and whether each was created for it: never evicted or
+    /// dropped as orphans meanwhile.
+    pinned: [Option<(NodeId, bool)>; 2],
     /// Query traversal: nodes in visit order. Capacity: every node, so pushes never allocate.
     scratch: Vec<NodeId>,
     epoch: u32,
@@ -555,8 +556,15 @@ impl DnsCache {
                 self.stats.records_out_of_chain = self.stats.records_out_of_chain.saturating_add(1);
                 continue;
             }
+            // The chain continues at a CNAME's target whether or not the CNAME itself is kept.
+            if let RecordData::Cname(next) = record.data {
+                next.decode_into(&mut target);
+                target.make_ascii_lowercase();
+                // A chain longer than MAX_CHAIN stops being followed.
+                let _ = chain.push(self.hasher.hash_bytes(target.as_bytes()));
+            }
             match self.insert_record(&record, &mut owner, &mut target, now) {
-                Ok((refreshed, cname_target)) => {
+                Ok(refreshed) => {
                     if refreshed {
                         ingested.refreshed += 1;
                         self.stats.records_refreshed =
@@ -564,10 +572,6 @@ impl DnsCache {
                     } else {
                         ingested.inserted += 1;
                         self.stats.records_inserted = self.stats.records_inserted.saturating_add(1);
-                    }
-                    if let Some(hash) = cname_target {
-                        // A chain longer than MAX_CHAIN stops being followed.
-                        let _ = chain.push(hash);
                     }
                 }
                 Err(NotStored::Ignored) => {
@@ -589,15 +593,14 @@ impl DnsCache {
         Ingested::not_cached(outcome)
     }
 
-    /// Stores one answer record. Returns whether it refreshed a held link, and for a CNAME the
-    /// hash of its lowercase target (the chain continues there).
+    /// Stores one answer record. Returns whether it refreshed a held link.
     fn insert_record(
         &mut self,
         record: &Record<'_>,
         owner: &mut NameBuf,
         target: &mut NameBuf,
         now: EpochNanos,
-    ) -> Result<(bool, Option<u64>), NotStored> {
+    ) -> Result<bool, NotStored> {
         if record.class & 0x7FFF != CLASS_IN {
             return Err(NotStored::Ignored);
         }
@@ -630,12 +633,7 @@ impl DnsCache {
             Some(addr) => NodeKey::Addr(addr.to_canonical()),
             None => NodeKey::Name(storable(owner)?),
         };
-        let refreshed = self.upsert_link(from, to, kind, expires_at, now)?;
-        let cname_target = match (kind, to) {
-            (LinkKind::Cname, NodeKey::Name(text)) => Some(self.hasher.hash_bytes(text.as_bytes())),
-            _ => None,
-        };
-        Ok((refreshed, cname_target))
+        self.upsert_link(from, to, kind, expires_at, now)
     }
 
     /// Finds or creates both nodes and the link between them; `Ok(true)` if the link was held.
@@ -648,11 +646,17 @@ impl DnsCache {
         now: EpochNanos,
     ) -> Result<bool, NotStored> {
         let result = self.upsert_link_pinned(from, to, kind, expires_at, now);
-        // Nodes created for a record that was not stored would be orphans.
+        // Nodes left without links (created for a record that was not stored, or bared by an
+        // eviction while pinned) would be orphans.
         let pinned = core::mem::take(&mut self.pinned);
-        for node in pinned.into_iter().flatten() {
+        for (node, created) in pinned.into_iter().flatten() {
             if self.adjacency(node).is_some_and(|a| a.degree == 0) {
-                self.remove_node(node, Removal::Unstored);
+                let why = if created {
+                    Removal::Unstored
+                } else {
+                    Removal::Evicted
+                };
+                self.remove_node(node, why);
             }
         }
         result
@@ -666,10 +670,10 @@ impl DnsCache {
         expires_at: EpochNanos,
         now: EpochNanos,
     ) -> Result<bool, NotStored> {
-        let from = self.find_or_add_node(from, now)?;
-        self.pinned[0] = Some(from);
-        let to = self.find_or_add_node(to, now)?;
-        self.pinned[1] = Some(to);
+        let (from, created) = self.find_or_add_node(from, now)?;
+        self.pinned[0] = Some((from, created));
+        let (to, created) = self.find_or_add_node(to, now)?;
+        self.pinned[1] = Some((to, created));
         if from == to {
             return Err(NotStored::Ignored);
         }
@@ -733,13 +737,17 @@ impl DnsCache {
         Ok(false)
     }
 
-    /// The node for `key`, created if needed (evicting to make room). Names are touched.
-    fn find_or_add_node(&mut self, key: NodeKey<'_>, now: EpochNanos) -> Result<NodeId, NotStored> {
+    /// The node for `key` and whether it was created (evicting to make room). Names are touched.
+    fn find_or_add_node(
+        &mut self,
+        key: NodeKey<'_>,
+        now: EpochNanos,
+    ) -> Result<(NodeId, bool), NotStored> {
         match key {
             NodeKey::Name(text) => {
                 if let Some(slot) = self.find_name(text) {
                     self.recency.touch(slot);
-                    return Ok(NodeId::name(slot));
+                    return Ok((NodeId::name(slot), false));
                 }
                 while self.free_names.is_empty() {
                     if !self.make_room(Pool::Names, now) {
@@ -774,11 +782,11 @@ impl DnsCache {
                     });
                 }
                 self.recency.touch(slot);
-                Ok(NodeId::name(slot))
+                Ok((NodeId::name(slot), true))
             }
             NodeKey::Addr(addr) => {
                 if let Some(slot) = self.find_addr(addr) {
-                    return Ok(NodeId::addr(slot));
+                    return Ok((NodeId::addr(slot), false));
                 }
                 while self.free_addrs.is_empty() {
                     if !self.make_room(Pool::Addresses, now) {
@@ -799,7 +807,7 @@ impl DnsCache {
                         adj: Adjacency::EMPTY,
                     });
                 }
-                Ok(NodeId::addr(slot))
+                Ok((NodeId::addr(slot), true))
             }
         }
     }
@@ -821,11 +829,10 @@ impl DnsCache {
                 return true;
             }
         }
-        let pinned = self.pinned;
         let victim = self
             .recency
             .iter_least_recent_first()
-            .find(|&slot| !pinned.contains(&Some(NodeId::name(slot))));
+            .find(|&slot| !self.is_pinned(NodeId::name(slot)));
         match victim {
             Some(slot) => {
                 self.remove_node(NodeId::name(slot), Removal::Evicted);
@@ -851,9 +858,7 @@ impl DnsCache {
             self.remove_link(slot as u32, Removal::Expired);
             dropped += 1;
             for end in [link.from, link.to] {
-                if !self.pinned.contains(&Some(end))
-                    && self.adjacency(end).is_some_and(|a| a.degree == 0)
-                {
+                if !self.is_pinned(end) && self.adjacency(end).is_some_and(|a| a.degree == 0) {
                     self.remove_node(end, Removal::Expired);
                 }
             }
@@ -910,7 +915,7 @@ impl DnsCache {
             };
             self.remove_link(slot, why);
             if other != node
-                && !self.pinned.contains(&Some(other))
+                && !self.is_pinned(other)
                 && self.adjacency(other).is_some_and(|a| a.degree == 0)
             {
                 self.free_node(other, why);
@@ -1156,6 +1161,13 @@ impl DnsCache {
         true
     }
 
+    fn is_pinned(&self, node: NodeId) -> bool {
+        self.pinned
+            .iter()
+            .flatten()
+            .any(|&(pinned, _)| pinned == node)
+    }
+
     fn has_live_link(&self, node: NodeId, now: EpochNanos) -> bool {
         let Some(adj) = self.adjacency(node) else {
             return false;
@@ -1290,4 +1302,186 @@ fn free_list(len: usize) -> Vec<u32> {
 fn refill(free: &mut Vec<u32>, len: usize) {
     free.clear();
     free.extend((0..len as u32).rev());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+    use alloc::vec;
+
+    /// Every invariant written on the fields, checked the slow way.
+    fn assert_consistent(c: &DnsCache) {
+        assert!(c.pinned.iter().all(Option::is_none));
+        let mut links_seen = 0;
+        let mut check_node = |node: NodeId, adj: &Adjacency| {
+            assert!(adj.degree > 0, "bare node {node:?}");
+            let mut len = 0;
+            let mut l = adj.out_head;
+            let mut prev = NIL;
+            while let Some(link) = c.link(l) {
+                assert_eq!(link.from, node);
+                assert_eq!(link.prev_out, prev);
+                assert!(c.adjacency(link.to).is_some(), "dangling target");
+                prev = l;
+                l = link.next_out;
+                len += 1;
+                links_seen += 1;
+            }
+            assert_eq!(l, NIL);
+            let mut l = adj.in_head;
+            let mut prev = NIL;
+            while let Some(link) = c.link(l) {
+                assert_eq!(link.to, node);
+                assert_eq!(link.prev_in, prev);
+                prev = l;
+                l = link.next_in;
+                len += 1;
+            }
+            assert_eq!(l, NIL);
+            assert_eq!(len, adj.degree);
+        };
+        let mut names = 0;
+        for (slot, node) in c.names.iter().enumerate() {
+            let slot = slot as u32;
+            match node {
+                Some(n) => {
+                    names += 1;
+                    let text = c.arena.get(n.text).expect("live text");
+                    assert_eq!(text, text.to_ascii_lowercase());
+                    assert_eq!(c.find_name(text), Some(slot));
+                    assert!(c.recency.contains(slot));
+                    check_node(NodeId::name(slot), &n.adj);
+                }
+                None => assert!(!c.recency.contains(slot)),
+            }
+        }
+        let mut addrs = 0;
+        for (slot, node) in c.addrs.iter().enumerate() {
+            if let Some(a) = node {
+                addrs += 1;
+                assert_eq!(c.find_addr(a.addr), Some(slot as u32));
+                check_node(NodeId::addr(slot as u32), &a.adj);
+            }
+        }
+        let links: Vec<&Link> = c.links.iter().flatten().collect();
+        assert_eq!(links_seen, links.len());
+        for link in &links {
+            assert!(c.earliest_expiry <= link.expires_at);
+        }
+        assert_eq!(names, c.len());
+        assert_eq!(names + c.free_names.len(), c.names.len());
+        assert_eq!(addrs + c.free_addrs.len(), c.addrs.len());
+        assert_eq!(links.len() + c.free_links.len(), c.links.len());
+        assert_eq!(c.name_index.len(), names);
+        assert_eq!(c.addr_index.len(), addrs);
+        assert_eq!(c.link_index.len(), links.len());
+        assert_eq!(c.recency.len(), names);
+        assert_eq!(c.arena.len(), names);
+    }
+
+    /// An uncompressed response: question `q` (type A) and `(owner, type, ttl, rdata)` answers.
+    fn packet(q: &str, answers: &[(&str, u16, u32, Vec<u8>)]) -> Vec<u8> {
+        let name = |out: &mut Vec<u8>, n: &str| {
+            for label in n.split('.').filter(|l| !l.is_empty()) {
+                out.push(label.len() as u8);
+                out.extend_from_slice(label.as_bytes());
+            }
+            out.push(0);
+        };
+        let mut out = vec![0, 1, 0x81, 0x80, 0, 1];
+        out.extend_from_slice(&(answers.len() as u16).to_be_bytes());
+        out.extend_from_slice(&[0, 0, 0, 0]);
+        name(&mut out, q);
+        out.extend_from_slice(&[0, 1, 0, 1]);
+        for (owner, rtype, ttl, rdata) in answers {
+            name(&mut out, owner);
+            out.extend_from_slice(&rtype.to_be_bytes());
+            out.extend_from_slice(&[0, 1]);
+            out.extend_from_slice(&ttl.to_be_bytes());
+            out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+            out.extend_from_slice(rdata);
+        }
+        out
+    }
+
+    fn wire_name(n: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        for label in n.split('.') {
+            out.push(label.len() as u8);
+            out.extend_from_slice(label.as_bytes());
+        }
+        out.push(0);
+        out
+    }
+
+    #[test]
+    fn stays_consistent_under_churn_in_every_pool() {
+        let mut c = DnsCache::new(DnsCacheConfig {
+            max_names: 12,
+            max_addresses: 9,
+            max_links: 16,
+            name_bytes: 12 * 14,
+            hash_seed: 5,
+        });
+        // A fixed pseudo-random walk (LCG) over names, chains, PTRs, expiries and queries.
+        let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = |n: u64| {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (seed >> 33) % n
+        };
+        let mut now = 1_000 * NANOS_PER_SEC;
+        for step in 0..3_000 {
+            let a = alloc::format!("n{}.ex", next(30));
+            let b = alloc::format!("m{}.ex", next(30));
+            let ttl = 1 + next(40) as u32;
+            let ip = [10, 0, 0, next(20) as u8];
+            let bytes = match next(5) {
+                0 => packet(&a, &[(&a, 1, ttl, ip.to_vec())]),
+                1 => packet(
+                    &a,
+                    &[
+                        (&a, 5, ttl, wire_name(&b)),
+                        (&b, 1, ttl / 2, ip.to_vec()),
+                        (
+                            &b,
+                            28,
+                            ttl,
+                            [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, ip[3]].to_vec(),
+                        ),
+                    ],
+                ),
+                2 => {
+                    let arpa = alloc::format!("{}.0.0.10.in-addr.arpa", ip[3]);
+                    packet(&arpa, &[(&arpa, 12, ttl, wire_name(&a))])
+                }
+                3 => packet(
+                    &a,
+                    &[(&a, 15, ttl, [&[0, 10][..], &wire_name(&b)].concat())],
+                ),
+                _ => packet(&a, &[(&a, 5, ttl, wire_name(&a))]),
+            };
+            let ingested = c.insert_packet(&bytes, now).unwrap();
+            assert_eq!(ingested.outcome, MessageOutcome::Cached);
+            assert_consistent(&c);
+            let q = alloc::format!("10.0.0.{}", next(20));
+            if let Ok(view) = c.get_dns_response(&q, now) {
+                assert_eq!(view.ips().first().map(|ip| ip.to_string()), Some(q.clone()));
+            }
+            let _ = c.get_dns_response(&a, now);
+            assert_consistent(&c);
+            if step % 97 == 0 {
+                c.purge_expired(now);
+                assert_consistent(&c);
+            }
+            now += next(3) * NANOS_PER_SEC;
+        }
+        let s = c.stats();
+        assert!(s.names_evicted > 0 && s.names_expired > 0, "{s:?}");
+        assert!(s.addresses_evicted > 0 && s.addresses_expired > 0, "{s:?}");
+        assert!(s.links_evicted > 0 && s.links_expired > 0, "{s:?}");
+        c.clear();
+        assert_consistent(&c);
+        assert_eq!(c.usage(), DnsCacheUsage::default());
+    }
 }

@@ -3,7 +3,7 @@
 //!
 //! A name is read in place ([`Name`] is an offset into the message, nothing is copied) and decoded
 //! on demand into a caller's fixed [`NameBuf`], case preserved. The reading rules
-//! ([`walk_name`]), checked once when the message is parsed:
+//! (`walk_name`), checked once when the message is parsed:
 //! - a label is at most 63 bytes (a length byte of 64..=191 is a label too long, or one of the
 //!   reserved label types of RFC 6891 §5 that nobody uses: both rejected);
 //! - a name is at most 255 bytes in wire form, counting length bytes and the root;
