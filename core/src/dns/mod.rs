@@ -7,6 +7,29 @@
 //! - [`reverse`]: `in-addr.arpa` / `ip6.arpa` names and the addresses they stand for.
 //! - [`response`]: the answer to `get_dns_response`, bounded.
 //! - `cache` (feature `alloc`): `DnsCache`, the store's state.
+//!
+//! ```
+//! # #[cfg(feature = "alloc")] {
+//! use watchpost_core::dns::{DnsCache, DnsCacheConfig};
+//!
+//! // `dig example.com A`: one question, one answer (owner compressed to the question), TTL 3600.
+//! let packet = [
+//!     0x12, 0x34, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0, // header: response, 1 question, 1 answer
+//!     7, b'e', b'x', b'a', b'm', b'p', b'l', b'e', 3, b'c', b'o', b'm', 0, 0, 1, 0, 1,
+//!     0xC0, 12, 0, 1, 0, 1, 0, 0, 0x0E, 0x10, 0, 4, 93, 184, 216, 34,
+//! ];
+//! let mut cache = DnsCache::new(DnsCacheConfig::default());
+//! let now = 1_764_300_000_000_000_000;
+//! cache.insert_packet(&packet, now)?;
+//! let answer = cache.get_dns_response("Example.COM", now)?;
+//! assert_eq!(answer.ips()[0].to_string(), "93.184.216.34");
+//! let answer = cache.get_dns_response("93.184.216.34", now)?;
+//! assert_eq!(answer.domains(), ["example.com"]);
+//! // Gone at exactly observed time + TTL.
+//! assert!(cache.get_dns_response("example.com", now + 3600 * 1_000_000_000).is_err());
+//! # }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 #[cfg(feature = "alloc")]
 pub mod cache;
