@@ -1232,15 +1232,21 @@ fn clear_forgets_everything() {
 
 #[test]
 fn memory_is_reserved_once_and_reported() {
-    let c = DnsCache::new(DnsCacheConfig::default());
+    let mut c = DnsCache::new(DnsCacheConfig::default());
     let reserved = c.bytes_reserved();
-    assert!(reserved > 5_000 * 100, "{reserved}");
-    assert_eq!(c.bytes_per_name(), reserved / 5_000);
     let cap = c.config_capacity();
     assert_eq!(
-        (cap.names, cap.addresses, cap.links),
-        (5_000, 10_000, 20_000)
+        (cap.names, cap.addresses, cap.links, cap.name_bytes),
+        (5_000, 10_000, 20_000, 160_000)
     );
+    // The documented budget: under 512 bytes per name slot, everything included.
+    assert_eq!(c.bytes_per_name(), reserved / 5_000);
+    assert!(c.bytes_per_name() < 512, "{}", c.bytes_per_name());
+    assert!(reserved > cap.name_bytes + cap.links * 16, "{reserved}");
+    for i in 0..6_000 {
+        insert(&mut c, &host_packet(i, 60), T0);
+    }
+    assert_eq!(c.bytes_reserved(), reserved);
 }
 
 #[test]
@@ -1372,5 +1378,48 @@ fn a_chain_continues_past_a_cname_that_is_not_kept() {
     assert_eq!(
         get(&mut c, "10.0.0.9", T0),
         Some((ips(&["10.0.0.9"]), names(&["tail.example"])))
+    );
+}
+
+#[cfg(feature = "serde")]
+#[test]
+fn owned_answers_config_and_stats_round_trip_through_postcard() {
+    let mut c = cache();
+    insert(
+        &mut c,
+        &a_response(
+            "www.example.com",
+            &[
+                rr("www.example.com", 60, cname("edge.example.net")),
+                rr("edge.example.net", 60, aaaa("2001:db8::5")),
+                rr("edge.example.net", 60, a("10.0.0.5")),
+            ],
+        ),
+        T0,
+    );
+    let owned = c
+        .get_dns_response("WWW.example.com", T0)
+        .unwrap()
+        .to_response();
+    let bytes = postcard::to_allocvec(&owned).unwrap();
+    let back: watchpost_core::dns::DnsResponse = postcard::from_bytes(&bytes).unwrap();
+    assert_eq!(back, owned);
+    assert_eq!(back.query, "WWW.example.com");
+    assert_eq!(back.ips, ips(&["2001:db8::5", "10.0.0.5"]));
+    assert_eq!(
+        back.domains,
+        names(&["www.example.com", "edge.example.net"])
+    );
+    let config = DnsCacheConfig::default();
+    let bytes = postcard::to_allocvec(&config).unwrap();
+    assert_eq!(
+        postcard::from_bytes::<DnsCacheConfig>(&bytes).unwrap(),
+        config
+    );
+    let stats = c.stats();
+    let bytes = postcard::to_allocvec(&stats).unwrap();
+    assert_eq!(
+        postcard::from_bytes::<watchpost_core::dns::DnsCacheStats>(&bytes).unwrap(),
+        stats
     );
 }
