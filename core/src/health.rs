@@ -38,7 +38,8 @@ impl HealthStatus {
 pub struct HealthInfo {
     /// Current status.
     pub status: HealthStatus,
-    /// Empty when healthy, otherwise what is wrong.
+    /// What is wrong when unhealthy; empty when all is well. A store that still answers but has
+    /// lost or refused something (evicted a live entry, is full) stays Healthy with a warning here.
     pub message: heapless::String<HEALTH_MESSAGE_LEN>,
     /// When this was determined.
     pub last_check: EpochNanos,

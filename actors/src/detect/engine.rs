@@ -1,0 +1,205 @@
+//! The detector engine: gives each event to every detector concurrently, as tokio tasks, with a
+//! bound on how many (detector, event) tasks run at once and a time limit per detector call.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+
+use crate::detect::{
+    Detector, DetectorError, DetectorLogger, DetectorOutput, DetectorParams, Event,
+};
+use crate::registry::Registry;
+
+/// Engine limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineOptions {
+    /// Most (detector, event) tasks running at once; `run` stops taking events when reached.
+    pub max_in_flight: usize,
+    /// Longest a detector may take for one event before its result is dropped (counted).
+    pub detector_timeout: Duration,
+}
+
+impl Default for EngineOptions {
+    /// 256 tasks in flight, 5 s per detector call.
+    fn default() -> Self {
+        EngineOptions {
+            max_in_flight: 256,
+            detector_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Counters of the engine.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineStats {
+    /// Events taken.
+    pub events: u64,
+    /// Findings reported.
+    pub outputs: u64,
+    /// Detector calls that returned an error.
+    pub detector_errors: u64,
+    /// Detector calls that ran out of time.
+    pub detector_timeouts: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    events: AtomicU64,
+    outputs: AtomicU64,
+    errors: AtomicU64,
+    timeouts: AtomicU64,
+}
+
+/// Runs a fixed set of initialised detectors over events.
+#[derive(Clone)]
+pub struct DetectorEngine {
+    detectors: Arc<[Arc<dyn Detector>]>,
+    permits: Arc<Semaphore>,
+    options: EngineOptions,
+    counters: Arc<Counters>,
+}
+
+impl std::fmt::Debug for DetectorEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DetectorEngine")
+            .field("detectors", &self.detector_names())
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+impl DetectorEngine {
+    /// Initialises every detector with the registry; the first failure stops the start.
+    pub async fn start(
+        registry: &Registry,
+        detectors: Vec<Box<dyn Detector>>,
+        options: EngineOptions,
+    ) -> Result<DetectorEngine, DetectorError> {
+        let mut ready: Vec<Arc<dyn Detector>> = Vec::with_capacity(detectors.len());
+        for mut detector in detectors {
+            let params = DetectorParams {
+                registry: registry.clone(),
+                logger: DetectorLogger::new(detector.name()),
+            };
+            detector.init(params).await?;
+            tracing::info!(detector = detector.name(), "detector initialised");
+            ready.push(Arc::from(detector));
+        }
+        Ok(DetectorEngine {
+            detectors: ready.into(),
+            permits: Arc::new(Semaphore::new(options.max_in_flight.max(1))),
+            options,
+            counters: Arc::new(Counters::default()),
+        })
+    }
+
+    /// Names of the detectors, in registration order.
+    pub fn detector_names(&self) -> Vec<&'static str> {
+        self.detectors.iter().map(|d| d.name()).collect()
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> EngineStats {
+        let c = &self.counters;
+        EngineStats {
+            events: c.events.load(Ordering::Relaxed),
+            outputs: c.outputs.load(Ordering::Relaxed),
+            detector_errors: c.errors.load(Ordering::Relaxed),
+            detector_timeouts: c.timeouts.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Gives `event` to every detector concurrently and returns all their findings (in
+    /// detector order).
+    pub async fn process(&self, event: Event) -> Vec<DetectorOutput> {
+        self.counters.events.fetch_add(1, Ordering::Relaxed);
+        let event = Arc::new(event);
+        let mut tasks = JoinSet::new();
+        for (index, detector) in self.detectors.iter().enumerate() {
+            let Ok(permit) = self.permits.clone().acquire_owned().await else {
+                break;
+            };
+            let detector = detector.clone();
+            let event = event.clone();
+            let engine = self.clone();
+            tasks.spawn(async move {
+                let found = engine.judge(detector.as_ref(), &event).await;
+                drop(permit);
+                (index, found)
+            });
+        }
+        let mut results: Vec<(usize, Vec<DetectorOutput>)> =
+            Vec::with_capacity(self.detectors.len());
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(found) => results.push(found),
+                Err(e) => {
+                    self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(error = %e, "detector task panicked");
+                }
+            }
+        }
+        results.sort_by_key(|(i, _)| *i);
+        results.into_iter().flat_map(|(_, o)| o).collect()
+    }
+
+    async fn judge(&self, detector: &dyn Detector, event: &Event) -> Vec<DetectorOutput> {
+        match tokio::time::timeout(self.options.detector_timeout, detector.on_event(event)).await {
+            Ok(Ok(outputs)) => {
+                self.counters
+                    .outputs
+                    .fetch_add(outputs.len() as u64, Ordering::Relaxed);
+                outputs
+            }
+            Ok(Err(e)) => {
+                self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(detector = detector.name(), error = %e, "detector failed on an event");
+                Vec::new()
+            }
+            Err(_) => {
+                self.counters.timeouts.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(detector = detector.name(), "detector timed out on an event");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Takes events from `events` until it closes, judging up to `max_in_flight` (detector,
+    /// event) pairs at once, and sends every finding to `outputs`. Returns when every event
+    /// taken has been judged.
+    pub async fn run(
+        &self,
+        mut events: mpsc::Receiver<Event>,
+        outputs: mpsc::Sender<DetectorOutput>,
+    ) {
+        let mut running = JoinSet::new();
+        while let Some(event) = events.recv().await {
+            self.counters.events.fetch_add(1, Ordering::Relaxed);
+            let event = Arc::new(event);
+            for detector in self.detectors.iter() {
+                // Waiting for a permit here is the backpressure: no more events are taken.
+                let Ok(permit) = self.permits.clone().acquire_owned().await else {
+                    return;
+                };
+                let detector = detector.clone();
+                let event = event.clone();
+                let engine = self.clone();
+                let outputs = outputs.clone();
+                running.spawn(async move {
+                    for found in engine.judge(detector.as_ref(), &event).await {
+                        if outputs.send(found).await.is_err() {
+                            break;
+                        }
+                    }
+                    drop(permit);
+                });
+            }
+            while running.try_join_next().is_some() {}
+        }
+        while running.join_next().await.is_some() {}
+    }
+}

@@ -1,0 +1,267 @@
+//! The container store as an actor: owned container and pod records, filters, updates, queries,
+//! the backend trait and the handle's methods (`registry.containers().get_container(id)`).
+
+use ractor::RpcReplyPort;
+use serde::{Deserialize, Serialize};
+use watchpost_core::{DataStoreMetrics, EpochNanos, HealthInfo, StoreError};
+
+use crate::handle::StoreHandle;
+use crate::protocol::{Protocol, StoreBackend, answer};
+
+/// Kubernetes pod of a container (the reference's `K8sPodInfo`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PodInfo {
+    /// Pod name.
+    pub name: String,
+    /// Pod UID.
+    pub uid: String,
+    /// Pod namespace.
+    pub namespace: String,
+    /// Whether this container is the pod's sandbox.
+    pub sandbox: bool,
+}
+
+/// One container, owned (the reference's `ContainerInfo`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ContainerInfo {
+    /// Full container ID (64 hex digits for Docker-style runtimes).
+    pub id: String,
+    /// Name (empty until enriched).
+    pub name: String,
+    /// Image (empty until enriched).
+    pub image: String,
+    /// Image digest.
+    pub image_digest: String,
+    /// Runtime: `docker`, `containerd`, `crio`, `podman`.
+    pub runtime: String,
+    /// Start time, epoch ns (0: unknown).
+    pub start_time: EpochNanos,
+    /// Pod, for Kubernetes containers.
+    pub pod: Option<PodInfo>,
+}
+
+/// Exact-match filter for `list_containers`; unset fields do not filter (AND of the set ones).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ContainerFilter {
+    /// Container name.
+    pub name: Option<String>,
+    /// Image name.
+    pub image: Option<String>,
+    /// Runtime.
+    pub runtime: Option<String>,
+}
+
+impl ContainerFilter {
+    /// No filtering.
+    pub fn all() -> Self {
+        Self::default()
+    }
+    /// Also require this name.
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+    /// Also require this image.
+    pub fn with_image(mut self, image: impl Into<String>) -> Self {
+        self.image = Some(image.into());
+        self
+    }
+    /// Also require this runtime.
+    pub fn with_runtime(mut self, runtime: impl Into<String>) -> Self {
+        self.runtime = Some(runtime.into());
+        self
+    }
+    /// Whether `c` passes.
+    pub fn matches(&self, c: &ContainerInfo) -> bool {
+        self.name.as_ref().is_none_or(|n| *n == c.name)
+            && self.image.as_ref().is_none_or(|i| *i == c.image)
+            && self.runtime.as_ref().is_none_or(|r| *r == c.runtime)
+    }
+}
+
+/// What collectors feed the container store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ContainerUpdate {
+    /// A container appeared (cgroup seen) or was enriched; replaces what the store held.
+    Upsert(ContainerInfo),
+    /// A container's cgroup went away at `removed_at` (epoch ns).
+    Remove {
+        /// Full container ID.
+        id: String,
+        /// When it went away.
+        removed_at: EpochNanos,
+    },
+}
+
+/// Queries to the container store.
+pub enum ContainerQuery {
+    /// By full ID or unique prefix.
+    GetContainer {
+        /// ID or prefix.
+        id: String,
+        /// Answer.
+        reply: RpcReplyPort<Result<ContainerInfo, StoreError>>,
+    },
+    /// Many IDs in one message.
+    GetContainers {
+        /// IDs or prefixes.
+        ids: Vec<String>,
+        /// Answers, in order.
+        reply: RpcReplyPort<Vec<Result<ContainerInfo, StoreError>>>,
+    },
+    /// By name.
+    GetContainerByName {
+        /// Name.
+        name: String,
+        /// Answer.
+        reply: RpcReplyPort<Result<ContainerInfo, StoreError>>,
+    },
+    /// Live containers passing the filter.
+    ListContainers {
+        /// Filter.
+        filter: ContainerFilter,
+        /// Answer.
+        reply: RpcReplyPort<Result<Vec<ContainerInfo>, StoreError>>,
+    },
+}
+
+/// The container store protocol.
+pub struct ContainerProtocol;
+
+impl Protocol for ContainerProtocol {
+    type Query = ContainerQuery;
+    type Update = ContainerUpdate;
+}
+
+/// What a container table must do to run behind the container store actor.
+pub trait ContainerBackend: Send + 'static {
+    /// By full ID or unique prefix (`NotFound`; an ambiguous prefix is `InvalidArgument`).
+    fn get_container(&mut self, id: &str, now: EpochNanos) -> Result<ContainerInfo, StoreError>;
+    /// By name.
+    fn get_container_by_name(
+        &mut self,
+        name: &str,
+        now: EpochNanos,
+    ) -> Result<ContainerInfo, StoreError>;
+    /// Live containers passing `filter`.
+    fn list_containers(
+        &mut self,
+        filter: &ContainerFilter,
+        now: EpochNanos,
+    ) -> Result<Vec<ContainerInfo>, StoreError>;
+    /// Applies one update; `false` if refused.
+    fn apply(&mut self, update: ContainerUpdate, now: EpochNanos) -> bool;
+    /// Health.
+    fn health(&self, now: EpochNanos) -> HealthInfo;
+    /// Metrics.
+    fn metrics(&self) -> DataStoreMetrics;
+}
+
+impl<T: ContainerBackend> StoreBackend<ContainerProtocol> for T {
+    fn handle_query(&mut self, query: ContainerQuery, now: EpochNanos) {
+        match query {
+            ContainerQuery::GetContainer { id, reply } => {
+                answer(reply, self.get_container(&id, now))
+            }
+            ContainerQuery::GetContainers { ids, reply } => {
+                let answers = ids.iter().map(|id| self.get_container(id, now)).collect();
+                answer(reply, answers)
+            }
+            ContainerQuery::GetContainerByName { name, reply } => {
+                answer(reply, self.get_container_by_name(&name, now))
+            }
+            ContainerQuery::ListContainers { filter, reply } => {
+                answer(reply, self.list_containers(&filter, now))
+            }
+        }
+    }
+
+    fn apply_update(&mut self, update: ContainerUpdate, now: EpochNanos) -> bool {
+        self.apply(update, now)
+    }
+
+    fn health(&self, now: EpochNanos) -> HealthInfo {
+        ContainerBackend::health(self, now)
+    }
+
+    fn metrics(&self) -> DataStoreMetrics {
+        ContainerBackend::metrics(self)
+    }
+}
+
+/// Handle to the container store (`registry.containers()`).
+pub type ContainerHandle = StoreHandle<ContainerProtocol>;
+
+impl StoreHandle<ContainerProtocol> {
+    /// The container with this full ID or unique ID prefix.
+    pub async fn get_container(&self, id_or_prefix: &str) -> Result<ContainerInfo, StoreError> {
+        let id = id_or_prefix.to_owned();
+        self.ask("get_container", |reply| ContainerQuery::GetContainer {
+            id,
+            reply,
+        })
+        .await
+    }
+
+    /// Many containers in one message, one answer per ID in order.
+    pub async fn get_containers(
+        &self,
+        ids: &[&str],
+    ) -> Result<Vec<Result<ContainerInfo, StoreError>>, StoreError> {
+        let ids = ids.iter().map(|s| (*s).to_owned()).collect();
+        self.call("get_containers", |reply| ContainerQuery::GetContainers {
+            ids,
+            reply,
+        })
+        .await
+    }
+
+    /// The container named `name`.
+    pub async fn get_container_by_name(&self, name: &str) -> Result<ContainerInfo, StoreError> {
+        let name = name.to_owned();
+        self.ask("get_container_by_name", |reply| {
+            ContainerQuery::GetContainerByName { name, reply }
+        })
+        .await
+    }
+
+    /// Live containers passing `filter` (empty if none; never `NotFound`).
+    pub async fn list_containers(
+        &self,
+        filter: ContainerFilter,
+    ) -> Result<Vec<ContainerInfo>, StoreError> {
+        self.ask("list_containers", |reply| ContainerQuery::ListContainers {
+            filter,
+            reply,
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_is_an_and_of_the_set_fields() {
+        let c = ContainerInfo {
+            name: "web".into(),
+            image: "nginx:1".into(),
+            runtime: "docker".into(),
+            ..Default::default()
+        };
+        assert!(ContainerFilter::all().matches(&c));
+        assert!(
+            ContainerFilter::all()
+                .with_name("web")
+                .with_runtime("docker")
+                .matches(&c)
+        );
+        assert!(
+            !ContainerFilter::all()
+                .with_name("web")
+                .with_image("redis")
+                .matches(&c)
+        );
+    }
+}

@@ -1,0 +1,10 @@
+//! One module per kind of store: its owned reply types, the updates collectors send, its query
+//! messages, the backend trait a core store implements to run behind the actor, and the typed
+//! methods of its handle.
+
+pub mod container;
+pub mod dns;
+pub mod process;
+pub mod symbols;
+pub mod syscall;
+pub mod system;

@@ -1,0 +1,205 @@
+//! Shared test pieces: a registry with the real core syscall and system stores, a small writable
+//! store (the kind a detector registers), and polling with a deadline.
+
+#![allow(dead_code)]
+
+pub mod containers;
+pub mod procfs;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use watchpost_actors::adapters::system::SystemFacts;
+use watchpost_actors::{
+    BuildError, DataStoreMetrics, ErrorKind, HealthInfo, Registry, RegistryConfig, StoreError,
+    StoreOptions, WritableStore,
+};
+use watchpost_core::metrics::StoreMetrics;
+use watchpost_core::syscall::SyscallStore;
+use watchpost_core::system_info::SystemInfo as CoreSystemInfo;
+use watchpost_core::{EpochNanos, HealthInfo as CoreHealth};
+
+/// A registry with a 1 s default timeout.
+pub async fn registry() -> Registry {
+    Registry::start(RegistryConfig::default())
+        .await
+        .expect("registry starts")
+}
+
+/// Registers the real core syscall store of this machine's architecture.
+pub async fn register_syscalls(registry: &Registry) {
+    registry
+        .register_syscall_store(
+            |_: &watchpost_actors::BuildContext| {
+                SyscallStore::for_host()
+                    .ok_or_else(|| BuildError::new("syscall", "no table for this architecture"))
+            },
+            StoreOptions::default(),
+        )
+        .await
+        .expect("syscall store registers");
+}
+
+/// Registers a system store with facts read from this machine.
+pub async fn register_system(registry: &Registry) {
+    registry
+        .register_system_store(
+            |_: &watchpost_actors::BuildContext| {
+                let mut info = CoreSystemInfo::new();
+                info.set_architecture(std::env::consts::ARCH)
+                    .map_err(|e| BuildError::new("system", e.to_string()))?;
+                let release =
+                    std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+                info.set_kernel_release(release.trim())
+                    .map_err(|e| BuildError::new("system", e.to_string()))?;
+                let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+                info.set_hostname(host.trim())
+                    .map_err(|e| BuildError::new("system", e.to_string()))?;
+                Ok(SystemFacts::new(info))
+            },
+            StoreOptions::default(),
+        )
+        .await
+        .expect("system store registers");
+}
+
+/// Polls `check` until it returns true or `limit` passes.
+pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if check().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A small bounded key/value store, the kind a detector registers to share state.
+#[derive(Debug, Default)]
+pub struct Notes {
+    entries: BTreeMap<String, String>,
+    capacity: usize,
+    metrics: StoreMetrics,
+}
+
+impl Notes {
+    pub fn with_capacity(capacity: usize) -> Self {
+        Notes {
+            capacity,
+            ..Default::default()
+        }
+    }
+}
+
+/// Reads of [`Notes`].
+#[derive(Debug)]
+pub enum NotesRead {
+    Get(String),
+    Len,
+}
+
+/// Writes of [`Notes`].
+#[derive(Debug)]
+pub enum NotesWrite {
+    Put(String, String),
+    /// Blocks the store's actor (to provoke caller timeouts).
+    Stall(Duration),
+}
+
+impl WritableStore for Notes {
+    type Read = NotesRead;
+    type ReadReply = Result<String, StoreError>;
+    type Write = NotesWrite;
+    type WriteReply = Result<(), StoreError>;
+    const DESCRIPTION: &'static str = "notes shared between test detectors";
+
+    fn read(&mut self, request: NotesRead, now: EpochNanos) -> Result<String, StoreError> {
+        match request {
+            NotesRead::Get(key) => {
+                let found = self.entries.get(&key).cloned();
+                self.metrics.lookup(found.is_some(), now);
+                found.ok_or(StoreError::not_found("notes", "get"))
+            }
+            NotesRead::Len => {
+                self.metrics.success(now);
+                Ok(self.entries.len().to_string())
+            }
+        }
+    }
+
+    fn write(&mut self, request: NotesWrite, now: EpochNanos) -> Result<(), StoreError> {
+        match request {
+            NotesWrite::Put(k, v) => {
+                if self.entries.len() >= self.capacity && !self.entries.contains_key(&k) {
+                    self.metrics.error(now);
+                    return Err(StoreError::new("notes", "put", ErrorKind::InvalidArgument));
+                }
+                self.entries.insert(k, v);
+                self.metrics.success(now);
+                Ok(())
+            }
+            NotesWrite::Stall(d) => {
+                std::thread::sleep(d);
+                self.metrics.success(now);
+                Ok(())
+            }
+        }
+    }
+
+    fn accepted(reply: &Result<(), StoreError>) -> bool {
+        reply.is_ok()
+    }
+
+    fn health(&self, now: EpochNanos) -> HealthInfo {
+        CoreHealth::healthy(now)
+    }
+
+    fn metrics(&self) -> DataStoreMetrics {
+        self.metrics.snapshot(self.entries.len())
+    }
+}
+
+/// Another writable store type, to check typed access refuses the wrong type.
+#[derive(Debug, Default)]
+pub struct Counter(u64, StoreMetrics);
+
+impl WritableStore for Counter {
+    type Read = ();
+    type ReadReply = u64;
+    type Write = u64;
+    type WriteReply = u64;
+    const DESCRIPTION: &'static str = "a counter";
+
+    fn read(&mut self, _: (), now: EpochNanos) -> u64 {
+        self.1.success(now);
+        self.0
+    }
+    fn write(&mut self, add: u64, now: EpochNanos) -> u64 {
+        self.1.success(now);
+        self.0 += add;
+        self.0
+    }
+    fn accepted(_: &u64) -> bool {
+        true
+    }
+    fn health(&self, now: EpochNanos) -> HealthInfo {
+        CoreHealth::healthy(now)
+    }
+    fn metrics(&self) -> DataStoreMetrics {
+        self.1.snapshot(1)
+    }
+}
+
+pub fn notes_factory(
+    capacity: usize,
+) -> impl Fn(&watchpost_actors::BuildContext) -> Result<Notes, BuildError> + Send + Sync + 'static {
+    move |_| Ok(Notes::with_capacity(capacity))
+}
