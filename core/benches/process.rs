@@ -4,7 +4,9 @@
 //! The tree is 10-ary (pid p's parent is (p - 2) / 10 + 1), so most processes sit at depth 4
 //! and have a full ancestry of 5, and inner processes have 10 children. A second, flat table
 //! puts every process under pid 1 (systemd, or a fork storm under one shell): the one parent
-//! with ~10,000 children must cost no more per event than the spread tree.
+//! with ~10,000 children must cost no more per event than the spread tree. Measured (medians,
+//! loaded 2-core box): a parent-keyed hash index of children cost ~46 µs per one-parent
+//! fork+exit; the intrusive sibling lists cost 0.24–0.49 µs.
 
 use std::hint::black_box;
 
