@@ -6,8 +6,10 @@
 //!    A shell whose ancestry holds no service is not.
 //! 2. `tmp_exec_in_container`: a real cgroup v2 directory named like a Docker scope
 //!    (`docker-<64 hex>.scope`) receives a real process running a binary copied into `/tmp`; its
-//!    exec is reported with the container's name from the container store. The same binary
-//!    outside the container, and a container process running from `/usr/bin`, are not.
+//!    exec is reported with the container's name from the container store (the real core
+//!    container table, fed the container as discovered from the process's real
+//!    `/proc/<pid>/cgroup`, then enriched). The same binary outside the container, and a
+//!    container process running from `/usr/bin`, are not.
 
 mod support;
 
@@ -15,17 +17,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use support::containers::TestContainers;
 use support::eventually;
 use support::procfs::{ProcReader, children_named};
+use watchpost_actors::adapters::container::container_table_factory;
 use watchpost_actors::detect::shell_from_service::{ShellFromService, ShellFromServiceConfig};
 use watchpost_actors::detect::tmp_exec_in_container::TmpExecInContainer;
 use watchpost_actors::detect::{
     Detector, DetectorEngine, EngineOptions, Event, EventKind, OutputValue,
 };
-use watchpost_actors::stores::container::{ContainerInfo, ContainerUpdate};
+use watchpost_actors::stores::container::{ContainerEnrichment, ContainerUpdate};
 use watchpost_actors::stores::process::ProcessUpdate;
 use watchpost_actors::{BuildContext, Registry, StoreOptions};
+use watchpost_core::container::ContainerTableConfig;
 use watchpost_core::process::{ProcessTable, ProcessTableConfig};
 
 /// Kills and reaps its child, removes its paths, on every exit path of a test.
@@ -107,7 +110,11 @@ async fn registry_with_stores() -> (
         .unwrap();
     let containers = reg
         .register_container_store(
-            |_: &BuildContext| Ok(TestContainers::default()),
+            // A short removal grace, so a removed container is gone within the test.
+            container_table_factory(ContainerTableConfig {
+                removal_grace_ns: 50_000_000,
+                ..Default::default()
+            }),
             StoreOptions::default(),
         )
         .await
@@ -303,21 +310,32 @@ async fn a_container_running_a_binary_from_tmp_is_reported() {
     assert_eq!(reader.container_id(outside_pid), None);
 
     let (reg, processes, containers) = registry_with_stores().await;
+    // Discovery from the process's real cgroup file, then what a runtime's API would add.
+    let cgroup_file = std::fs::read_to_string(format!("/proc/{inside_pid}/cgroup")).unwrap();
+    let discovered =
+        ContainerUpdate::observe_proc_cgroup(&cgroup_file).expect("the process is in a container");
+    let ContainerUpdate::Observe(found) = &discovered else {
+        panic!("an observation")
+    };
+    assert_eq!(found.id.as_str(), container_id);
     containers
-        .submit(vec![ContainerUpdate::Upsert(ContainerInfo {
-            id: container_id.clone(),
-            name: "web-1".into(),
-            image: "nginx:1.27".into(),
-            runtime: "docker".into(),
-            ..Default::default()
-        })])
+        .submit(vec![
+            discovered,
+            ContainerUpdate::Enrich(
+                ContainerEnrichment::new(&container_id)
+                    .name("web-1")
+                    .image("nginx:1.27"),
+            ),
+        ])
         .await
         .unwrap();
     feed_scan(&reg, &processes, reader.entity_id(inside_pid).unwrap()).await;
     let c = reg.containers();
     assert!(
         eventually(Duration::from_secs(5), || async {
-            c.get_container(&container_id[..12]).await.is_ok()
+            c.get_container(&container_id[..12])
+                .await
+                .is_ok_and(|found| found.name == "web-1" && found.runtime == "docker")
         })
         .await
     );
@@ -370,11 +388,11 @@ async fn a_container_running_a_binary_from_tmp_is_reported() {
         "container process from /usr/bin"
     );
 
-    // A container the store does not know yet is still reported, marked unknown.
+    // A container the store does not know (any more) is still reported, marked unknown.
     containers
         .submit(vec![ContainerUpdate::Remove {
             id: container_id.clone(),
-            removed_at: 0,
+            removed_at: watchpost_actors::clock::now(),
         }])
         .await
         .unwrap();
