@@ -32,14 +32,14 @@
 //! # Ok(()) }
 //! ```
 //! The same calls on a reader do not:
-//! ```compile_fail
+//! ```compile_fail,E0599
 //! # async fn demo(registry: watchpost_actors::Registry) -> Result<(), Box<dyn std::error::Error>> {
 //! use watchpost_core::ip_reputation::IpReputationStore;
 //! let reader = registry.get_custom_typed::<IpReputationStore>("ip_reputation").await?;
 //! reader.clear("local_detector").await?; // no method `clear` on a reader
 //! # Ok(()) }
 //! ```
-//! ```compile_fail
+//! ```compile_fail,E0599
 //! # async fn demo(registry: watchpost_actors::Registry) -> Result<(), Box<dyn std::error::Error>> {
 //! use watchpost_core::ip_reputation::{IpReputation, IpReputationStore, ReputationStatus};
 //! let reader = registry.get_custom_typed::<IpReputationStore>("ip_reputation").await?;
