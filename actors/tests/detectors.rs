@@ -10,6 +10,8 @@
 //!    container table, fed the container as discovered from the process's real
 //!    `/proc/<pid>/cgroup`, then enriched). The same binary outside the container, and a
 //!    container process running from `/usr/bin`, are not.
+//! 3. `DetectorEngine::run`: events in through a channel, every detector's findings out through
+//!    another, failures counted, one (detector, event) pair in flight at a time.
 
 mod support;
 
@@ -23,7 +25,8 @@ use watchpost_actors::adapters::container::container_table_factory;
 use watchpost_actors::detect::shell_from_service::{ShellFromService, ShellFromServiceConfig};
 use watchpost_actors::detect::tmp_exec_in_container::TmpExecInContainer;
 use watchpost_actors::detect::{
-    Detector, DetectorEngine, EngineOptions, Event, EventKind, OutputValue,
+    BoxFuture, Detector, DetectorEngine, DetectorError, DetectorOutput, DetectorParams,
+    EngineOptions, Event, EventKind, OutputValue, Severity,
 };
 use watchpost_actors::stores::container::{ContainerEnrichment, ContainerUpdate};
 use watchpost_actors::stores::process::ProcessUpdate;
@@ -174,38 +177,66 @@ fn detectors(services: &[&str]) -> Vec<Box<dyn Detector>> {
     ]
 }
 
+/// A real fake service (`/bin/sh` copied as `nginx`) running a child shell, and a plain shell
+/// that is not under any service; both sleep 5 s.
+struct ServiceScene {
+    service_pid: u32,
+    shell_pid: u32,
+    plain_pid: u32,
+    fake_nginx: PathBuf,
+    _cleanup: Cleanup,
+}
+
+impl ServiceScene {
+    fn start() -> ServiceScene {
+        let dir = temp_dir("svc");
+        let mut cleanup = Cleanup {
+            children: vec![],
+            paths: vec![dir.clone()],
+            cgroups: vec![],
+        };
+        let fake_nginx = dir.join("nginx");
+        copy_exe("/bin/sh", &fake_nginx);
+        // Trailing `; :` keeps each shell from exec'ing its last command in place.
+        let service = spawn(&fake_nginx, &["-c", "sh -c 'sleep 5; :'; :"]);
+        let service_pid = service.id();
+        cleanup.children.push(service);
+        let plain = Command::new("/bin/sh")
+            .args(["-c", "sleep 5; :"])
+            .spawn()
+            .unwrap();
+        let plain_pid = plain.id();
+        cleanup.children.push(plain);
+
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let shell_pid = loop {
+            let shell = children_named(service_pid, "sh").first().copied();
+            if let Some(shell) = shell
+                && !children_named(plain_pid, "sleep").is_empty()
+            {
+                break shell;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the service's child shell and the plain shell's sleep appear"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        ServiceScene {
+            service_pid,
+            shell_pid,
+            plain_pid,
+            fake_nginx,
+            _cleanup: cleanup,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shell_under_a_service_is_reported_with_its_ancestry() {
-    let dir = temp_dir("svc");
-    let mut cleanup = Cleanup {
-        children: vec![],
-        paths: vec![dir.clone()],
-        cgroups: vec![],
-    };
-    let fake_nginx = dir.join("nginx");
-    copy_exe("/bin/sh", &fake_nginx);
-    // Trailing `; :` keeps each shell from exec'ing its last command in place.
-    let service = spawn(&fake_nginx, &["-c", "sh -c 'sleep 5; :'; :"]);
-    let service_pid = service.id();
-    cleanup.children.push(service);
-    let plain = Command::new("/bin/sh")
-        .args(["-c", "sleep 5; :"])
-        .spawn()
-        .unwrap();
-    let plain_pid = plain.id();
-    cleanup.children.push(plain);
-
-    let mut shell_pid = None;
-    assert!(
-        eventually(Duration::from_secs(5), || {
-            shell_pid = children_named(service_pid, "sh").first().copied();
-            let found = shell_pid.is_some() && !children_named(plain_pid, "sleep").is_empty();
-            async move { found }
-        })
-        .await,
-        "the service's child shell and the plain shell's sleep appear"
-    );
-    let shell_pid = shell_pid.unwrap();
+    let scene = ServiceScene::start();
+    let (service_pid, shell_pid, plain_pid) = (scene.service_pid, scene.shell_pid, scene.plain_pid);
+    let fake_nginx = scene.fake_nginx.clone();
 
     let (reg, processes, _containers) = registry_with_stores().await;
     let reader = ProcReader::new();
@@ -408,4 +439,114 @@ async fn a_container_running_a_binary_from_tmp_is_reported() {
     reg.shutdown().await;
     drop(cleanup);
     assert!(!cgroup.exists(), "the test cgroup is removed");
+}
+
+/// Reports every exec it sees and fails on forks: shows that `run` delivers every detector's
+/// findings and counts failures without stopping.
+struct EveryExec;
+
+impl Detector for EveryExec {
+    fn name(&self) -> &'static str {
+        "every_exec"
+    }
+
+    fn init(&mut self, _params: DetectorParams) -> BoxFuture<'_, Result<(), DetectorError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn on_event<'a>(
+        &'a self,
+        event: &'a Event,
+    ) -> BoxFuture<'a, Result<Vec<DetectorOutput>, DetectorError>> {
+        Box::pin(async move {
+            match event.kind {
+                EventKind::Exec => Ok(vec![DetectorOutput::about(
+                    "every_exec",
+                    Severity::Low,
+                    "an exec",
+                    event,
+                )]),
+                EventKind::Fork => Err(DetectorError::new("every_exec", "forks are not for me")),
+                EventKind::Exit => Ok(Vec::new()),
+            }
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_runs_events_from_a_channel_to_outputs() {
+    let scene = ServiceScene::start();
+    let (reg, processes, _containers) = registry_with_stores().await;
+    let reader = ProcReader::new();
+    feed_scan(&reg, &processes, reader.entity_id(scene.shell_pid).unwrap()).await;
+
+    let mut detectors = detectors(&["nginx"]);
+    detectors.push(Box::new(EveryExec));
+    // One (detector, event) pair at a time and a small event queue: backpressure all the way.
+    let options = EngineOptions {
+        max_in_flight: 1,
+        ..EngineOptions::default()
+    };
+    let engine = DetectorEngine::start(&reg, detectors, options)
+        .await
+        .unwrap();
+    let (events_tx, events_rx) = tokio::sync::mpsc::channel(2);
+    let (outputs_tx, mut outputs_rx) = tokio::sync::mpsc::channel(1);
+    let running = {
+        let engine = engine.clone();
+        tokio::spawn(async move { engine.run(events_rx, outputs_tx).await })
+    };
+    let collector = tokio::spawn(async move {
+        let mut found = Vec::new();
+        while let Some(output) = outputs_rx.recv().await {
+            found.push(output);
+        }
+        found // the channel closes when `run` returns
+    });
+
+    let shell_exec = exec_event(&reader, scene.shell_pid);
+    let plain_exec = exec_event(&reader, scene.plain_pid);
+    let mut fork = shell_exec.clone();
+    fork.kind = EventKind::Fork;
+    let mut exit = plain_exec.clone();
+    exit.kind = EventKind::Exit;
+    for event in [shell_exec, fork, plain_exec, exit] {
+        events_tx.send(event).await.unwrap();
+    }
+    drop(events_tx);
+    tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .expect("run returns once the events channel closes and all are judged")
+        .unwrap();
+    let found = collector.await.unwrap();
+
+    let mut seen: Vec<(String, u32)> = found.iter().map(|o| (o.detector.clone(), o.pid)).collect();
+    seen.sort();
+    let mut expected = vec![
+        ("every_exec".to_owned(), scene.plain_pid),
+        ("every_exec".to_owned(), scene.shell_pid),
+        ("shell_from_service".to_owned(), scene.shell_pid),
+    ];
+    expected.sort();
+    assert_eq!(seen, expected, "{found:#?}");
+    let service_finding = found
+        .iter()
+        .find(|o| o.detector == "shell_from_service")
+        .unwrap();
+    assert_eq!(
+        service_finding.data["service_pid"],
+        OutputValue::Number(u64::from(scene.service_pid))
+    );
+    let stats = engine.stats();
+    assert_eq!(
+        (
+            stats.events,
+            stats.outputs,
+            stats.detector_errors,
+            stats.detector_timeouts
+        ),
+        (4, 3, 1, 0),
+        "{stats:?}"
+    );
+    reg.shutdown().await;
 }
