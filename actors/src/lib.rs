@@ -21,7 +21,7 @@
 //! - [`protocol`], `store_actor`, `slot`: the generic store actor, its messages, and the shared
 //!   slot handles send through (null store, restarts, handle-side counters).
 //! - [`adapters`]: the core stores behind the backend traits (`ProcessTable`, `ContainerTable`,
-//!   `SyscallStore`, `SystemFacts` over the core `SystemStore`, `KernelSymbols` over the core
+//!   `DnsCache`, `SyscallStore`, `SystemFacts` over the core `SystemStore`, `KernelSymbols` over the core
 //!   `KernelSymbolTable`, `IpReputationStore` as a writable store), converting borrowed views to
 //!   owned replies, and their factories (fresh random hash seeds per build, see [`seed`]).
 //! - [`detect`]: the `Detector` trait, `Event`, serialisable `DetectorOutput`, the

@@ -2,6 +2,7 @@
 //! views into the owned reply types inside the actor, so nothing borrowed crosses a message.
 
 pub mod container;
+pub mod dns;
 pub mod ip_reputation;
 pub mod process;
 pub mod symbols;
