@@ -8,7 +8,6 @@
 //! - [`procfs`]: reading processes from `/proc` with the core's canonical start times.
 //! - [`bootstrap`]: system facts and kernel symbols read at start.
 //! - [`collector`]: the `/proc` rescans and symbol reloads that keep the stores current.
-//! - [`stores`]: the core container table behind the actors' container store.
 //! - [`server`]: the query socket: access control, limits, answers.
 //! - [`client`]: `watchpost query`: requests, exit codes, human output.
 //! - [`wire`]: the query socket's framing and messages, shared by daemon and CLI.
@@ -25,5 +24,4 @@ pub mod daemon;
 pub mod procfs;
 pub mod server;
 pub mod stats;
-pub mod stores;
 pub mod wire;

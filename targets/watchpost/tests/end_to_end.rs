@@ -240,7 +240,7 @@ fn introspection_and_json() {
         .collect();
     assert_eq!(
         names,
-        ["container", "process", "symbol", "syscall", "system"]
+        ["container", "dns", "process", "symbol", "syscall", "system"]
     );
     assert!(
         stores
@@ -251,7 +251,7 @@ fn introspection_and_json() {
     );
 
     let health = daemon.query_json(&["health"]);
-    for store in ["process", "syscall", "system", "container"] {
+    for store in ["process", "syscall", "system", "container", "dns"] {
         let h = health
             .as_array()
             .unwrap()
@@ -277,7 +277,7 @@ fn introspection_and_json() {
         m["metrics"]["cache_misses"].as_u64().unwrap() + 1
     );
     let all = daemon.query_json(&["metrics"]);
-    assert_eq!(all["stores"].as_array().unwrap().len(), 5);
+    assert_eq!(all["stores"].as_array().unwrap().len(), 6);
     assert!(all["daemon"]["proc_scans"].as_u64().unwrap() >= 1, "{all}");
     assert!(all["daemon"]["requests"].as_u64().unwrap() >= 3, "{all}");
 
@@ -307,10 +307,11 @@ fn introspection_and_json() {
     assert_eq!(daemon.query(&["container", &"0".repeat(64)]).code, Some(1));
     assert_eq!(daemon.query(&["container", "--name", "nope"]).code, Some(1));
 
-    // No DNS collector yet: the store is unavailable, which is a daemon error (exit 2).
+    // No DNS collector yet: the cache is empty, every lookup is not found (exit 1).
     let dns = daemon.query(&["dns", "example.com"]);
-    assert_eq!(dns.code, Some(2), "{dns:?}");
-    assert!(dns.stderr.contains("dns"), "{dns:?}");
+    assert_eq!(dns.code, Some(1), "{dns:?}");
+    assert!(dns.stderr.contains("example.com"), "{dns:?}");
+    assert_eq!(daemon.query(&["dns", "192.0.2.1"]).code, Some(1));
 
     // Errors are JSON too with --json.
     let out = daemon.query(&["process", "1", "--json"]);

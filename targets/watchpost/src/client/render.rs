@@ -272,6 +272,7 @@ pub fn render(answer: &Answer) -> String {
             ("query", d.query.clone()),
             ("ips", or_dash(&d.ips.join(" "))),
             ("domains", or_dash(&d.domains.join(" "))),
+            ("truncated", d.truncated.to_string()),
         ]),
         Answer::Container(c) => container(c),
         Answer::Containers(list) if list.is_empty() => "(no containers)\n".to_owned(),

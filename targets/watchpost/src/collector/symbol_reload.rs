@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use watchpost_actors::IntakeSender;
+use watchpost_actors::adapters::symbols::KernelSymbols;
 use watchpost_actors::stores::symbols::SymbolTableSwap;
 
 use crate::bootstrap::symbols::{ModuleWatch, load_kallsyms};
@@ -50,7 +51,7 @@ impl SymbolReloader {
                     let symbols = table.len();
                     if self
                         .intake
-                        .submit(vec![SymbolTableSwap::new(table)])
+                        .submit(vec![KernelSymbols::swap(table)])
                         .await
                         .is_err()
                     {

@@ -12,7 +12,7 @@
 //!
 //! The first scan (and a resynchronisation after a store restart) only describes what runs:
 //! `Scan` records, no events. Containers are tracked the same way: a container ID first named by
-//! a cgroup is upserted as discovered, one no process is in any more is marked removed (the store
+//! a cgroup is observed (discovery never overwrites a runtime's enrichment), one no process is in any more is marked removed (the store
 //! keeps it gettable for its grace period; a process appearing in it again revives it).
 //!
 //! Memory: the tracker holds the last scan, which the scan limit bounds.
@@ -20,7 +20,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use watchpost_actors::detect::{Event, EventKind};
-use watchpost_actors::stores::container::{ContainerInfo, ContainerUpdate, PodInfo};
+use watchpost_actors::stores::container::ContainerUpdate;
 use watchpost_actors::stores::process::{ProcessExec, ProcessExit, ProcessStart, ProcessUpdate};
 use watchpost_core::EpochNanos;
 use watchpost_core::cgroup::CgroupContainer;
@@ -108,19 +108,6 @@ fn event(
     }
 }
 
-/// The discovery record of a container named by a cgroup path.
-pub fn discovered_container(c: &CgroupContainer) -> ContainerInfo {
-    ContainerInfo {
-        id: c.id.as_str().to_owned(),
-        runtime: c.runtime.as_str().to_owned(),
-        pod: c.pod_uid.as_ref().map(|uid| PodInfo {
-            uid: uid.as_str().to_owned(),
-            ..PodInfo::default()
-        }),
-        ..ContainerInfo::default()
-    }
-}
-
 impl ProcessTracker {
     /// Knows nothing yet.
     pub fn new() -> Self {
@@ -178,7 +165,7 @@ impl ProcessTracker {
         let containers = Self::containers_of(&running);
         changes.containers = containers
             .values()
-            .map(|c| ContainerUpdate::Upsert(discovered_container(c)))
+            .map(|c| ContainerUpdate::Observe(c.clone()))
             .collect();
         self.known = running.into_iter().map(|p| (p.pid, p.clone())).collect();
         self.containers = containers;
@@ -258,9 +245,7 @@ impl ProcessTracker {
         let containers = Self::containers_of(&running);
         for (id, c) in &containers {
             if !self.containers.contains_key(id) {
-                changes
-                    .containers
-                    .push(ContainerUpdate::Upsert(discovered_container(c)));
+                changes.containers.push(ContainerUpdate::Observe(c.clone()));
             }
         }
         for id in self.containers.keys() {
@@ -293,7 +278,7 @@ impl ProcessTracker {
         changes.containers = self
             .containers
             .values()
-            .map(|c| ContainerUpdate::Upsert(discovered_container(c)))
+            .map(|c| ContainerUpdate::Observe(c.clone()))
             .collect();
         changes
     }
@@ -449,7 +434,7 @@ mod tests {
         ]));
         assert_eq!(c.containers.len(), 1);
         assert!(
-            matches!(&c.containers[0], ContainerUpdate::Upsert(i) if i.id == ID && i.runtime == "docker")
+            matches!(&c.containers[0], ContainerUpdate::Observe(o) if o.id.as_str() == ID && o.runtime.as_str() == "docker")
         );
         let c = t.diff(
             &scan(vec![proc_(1, 0, T0, Some("/sbin/init")), inside]),

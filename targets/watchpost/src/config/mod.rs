@@ -15,6 +15,7 @@ use watchpost_actors::detect::shell_from_service::ShellFromServiceConfig;
 use watchpost_actors::detect::tmp_exec_in_container::TmpExecInContainerConfig;
 use watchpost_actors::{IntakeOptions, RestartPolicy, StoreOptions};
 use watchpost_core::container::ContainerTableConfig;
+use watchpost_core::dns::DnsCacheConfig;
 use watchpost_core::process::ProcessTableConfig;
 
 /// The embedded default configuration, with comments.
@@ -174,6 +175,32 @@ impl Default for ContainerSection {
     }
 }
 
+/// The cache of observed DNS answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsSection {
+    /// Most names held (queried names and CNAME targets alike).
+    pub max_names: usize,
+    /// Most addresses held.
+    pub max_addresses: usize,
+    /// Most records (name → name or name → address links) held.
+    pub max_links: usize,
+    /// Bytes of name text, all names together.
+    pub name_bytes: usize,
+}
+
+impl Default for DnsSection {
+    fn default() -> Self {
+        let d = DnsCacheConfig::default();
+        DnsSection {
+            max_names: d.max_names,
+            max_addresses: d.max_addresses,
+            max_links: d.max_links,
+            name_bytes: d.name_bytes,
+        }
+    }
+}
+
 /// Kernel symbols.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -304,6 +331,8 @@ pub struct Config {
     pub process: ProcessSection,
     /// `[container]`
     pub container: ContainerSection,
+    /// `[dns]`
+    pub dns: DnsSection,
     /// `[symbols]`
     pub symbols: SymbolsSection,
     /// `[collector]`
@@ -418,6 +447,11 @@ impl Config {
         positive("process.exe_path_strings", p.exe_path_strings as u64);
         positive("process.exe_path_bytes", p.exe_path_bytes as u64);
         positive("container.capacity", self.container.capacity as u64);
+        let dns = &self.dns;
+        positive("dns.max_names", dns.max_names as u64);
+        positive("dns.max_addresses", dns.max_addresses as u64);
+        positive("dns.max_links", dns.max_links as u64);
+        positive("dns.name_bytes", dns.name_bytes as u64);
         positive(
             "symbols.module_check_interval_ms",
             self.symbols.module_check_interval_ms,
@@ -513,8 +547,8 @@ impl Config {
         }
     }
 
-    /// The process table's configuration (`hash_seed` chosen per run by the caller).
-    pub fn process_table(&self, hash_seed: u64) -> ProcessTableConfig {
+    /// The process table's configuration (`hash_seed` chosen per build by the store's factory).
+    pub fn process_table(&self) -> ProcessTableConfig {
         let p = &self.process;
         ProcessTableConfig {
             capacity: p.capacity,
@@ -523,16 +557,28 @@ impl Config {
             pending_ttl_ns: ms_to_ns(p.pending_ttl_ms),
             exe_path_strings: p.exe_path_strings,
             exe_path_bytes: p.exe_path_bytes,
-            hash_seed,
+            ..ProcessTableConfig::default()
         }
     }
 
-    /// The container table's configuration.
-    pub fn container_table(&self, hash_seed: u64) -> ContainerTableConfig {
+    /// The container table's configuration (`hash_seed` chosen per build by the factory).
+    pub fn container_table(&self) -> ContainerTableConfig {
         ContainerTableConfig {
             capacity: self.container.capacity,
             removal_grace_ns: ms_to_ns(self.container.removal_grace_ms),
-            hash_seed,
+            ..ContainerTableConfig::default()
+        }
+    }
+
+    /// The DNS cache's configuration (`hash_seed` chosen per build by the store's factory).
+    pub fn dns_cache(&self) -> DnsCacheConfig {
+        let d = &self.dns;
+        DnsCacheConfig {
+            max_names: d.max_names,
+            max_addresses: d.max_addresses,
+            max_links: d.max_links,
+            name_bytes: d.name_bytes,
+            ..DnsCacheConfig::default()
         }
     }
 
@@ -683,7 +729,7 @@ mod tests {
             None,
         )
         .unwrap();
-        assert_eq!(c.process_table(1).exit_grace_ns, 0);
+        assert_eq!(c.process_table().exit_grace_ns, 0);
     }
 
     #[test]
@@ -706,11 +752,17 @@ mod tests {
             None,
         )
         .unwrap();
-        let t = c.process_table(9);
-        assert_eq!(
-            (t.capacity, t.exit_grace_ns, t.hash_seed),
-            (7, 1_500_000_000, 9)
-        );
+        let t = c.process_table();
+        assert_eq!((t.capacity, t.exit_grace_ns), (7, 1_500_000_000));
+        let d = Config::from_toml(
+            "[dns]
+max_names = 12
+",
+            None,
+        )
+        .unwrap()
+        .dns_cache();
+        assert_eq!((d.max_names, d.max_links), (12, 20_000));
         let o = c.store_options();
         assert_eq!(o.intake.queue_batches, 3);
         assert_eq!(o.call_timeout, Some(Duration::from_millis(250)));

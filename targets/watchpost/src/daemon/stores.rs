@@ -4,25 +4,25 @@
 //! symbol store re-reads kallsyms, the process and container tables start empty and the
 //! collector sends them the whole tree again.
 
-use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use watchpost_actors::adapters::container::container_table_factory;
+use watchpost_actors::adapters::dns::dns_cache_factory;
+use watchpost_actors::adapters::process::process_table_factory;
 use watchpost_actors::adapters::symbols::KernelSymbols;
 use watchpost_actors::adapters::system::SystemFacts;
 use watchpost_actors::stores::container::ContainerUpdate;
+use watchpost_actors::stores::dns::DnsPacket;
 use watchpost_actors::stores::process::ProcessUpdate;
 use watchpost_actors::stores::symbols::SymbolTableSwap;
 use watchpost_actors::{BuildContext, IntakeSender, RegistrationError, Registry};
-use watchpost_core::process::ProcessTable;
 use watchpost_core::symbols::KernelSymbolTable;
 use watchpost_core::syscall::{Arch, SyscallStore};
 use watchpost_core::system_info::SystemInfo;
 
 use crate::bootstrap::symbols::load_kallsyms;
 use crate::config::Config;
-use crate::stores::container::CoreContainers;
 
 /// `/proc/kallsyms`.
 pub const KALLSYMS: &str = "/proc/kallsyms";
@@ -36,14 +36,10 @@ pub struct RegisteredStores {
     pub containers: IntakeSender<ContainerUpdate>,
     /// The symbol store's intake (table swaps).
     pub symbols: IntakeSender<SymbolTableSwap>,
+    /// The DNS store's intake (observed response packets; fed by the eBPF collector, later).
+    pub dns: IntakeSender<DnsPacket>,
     /// The architecture the syscall store serves, if this machine's has a table.
     pub host_arch: Option<Arch>,
-}
-
-/// A per-run random hash seed, so entity IDs or container IDs cannot be chosen to collide in
-/// the stores' indexes.
-fn random_seed() -> u64 {
-    RandomState::new().hash_one(watchpost_actors::clock::now())
 }
 
 /// Reads kallsyms, or an empty table (the store then reports itself unhealthy) with a warning.
@@ -64,7 +60,9 @@ fn kallsyms_or_empty() -> KernelSymbolTable {
     }
 }
 
-/// Registers the system, syscall, symbol, process and container stores.
+/// Registers the system, syscall, symbol, process, container and DNS stores. (The process,
+/// container and DNS factories choose a fresh random hash seed on every build, so IDs and names
+/// cannot be chosen to collide in the indexes.)
 pub async fn register_all(
     registry: &Registry,
     config: &Config,
@@ -113,28 +111,27 @@ pub async fn register_all(
         )
         .await?;
 
-    let process_config = config.process_table(random_seed());
     let processes = registry
         .register_process_store(
-            move |_: &BuildContext| Ok(ProcessTable::new(process_config)),
+            process_table_factory(config.process_table()),
             options.clone(),
         )
         .await?;
-
-    let container_config = config.container_table(random_seed());
     let containers = registry
         .register_container_store(
-            move |_: &BuildContext| Ok(CoreContainers::new(container_config)),
-            options,
+            container_table_factory(config.container_table()),
+            options.clone(),
         )
         .await?;
-
-    // The DNS store registers once the core's DNS cache lands; until then it is a null store
-    // and `watchpost query dns` says it is unavailable.
+    // Until the eBPF collector feeds it, the DNS store stays empty: every lookup is NotFound.
+    let dns = registry
+        .register_dns_store(dns_cache_factory(config.dns_cache()), options)
+        .await?;
     Ok(RegisteredStores {
         processes,
         containers,
         symbols,
+        dns,
         host_arch,
     })
 }
