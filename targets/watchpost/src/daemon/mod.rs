@@ -16,10 +16,11 @@ pub mod stores;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::{mpsc, watch};
+use watchpost_actors::detect::{DetectorEngine, Event};
 use watchpost_actors::{Registry, RegistryConfig, clock};
 
 use crate::bootstrap;
@@ -134,19 +135,17 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let socket = listener::bind(&config.socket.path, group)?;
     let socket_identity = socket.identity();
 
-    let result = serve(
-        &config,
-        &registry,
+    let parts = Parts {
+        registry: registry.clone(),
         stores,
         engine,
-        events_tx,
+        events: events_tx,
         reader,
         socket,
         group,
         stats,
-        (&mut sigterm, &mut sigint),
-    )
-    .await;
+    };
+    let result = serve(&config, parts, &mut sigterm, &mut sigint).await;
     // The server removes its socket when it stops; if it never ran (an error or a signal during
     // the bootstrap), the file is removed here. A no-op when already gone.
     let (path, dev, ino) = socket_identity;
@@ -169,25 +168,36 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     result
 }
 
-/// Bootstrap, serve, and wait for a signal; returns once the socket is gone and the collectors
-/// have stopped.
-#[allow(clippy::too_many_arguments)]
-async fn serve(
-    config: &Config,
-    registry: &Registry,
+/// What the serving phase takes over from the start-up.
+struct Parts {
+    registry: Registry,
     stores: stores::RegisteredStores,
-    engine: watchpost_actors::detect::DetectorEngine,
-    events: mpsc::Sender<watchpost_actors::detect::Event>,
+    engine: DetectorEngine,
+    events: mpsc::Sender<Event>,
     reader: ProcReader,
     socket: listener::BoundSocket,
     group: Option<u32>,
     stats: Arc<DaemonCounters>,
-    signals: (
-        &mut tokio::signal::unix::Signal,
-        &mut tokio::signal::unix::Signal,
-    ),
+}
+
+/// Bootstrap, serve, and wait for a signal; returns once the socket is gone and the collectors
+/// have stopped.
+async fn serve(
+    config: &Config,
+    parts: Parts,
+    sigterm: &mut Signal,
+    sigint: &mut Signal,
 ) -> Result<(), DaemonError> {
-    let (sigterm, sigint) = signals;
+    let Parts {
+        registry,
+        stores,
+        engine,
+        events,
+        reader,
+        socket,
+        group,
+        stats,
+    } = parts;
     let outputs = CollectorOutputs {
         processes: stores.processes.clone(),
         process_store: registry.processes(),
@@ -273,13 +283,9 @@ async fn serve(
     .await;
     if stopped.is_err() {
         tracing::warn!(
-            "collectors or the query server did not stop within {}",
-            humanize(limit)
+            limit_ms = limit.as_millis() as u64,
+            "collectors or the query server did not stop in time"
         );
     }
     Ok(())
-}
-
-fn humanize(d: Duration) -> String {
-    format!("{} ms", d.as_millis())
 }

@@ -2,7 +2,7 @@
 //!
 //! Start times go through the core's canonical conversion ([`BootClock`] built from `/proc/stat`
 //! `btime` and `CLK_TCK`), so the entity IDs computed here equal Tracee's and the eBPF path's.
-//! The line parsers are the core's ([`parse_proc_stat`], [`parse_proc_cgroup_with`]) and
+//! The line parsers are the core's ([`parse_proc_stat`], [`cgroup_lines`], [`parse_cgroup_path`]) and
 //! [`status::parse_status_ids`].
 //!
 //! Processes exit while they are being read: a file that vanished is [`ProcError::Gone`], the
