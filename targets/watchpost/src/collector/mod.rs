@@ -140,16 +140,20 @@ impl Collector {
         // A store that restarted lost everything: describe the whole scan again.
         let process_restarts = self.out.process_store.supervision().restarts;
         let container_restarts = self.out.container_store.supervision().restarts;
-        let resync = self.tracker.resync();
-        if process_restarts != self.process_restarts {
-            tracing::info!("process store restarted: sending the whole process tree again");
-            self.process_restarts = process_restarts;
-            changes.processes = resync.processes;
-        }
-        if container_restarts != self.container_restarts {
-            tracing::info!("container store restarted: sending every container again");
-            self.container_restarts = container_restarts;
-            changes.containers = resync.containers;
+        if process_restarts != self.process_restarts
+            || container_restarts != self.container_restarts
+        {
+            let resync = self.tracker.resync();
+            if process_restarts != self.process_restarts {
+                tracing::info!("process store restarted: sending the whole process tree again");
+                self.process_restarts = process_restarts;
+                changes.processes = resync.processes;
+            }
+            if container_restarts != self.container_restarts {
+                tracing::info!("container store restarted: sending every container again");
+                self.container_restarts = container_restarts;
+                changes.containers = resync.containers;
+            }
         }
 
         let events = std::mem::take(&mut changes.events);
