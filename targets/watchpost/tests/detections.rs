@@ -121,10 +121,14 @@ fn cgroup2_root() -> Option<PathBuf> {
 
 #[test]
 fn container_from_a_real_cgroup_and_tmp_exec_inside_it() {
-    let Some(root) = cgroup2_root().filter(|_| rustix::process::geteuid().is_root()) else {
-        eprintln!("not root or no cgroup2 mount: the container checks are skipped");
+    let root = cgroup2_root().filter(|_| rustix::process::geteuid().is_root());
+    if !support::privileged_test_may_run(
+        root.is_some(),
+        "container checks (root and a cgroup2 mount)",
+    ) {
         return;
-    };
+    }
+    let Some(root) = root else { return };
     let daemon = Daemon::start("container", "");
     let mut cleanup = Cleanup::default();
     let dir = temp_dir("payload");

@@ -173,8 +173,8 @@ fn group_socket_is_0660() {
 /// Runs the CLI as uid/gid 65534 (nobody) through `setpriv`, if this machine has it and we are
 /// root.
 fn query_as_nobody(socket: &Path) -> Option<support::CliOutput> {
-    if !rustix::process::geteuid().is_root() || !Path::new("/usr/bin/setpriv").exists() {
-        eprintln!("not root or no setpriv: the unprivileged-peer checks are skipped");
+    let available = rustix::process::geteuid().is_root() && Path::new("/usr/bin/setpriv").exists();
+    if !support::privileged_test_may_run(available, "unprivileged-peer checks (root and setpriv)") {
         return None;
     }
     let out = Command::new("/usr/bin/setpriv")

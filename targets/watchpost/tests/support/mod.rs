@@ -296,3 +296,17 @@ impl ProcFacts {
         out
     }
 }
+
+/// Whether a test that needs privileges (root, cgroup v2, `setpriv`) may run. When `available`
+/// is false the test fails loudly — CI runs as root and must never skip silently — unless the
+/// caller opted out with `WATCHPOST_SKIP_PRIVILEGED_TESTS=1`, in which case it says so and skips.
+pub fn privileged_test_may_run(available: bool, what: &str) -> bool {
+    if available {
+        return true;
+    }
+    if std::env::var_os("WATCHPOST_SKIP_PRIVILEGED_TESTS").is_some_and(|v| v == "1") {
+        eprintln!("{what}: not available here, skipped (WATCHPOST_SKIP_PRIVILEGED_TESTS=1)");
+        return false;
+    }
+    panic!("{what}: not available (run as root, or set WATCHPOST_SKIP_PRIVILEGED_TESTS=1 to skip)");
+}
