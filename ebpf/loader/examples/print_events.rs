@@ -14,13 +14,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or(5);
     let started = std::time::Instant::now();
     let mut collector = Collector::load(CollectorOptions::default())?;
-    println!("loaded in {:?}: {:?}", started.elapsed(), collector.attachments());
+    println!(
+        "loaded in {:?}: {:?}",
+        started.elapsed(),
+        collector.attachments()
+    );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
     while let Ok(batch) = tokio::time::timeout_at(deadline, collector.next_batch(256)).await {
         for event in batch? {
             println!("{event:?}");
         }
     }
-    println!("lost: {:?}; stats: {:?}", collector.lost_events()?, collector.stats());
+    println!(
+        "lost: {:?}; stats: {:?}",
+        collector.lost_events()?,
+        collector.stats()
+    );
     Ok(())
 }

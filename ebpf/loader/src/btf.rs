@@ -296,8 +296,7 @@ impl KernelBtf {
     }
 
     fn u32_in_types(&self, at: usize) -> Result<u32, BtfError> {
-        read_u32_at(&self.types, at, self.swapped)
-            .ok_or(BtfError::Malformed("truncated type data"))
+        read_u32_at(&self.types, at, self.swapped).ok_or(BtfError::Malformed("truncated type data"))
     }
 
     /// The ID of the type named `name` of kind `kind` (the first, if several).
@@ -359,7 +358,12 @@ impl KernelBtf {
 
     /// Bit offset of `member` in the struct/union `id`, searching anonymous struct/union members
     /// recursively (the kernel nests members in them, e.g. for randomised layouts).
-    fn find_member_bits(&self, id: u32, member: &str, depth: u8) -> Result<Option<(u32, u32)>, BtfError> {
+    fn find_member_bits(
+        &self,
+        id: u32,
+        member: &str,
+        depth: u8,
+    ) -> Result<Option<(u32, u32)>, BtfError> {
         if depth > 8 {
             return Ok(None);
         }
@@ -403,8 +407,7 @@ impl KernelBtf {
     /// to a prototype whose first parameter is the `void *` context, not counted here). `None`
     /// if the kernel has no such tracepoint.
     pub fn tracepoint_arg_count(&self, tracepoint: &str) -> Result<Option<usize>, BtfError> {
-        let Ok(typedef) = self.type_id(&format!("btf_trace_{tracepoint}"), BtfKind::Typedef)
-        else {
+        let Ok(typedef) = self.type_id(&format!("btf_trace_{tracepoint}"), BtfKind::Typedef) else {
             return Ok(None);
         };
         let ptr = self.entry(typedef)?.size_or_type;
@@ -480,7 +483,13 @@ mod tests {
             let mut out = Vec::new();
             out.extend_from_slice(&BTF_MAGIC.to_ne_bytes());
             out.extend_from_slice(&[1, 0]);
-            for v in [24u32, 0, self.types.len() as u32, self.types.len() as u32, self.strings.len() as u32] {
+            for v in [
+                24u32,
+                0,
+                self.types.len() as u32,
+                self.types.len() as u32,
+                self.strings.len() as u32,
+            ] {
                 out.extend_from_slice(&v.to_ne_bytes());
             }
             out.extend_from_slice(&self.types);
@@ -495,7 +504,11 @@ mod tests {
         // 2: anonymous union { int tgid; int other; }
         b.structure("", BtfKind::Union, &[("tgid", 1, 0), ("other", 1, 0)]);
         // 3: struct task_struct { int pid @ 32 bits; union @ 64 bits; }
-        b.structure("task_struct", BtfKind::Struct, &[("pid", 1, 32), ("", 2, 64)]);
+        b.structure(
+            "task_struct",
+            BtfKind::Struct,
+            &[("pid", 1, 32), ("", 2, 64)],
+        );
         // 4: typedef int pid_t
         b.ty("pid_t", BtfKind::Typedef, 0, false, 1);
         // 5: proto(void *ctx, struct task_struct *p, int x) -> void
@@ -506,7 +519,13 @@ mod tests {
         }
         // 6: ptr to 5; 7: typedef btf_trace_sched_process_exit
         b.ty("", BtfKind::Ptr, 0, false, 5);
-        b.ty("btf_trace_sched_process_exit", BtfKind::Typedef, 0, false, 6);
+        b.ty(
+            "btf_trace_sched_process_exit",
+            BtfKind::Typedef,
+            0,
+            false,
+            6,
+        );
         // 8: struct with a bitfield member (kind_flag: size 3 bits at bit 8)
         b.ty("bits", BtfKind::Struct, 1, true, 4);
         let n = b.name("flag");
@@ -539,7 +558,10 @@ mod tests {
     #[test]
     fn counts_tracepoint_arguments_without_the_context() {
         let btf = KernelBtf::parse(&sample()).unwrap();
-        assert_eq!(btf.tracepoint_arg_count("sched_process_exit").unwrap(), Some(2));
+        assert_eq!(
+            btf.tracepoint_arg_count("sched_process_exit").unwrap(),
+            Some(2)
+        );
         assert_eq!(btf.tracepoint_arg_count("module_load").unwrap(), None);
     }
 
@@ -548,7 +570,10 @@ mod tests {
         let good = sample();
         for len in 0..good.len() {
             // The header names the section lengths, so every strict prefix is refused.
-            assert!(KernelBtf::parse(&good[..len]).is_err(), "prefix {len} accepted");
+            assert!(
+                KernelBtf::parse(&good[..len]).is_err(),
+                "prefix {len} accepted"
+            );
         }
         let mut foreign = good.clone();
         foreign[0] ^= 0xff;

@@ -320,8 +320,8 @@ fn take_ring(ebpf: &mut Ebpf, name: &'static str) -> Result<Ring, LoadError> {
         stage: LoadStage::OpenMap(name),
         source: format!("the object has no map `{name}`").into(),
     })?;
-    let ring = RingBuf::try_from(map)
-        .map_err(|e| LoadError::classify(LoadStage::OpenMap(name), e))?;
+    let ring =
+        RingBuf::try_from(map).map_err(|e| LoadError::classify(LoadStage::OpenMap(name), e))?;
     Ok(Ring {
         name,
         state: RingState::Plain(ring),
@@ -531,7 +531,10 @@ impl Collector {
         } = self;
         loop {
             let mut progressed = false;
-            for ring in [kernel_ring.as_mut(), dns_ring.as_mut()].into_iter().flatten() {
+            for ring in [kernel_ring.as_mut(), dns_ring.as_mut()]
+                .into_iter()
+                .flatten()
+            {
                 let Some(ring) = ring.ring() else { continue };
                 let mut taken = 0;
                 while taken < FAIRNESS_CHUNK && out.len() - start < max {

@@ -251,7 +251,10 @@ mod tests {
         assert_eq!(exec.process.uid, 65534);
         assert_eq!(exec.process.comm.as_str(), "true");
         // 12.345678901 s after boot, floored to the 10 ms tick.
-        assert_eq!(exec.process.start_time, BTIME * 1_000_000_000 + 12_340_000_000);
+        assert_eq!(
+            exec.process.start_time,
+            BTIME * 1_000_000_000 + 12_340_000_000
+        );
         assert_eq!(exec.time, BTIME * 1_000_000_000 + 5_000_000_000);
         assert_eq!(exec.to_core().exe_path, "/bin/true");
     }
@@ -261,7 +264,10 @@ mod tests {
         let rec = header_bytes(record_kind::FORK, 1);
         assert!(matches!(
             decode_record(&rec, &clock()),
-            Err(DecodeError::TooShort { kind: record_kind::FORK, .. })
+            Err(DecodeError::TooShort {
+                kind: record_kind::FORK,
+                ..
+            })
         ));
         assert_eq!(
             decode_record(&header_bytes(99, 1), &clock()),

@@ -47,7 +47,9 @@ pub enum LoadError {
     /// The kernel refused for lack of privilege (`EPERM`/`EACCES` outside the verifier): needs
     /// root, or `CAP_BPF` + `CAP_PERFMON` (+ `CAP_NET_ADMIN` for DNS capture). Fall back to
     /// polling.
-    #[error("kernel refused {stage}: not permitted (needs root or CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN): {source}")]
+    #[error(
+        "kernel refused {stage}: not permitted (needs root or CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN): {source}"
+    )]
     NotPermitted {
         /// What was being done.
         stage: LoadStage,
@@ -156,10 +158,7 @@ pub(crate) fn errno_in_chain(error: &(dyn StdError + 'static)) -> Option<i32> {
 }
 
 /// A verifier rejection (`BPF_PROG_LOAD` failing with anything but `EPERM`) as [`LoadError::Rejected`].
-fn verifier_rejection(
-    stage: LoadStage,
-    error: &(dyn StdError + 'static),
-) -> Option<LoadError> {
+fn verifier_rejection(stage: LoadStage, error: &(dyn StdError + 'static)) -> Option<LoadError> {
     let LoadStage::LoadProgram(program) = stage else {
         return None;
     };
