@@ -812,7 +812,7 @@ fn symbol_reload_signal(ctx: &Context) {
         }
         ModuleLoadSignal::NotRequested => panic!("module loads were requested"),
     }
-    // The direct path, always: a request becomes exactly one event, even if asked twice.
+    // The direct path, always: a request becomes an event.
     let mark = ctx.log.mark();
     ctx.collector.reload.trigger();
     ctx.collector.reload.trigger();
@@ -824,7 +824,11 @@ fn symbol_reload_signal(ctx: &Context) {
         .iter()
         .filter(|e| matches!(e, KernelEvent::SymbolReload(SymbolReloadCause::Requested)))
         .count();
-    assert!(requested <= 2 && requested >= 1);
+    // Requests made before the next drain merge; the pump may drain between the two.
+    assert!(
+        (1..=2).contains(&requested),
+        "{requested} reload events for 2 requests"
+    );
 }
 
 /// A one-page ring buffer nobody reads: flooding it makes the kernel count lost records.
