@@ -45,6 +45,8 @@ pub const LOST_EVENTS_MAP: &str = "LOST_EVENTS";
 pub const LOST_EVENTS_SLOTS: u32 = 6;
 /// Name of the [`KernelOffsets`] global.
 pub const KERNEL_OFFSETS_GLOBAL: &str = "KERNEL_OFFSETS";
+/// Name of the [`RingWakeup`] global.
+pub const RING_WAKEUP_GLOBAL: &str = "RING_WAKEUP";
 
 /// Names of the programs in the object, as the loader finds them.
 pub mod program_name {
@@ -255,6 +257,19 @@ pub struct KernelOffsets {
     pub exit_has_group_dead: u32,
 }
 
+/// When a program wakes the ring-buffer reader, per ring: after each record (0, the kernel's
+/// default: wake if the reader had caught up), or only once at least this many bytes wait
+/// (the reader then also polls on a timer, so records never wait longer than its latency).
+/// Batching wake-ups saves a cross-CPU wake-up per record under load.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RingWakeup {
+    /// Threshold for [`KERNEL_EVENTS_MAP`], bytes (0: every record).
+    pub kernel_events_bytes: u32,
+    /// Threshold for [`DNS_EVENTS_MAP`], bytes (0: every record).
+    pub dns_events_bytes: u32,
+}
+
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: every type here is `#[repr(C)]`, `Copy`, built only of integers and integer arrays
@@ -276,6 +291,8 @@ mod pod {
     unsafe impl aya::Pod for super::DnsRecord {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::KernelOffsets {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::RingWakeup {}
 }
 
 #[cfg(test)]

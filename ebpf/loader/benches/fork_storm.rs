@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use watchpost_ebpf::{Collector, CollectorOptions, KernelEvent};
+use watchpost_ebpf::{Collector, CollectorOptions, KernelEvent, WakeupPolicy};
 use watchpost_ebpf_common::program_name;
 
 /// A worker: waits for "go", creates processes for `seconds`, prints how many.
@@ -99,7 +99,12 @@ fn test_run_once(prog: &OwnedFd) {
             size_of::<TestRunAttr>(),
         )
     };
-    assert_eq!(rc, 0, "BPF_PROG_TEST_RUN: {}", std::io::Error::last_os_error());
+    assert_eq!(
+        rc,
+        0,
+        "BPF_PROG_TEST_RUN: {}",
+        std::io::Error::last_os_error()
+    );
 }
 
 #[derive(Clone, Copy)]
@@ -118,11 +123,12 @@ struct Outcome {
     seconds: f64,
 }
 
-fn measure(ring_bytes: u32, load: Load, seconds: f64) -> Outcome {
+fn measure(ring_bytes: u32, wakeup: WakeupPolicy, load: Load, seconds: f64) -> Outcome {
     let collector = Collector::load(CollectorOptions {
         dns_answers: false,
         module_loads: false,
         kernel_ring_bytes: ring_bytes,
+        wakeup,
         ..CollectorOptions::default()
     })
     .expect("load the collector (run as root)");
@@ -185,9 +191,7 @@ fn measure(ring_bytes: u32, load: Load, seconds: f64) -> Outcome {
 
     let started = Instant::now();
     let generated = match load {
-        Load::Processes(workers) => {
-            run_process_workers(workers, seconds, &worker_pids)
-        }
+        Load::Processes(workers) => run_process_workers(workers, seconds, &worker_pids),
         Load::Injected(threads) => {
             let program = Arc::new(fork_program);
             let handles: Vec<_> = (0..threads)
@@ -281,16 +285,17 @@ fn main() -> ExitCode {
         .map(|i| args[i + 1].parse().unwrap())
         .unwrap_or(3.0);
     println!(
-        "{:<22} {:>9} {:>13} {:>13} {:>13} {:>10}",
-        "load", "ring", "generated/s", "seen/s", "records/s", "lost"
+        "{:<22} {:>8} {:>9} {:>13} {:>13} {:>13} {:>10}",
+        "load", "wake-up", "ring", "generated/s", "seen/s", "records/s", "lost"
     );
     // The same process load without any collector: what process creation costs by itself here.
     for workers in [1, 2] {
         let started = Instant::now();
         let generated = run_process_workers(workers, seconds, &Mutex::default());
         println!(
-            "{:<22} {:>9} {:>13.0}",
+            "{:<22} {:>8} {:>9} {:>13.0}",
             format!("processes, {workers}, no eBPF"),
+            "-",
             "-",
             generated as f64 / started.elapsed().as_secs_f64()
         );
@@ -301,25 +306,29 @@ fn main() -> ExitCode {
         ("injected, 1 thread", Load::Injected(1)),
         ("injected, 2 threads", Load::Injected(2)),
     ];
+    let batched = CollectorOptions::default().wakeup;
     for (label, load) in loads {
-        for ring_kib in [16u32, 256, 4096] {
-            let o = measure(ring_kib * 1024, load, seconds);
-            println!(
-                "{:<22} {:>6}KiB {:>13.0} {:>13.0} {:>13.0} {:>10}",
-                label,
-                ring_kib,
-                o.generated as f64 / o.seconds,
-                o.seen as f64 / o.seconds,
-                o.records as f64 / o.seconds,
-                o.lost
-            );
-            assert!(
-                o.seen + o.lost >= o.generated,
-                "generated {} but only {} seen and {} counted lost",
-                o.generated,
-                o.seen,
-                o.lost
-            );
+        for (wakeup_label, wakeup) in [("batched", batched), ("each", WakeupPolicy::EveryRecord)] {
+            for ring_kib in [16u32, 256, 4096] {
+                let o = measure(ring_kib * 1024, wakeup, load, seconds);
+                println!(
+                    "{:<22} {:>8} {:>6}KiB {:>13.0} {:>13.0} {:>13.0} {:>10}",
+                    label,
+                    wakeup_label,
+                    ring_kib,
+                    o.generated as f64 / o.seconds,
+                    o.seen as f64 / o.seconds,
+                    o.records as f64 / o.seconds,
+                    o.lost
+                );
+                assert!(
+                    o.seen + o.lost >= o.generated,
+                    "generated {} but only {} seen and {} counted lost",
+                    o.generated,
+                    o.seen,
+                    o.lost
+                );
+            }
         }
     }
     ExitCode::SUCCESS

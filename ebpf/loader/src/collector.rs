@@ -5,7 +5,7 @@ use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use aya::maps::{MapData, PerCpuArray, RingBuf};
 use aya::programs::{CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, RawTracePoint};
@@ -16,8 +16,8 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use watchpost_core::start_time::BootClock;
 use watchpost_ebpf_common::{
-    DNS_EVENTS_MAP, KERNEL_EVENTS_MAP, KERNEL_OFFSETS_GLOBAL, LOST_EVENTS_MAP, program_name,
-    record_kind,
+    DNS_EVENTS_MAP, KERNEL_EVENTS_MAP, KERNEL_OFFSETS_GLOBAL, LOST_EVENTS_MAP, RING_WAKEUP_GLOBAL,
+    RingWakeup, program_name, record_kind,
 };
 
 use crate::btf::{BtfError, KERNEL_BTF_PATH, KernelBtf};
@@ -51,6 +51,39 @@ pub struct CollectorOptions {
     pub cgroup_root: Option<PathBuf>,
     /// The kernel BTF to read structure offsets from.
     pub btf_path: PathBuf,
+    /// When the programs wake the reader.
+    pub wakeup: WakeupPolicy,
+}
+
+/// When the programs wake the ring-buffer reader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WakeupPolicy {
+    /// After a record whenever the reader had caught up (the kernel's default): lowest latency,
+    /// but at moderate rates nearly one cross-CPU wake-up per record.
+    EveryRecord,
+    /// Only when an eighth of the ring buffer is waiting; the reader also drains every
+    /// `max_latency`, so no record waits longer than that (plus the drain).
+    Batched {
+        /// Longest time a record waits for the reader.
+        max_latency: Duration,
+    },
+}
+
+impl WakeupPolicy {
+    /// The programs' threshold for a ring of `ring_bytes` (0: every record).
+    fn threshold_bytes(self, ring_bytes: u32) -> u32 {
+        match self {
+            WakeupPolicy::EveryRecord => 0,
+            WakeupPolicy::Batched { .. } => (ring_bytes / 8).max(1),
+        }
+    }
+
+    fn max_latency(self) -> Option<Duration> {
+        match self {
+            WakeupPolicy::EveryRecord => None,
+            WakeupPolicy::Batched { max_latency } => Some(max_latency),
+        }
+    }
 }
 
 impl Default for CollectorOptions {
@@ -63,6 +96,9 @@ impl Default for CollectorOptions {
             dns_ring_bytes: 1 << 20,
             cgroup_root: None,
             btf_path: PathBuf::from(KERNEL_BTF_PATH),
+            wakeup: WakeupPolicy::Batched {
+                max_latency: Duration::from_millis(10),
+            },
         }
     }
 }
@@ -269,6 +305,8 @@ pub struct Collector {
     dns_ring: Option<Ring>,
     lost: LostEventCounter,
     reload: SymbolReloadTrigger,
+    /// With batched wake-ups, how often to drain without one.
+    max_latency: Option<Duration>,
     clock: BootClock,
     attachments: Attachments,
     stats: CollectorStats,
@@ -375,10 +413,15 @@ impl Collector {
             page
         };
 
+        let wakeup = RingWakeup {
+            kernel_events_bytes: options.wakeup.threshold_bytes(kernel_ring_bytes),
+            dns_events_bytes: options.wakeup.threshold_bytes(dns_ring_bytes),
+        };
         let mut ebpf = EbpfLoader::new()
             // No CO-RE relocations in these programs: offsets come from KERNEL_OFFSETS.
             .btf(None)
             .override_global(KERNEL_OFFSETS_GLOBAL, &layout.offsets, true)
+            .override_global(RING_WAKEUP_GLOBAL, &wakeup, true)
             .map_max_entries(KERNEL_EVENTS_MAP, kernel_ring_bytes)
             .map_max_entries(DNS_EVENTS_MAP, dns_ring_bytes)
             .load(PROGRAMS_OBJECT)
@@ -478,6 +521,7 @@ impl Collector {
                 map: Arc::new(lost),
             },
             reload: SymbolReloadTrigger::default(),
+            max_latency: options.wakeup.max_latency(),
             clock,
             attachments,
             stats: CollectorStats::default(),
@@ -558,8 +602,8 @@ impl Collector {
     }
 
     /// Waits until events are available and returns up to `max` of them (at least one).
-    /// Must run inside a tokio runtime with I/O enabled; the ring buffers are watched with
-    /// `AsyncFd`, so waiting blocks no thread.
+    /// Must run inside a tokio runtime with I/O and time enabled; the ring buffers are watched
+    /// with `AsyncFd`, so waiting blocks no thread.
     pub async fn next_batch(&mut self, max: usize) -> Result<Vec<KernelEvent>, ReadError> {
         let max = max.max(1);
         for ring in [self.kernel_ring.as_mut(), self.dns_ring.as_mut()]
@@ -574,10 +618,17 @@ impl Collector {
                 return Ok(batch);
             }
             let wake = Arc::clone(&self.reload.wake);
+            let poll_timer = async {
+                match self.max_latency {
+                    Some(latency) => tokio::time::sleep(latency).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 ready = wait_readable(&self.kernel_ring) => ready?,
                 ready = wait_readable(&self.dns_ring) => ready?,
                 () = wake.notified() => {}
+                () = poll_timer => {}
             }
         }
     }

@@ -53,7 +53,7 @@ mod sysconf;
 
 pub use collector::{
     Attachments, Collector, CollectorOptions, CollectorStats, CollectorTask, LostEventCounter,
-    LostEvents, ModuleLoadSignal, SymbolReloadTrigger,
+    LostEvents, ModuleLoadSignal, SymbolReloadTrigger, WakeupPolicy,
 };
 pub use error::{LoadError, LoadStage, ReadError};
 pub use event::{

@@ -24,6 +24,7 @@
 use core::ffi::c_void;
 use core::ptr::{addr_of, addr_of_mut};
 
+use aya_ebpf::bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP};
 use aya_ebpf::helpers::generated as helper;
 use aya_ebpf::macros::{cgroup_skb, map, raw_tracepoint};
 use aya_ebpf::maps::{PerCpuArray, RingBuf};
@@ -31,7 +32,7 @@ use aya_ebpf::programs::{RawTracePointContext, SkBuffContext};
 use watchpost_ebpf_common::{
     DNS_PAYLOAD_CAPACITY, DNS_PORT, DnsRecord, EXEC_FILENAME_CAPACITY, ExecRecord, ExitRecord,
     ForkRecord, KernelOffsets, LOST_EVENTS_SLOTS, MODULE_NAME_LEN, ModuleLoadRecord, PF_KTHREAD,
-    RecordHeader, TASK_COMM_LEN, TaskRecord, record_kind, task_flag,
+    RecordHeader, RingWakeup, TASK_COMM_LEN, TaskRecord, record_kind, task_flag,
 };
 
 /// Member offsets of the running kernel, written by the loader before loading (read-only data).
@@ -53,6 +54,13 @@ static KERNEL_OFFSETS: KernelOffsets = KernelOffsets {
     binprm_filename: 0,
     module_name: 0,
     exit_has_group_dead: 0,
+};
+
+/// Wake-up thresholds of the ring buffers, written by the loader (read-only data).
+#[unsafe(no_mangle)]
+static RING_WAKEUP: RingWakeup = RingWakeup {
+    kernel_events_bytes: 0,
+    dns_events_bytes: 0,
 };
 
 /// Process and module records. The loader sets the size (a power-of-two number of pages).
@@ -77,6 +85,27 @@ fn offsets() -> KernelOffsets {
     // SAFETY: a plain read of a static; volatile so the compiler does not fold the zeros the
     // object file holds into the code (the loader replaces them before the program loads).
     unsafe { core::ptr::read_volatile(addr_of!(KERNEL_OFFSETS)) }
+}
+
+/// Submit flags for a record going into `ring`: with a threshold, wake the reader only once
+/// that many bytes wait (it polls on a timer meanwhile); without, the kernel's default.
+#[inline(always)]
+fn wakeup_flags(ring: &RingBuf, threshold: u32) -> u64 {
+    if threshold == 0 {
+        return 0;
+    }
+    if ring.query(u64::from(BPF_RB_AVAIL_DATA)) >= u64::from(threshold) {
+        u64::from(BPF_RB_FORCE_WAKEUP)
+    } else {
+        u64::from(BPF_RB_NO_WAKEUP)
+    }
+}
+
+#[inline(always)]
+fn kernel_events_flags() -> u64 {
+    // SAFETY: a plain read of a static (volatile: the loader sets it, see `offsets`).
+    let threshold = unsafe { core::ptr::read_volatile(addr_of!(RING_WAKEUP.kernel_events_bytes)) };
+    wakeup_flags(&KERNEL_EVENTS, threshold)
 }
 
 /// Reads a `T` at `base + offset` in kernel memory; zero if the read faults.
@@ -173,7 +202,7 @@ pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
         reserved: 0,
     };
     entry.write(record);
-    entry.submit(0);
+    entry.submit(kernel_events_flags());
     0
 }
 
@@ -204,7 +233,7 @@ pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
         );
         addr_of_mut!((*record).filename_len).write(if written > 0 { written as u32 } else { 0 });
     }
-    entry.submit(0);
+    entry.submit(kernel_events_flags());
     0
 }
 
@@ -236,7 +265,7 @@ pub fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
         reserved: 0,
     };
     entry.write(record);
-    entry.submit(0);
+    entry.submit(kernel_events_flags());
     0
 }
 
@@ -263,7 +292,7 @@ pub fn module_load(ctx: RawTracePointContext) -> i32 {
             addr_of_mut!((*record).name).write([0; MODULE_NAME_LEN]);
         }
     }
-    entry.submit(0);
+    entry.submit(kernel_events_flags());
     0
 }
 
@@ -398,7 +427,11 @@ fn capture_dns_answer(ctx: &SkBuffContext) -> Result<(), ()> {
         // Only the filled part of the scratch record goes out (its exact length).
         let record_len = DnsRecord::PAYLOAD_OFFSET + copy_len as usize;
         let filled = core::slice::from_raw_parts(scratch.cast::<u8>().cast_const(), record_len);
-        if DNS_EVENTS.output::<[u8]>(filled, 0).is_err() {
+        let threshold = core::ptr::read_volatile(addr_of!(RING_WAKEUP.dns_events_bytes));
+        if DNS_EVENTS
+            .output::<[u8]>(filled, wakeup_flags(&DNS_EVENTS, threshold))
+            .is_err()
+        {
             count_lost(record_kind::DNS_ANSWER);
         }
     }
