@@ -11,6 +11,11 @@
 //! (235 / 317 ns per item); 1, 2, 4 concurrent detectors 2.13, 1.62, 1.46 µs per query;
 //! ingestion 1024-event fork batches 510 µs (2.0 M events/s); latency under 4 detectors p50 7.0 µs,
 //! p99 45 µs.
+//!
+//! `new_stores` (added later, one run while the machine's load average was ~5 on 2 cores, so
+//! slower than the figures above): container `get_container` by full ID 4.6 µs, by 12-character
+//! prefix 10.1 µs (scans the 512-slot table); IP reputation `is_denied` 4.6 µs, `check_ips` of 64
+//! addresses 49.9 µs (780 ns per address: each owned verdict copies a ~1 KB inline record).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -297,7 +302,8 @@ fn latency_histogram() {
                         let id = ids[((i + d * 1000) as usize * 7919) % ids.len()];
                         let t = Instant::now();
                         black_box(p.get_process(id).await.unwrap());
-                        h.record(t.elapsed().as_nanos() as u64).unwrap();
+                        // A loaded machine can stall a call past the 10 ms bound: count it there.
+                        h.saturating_record(t.elapsed().as_nanos() as u64);
                     }
                     h
                 })
@@ -321,12 +327,130 @@ fn latency_histogram() {
     rt.block_on(reg.shutdown());
 }
 
+/// The container store (a full table of 512) and the IP reputation store (100k entries) through
+/// their actors, multi-thread runtime: exact ID, 12-character prefix (a linear scan of the table),
+/// a deny check, and a batch of 64 addresses.
+fn container_and_reputation(c: &mut Criterion) {
+    use watchpost_actors::adapters::container::container_table_factory;
+    use watchpost_actors::adapters::ip_reputation::ip_reputation_factory;
+    use watchpost_actors::stores::container::{ContainerInfo, ContainerUpdate};
+    use watchpost_core::container::ContainerTableConfig;
+    use watchpost_core::ip_reputation::{IpReputation, IpReputationConfig, ReputationStatus};
+
+    const CONTAINERS: usize = 512;
+    const ADDRESSES: u32 = 100_000;
+    let rt = multi_thread();
+    let reg = rt
+        .block_on(Registry::start(RegistryConfig::default()))
+        .unwrap();
+    let container_ids: Vec<String> = (0..CONTAINERS)
+        .map(|i| format!("{:012x}{:052x}", i * 7919 + 1, i))
+        .collect();
+    let (containers, owner) = rt.block_on(async {
+        let intake = reg
+            .register_container_store(
+                container_table_factory(ContainerTableConfig::default()),
+                StoreOptions::default(),
+            )
+            .await
+            .unwrap();
+        let updates = container_ids
+            .iter()
+            .map(|id| {
+                ContainerUpdate::Upsert(ContainerInfo {
+                    id: id.clone(),
+                    name: format!("c-{id}"),
+                    runtime: "docker".into(),
+                    ..Default::default()
+                })
+            })
+            .collect();
+        intake.submit(updates).await.unwrap();
+        let handle = reg.containers();
+        while handle.get_metrics().await.item_count < CONTAINERS as i64 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let owner = reg
+            .register_writable_store(
+                "ip_reputation",
+                ip_reputation_factory(IpReputationConfig::new(ADDRESSES as usize), Vec::new()),
+                StoreOptions::default(),
+            )
+            .await
+            .unwrap();
+        for chunk in (0..ADDRESSES).collect::<Vec<_>>().chunks(4096) {
+            let records = chunk
+                .iter()
+                .map(|&i| {
+                    let ip = std::net::IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+                    IpReputation::new(&ip, ReputationStatus::Deny, 5, START).unwrap()
+                })
+                .collect();
+            owner.write_batch("feed", records).await.unwrap();
+        }
+        (handle, owner)
+    });
+    let container_ids = std::sync::Arc::new(container_ids);
+    let reader = owner.reader();
+    let mut g = c.benchmark_group("new_stores/multi_thread");
+    for (name, prefix_len) in [
+        ("actor_get_container_full_id", 64),
+        ("actor_get_container_prefix_12", 12),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let handle = containers.clone();
+                let ids = container_ids.clone();
+                rt.block_on(on_worker(async move {
+                    let start = Instant::now();
+                    for i in 0..iters {
+                        let id = &ids[(i as usize * 31) % ids.len()];
+                        black_box(handle.get_container(&id[..prefix_len]).await.unwrap());
+                    }
+                    start.elapsed()
+                }))
+            })
+        });
+    }
+    g.bench_function("actor_ip_is_denied", |b| {
+        b.iter_custom(|iters| {
+            let reader = reader.clone();
+            rt.block_on(on_worker(async move {
+                let start = Instant::now();
+                for i in 0..iters {
+                    let ip = std::net::Ipv4Addr::from(0x0a00_0000 + (i as u32 * 7919) % ADDRESSES);
+                    black_box(reader.is_denied(ip).await.unwrap());
+                }
+                start.elapsed()
+            }))
+        })
+    });
+    g.throughput(Throughput::Elements(64));
+    g.bench_function("actor_ip_check_ips_64", |b| {
+        b.iter_custom(|iters| {
+            let reader = reader.clone();
+            rt.block_on(on_worker(async move {
+                let start = Instant::now();
+                for i in 0..iters {
+                    let base = (i as u32 * 64) % (ADDRESSES - 64);
+                    let ips = (base..base + 64).map(|n| std::net::Ipv4Addr::from(0x0a00_0000 + n));
+                    black_box(reader.check_ips(ips).await.unwrap());
+                }
+                start.elapsed()
+            }))
+        })
+    });
+    g.finish();
+    rt.block_on(reg.shutdown());
+}
+
 criterion_group!(
     benches,
     direct,
     round_trips,
     concurrent_detectors,
-    ingestion
+    ingestion,
+    container_and_reputation
 );
 
 fn main() {

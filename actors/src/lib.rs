@@ -10,8 +10,9 @@
 //! - [`handle`]: [`StoreHandle`], the typed handle (one hop to the store's actor, a timeout on
 //!   every call, `get_health`, `get_metrics`, `supervision`).
 //! - [`stores`]: one module per store kind: owned reply types (`ProcessInfo`, `ContainerInfo`,
-//!   `SystemInfo`, `SymbolInfo`, `DnsResponse`), updates (`ProcessUpdate`, ...), query
-//!   messages, the backend trait a core store implements, and the handle's query methods.
+//!   `SystemInfo`, `SymbolInfo`, `DnsResponse`, `Verdict`), updates (`ProcessUpdate`,
+//!   `ContainerUpdate`, ...), query messages, the backend trait a core store implements, and the
+//!   handle's query methods; `stores::ip_reputation` has the owner's and readers' typed handles.
 //! - [`writable`]: writable stores (`WritableStore`, owner's `WriteHandle`, everybody else's
 //!   `ReadHandle`).
 //! - [`intake`]: bounded intake queues (`IntakeSender`) and their drain tasks.
@@ -19,8 +20,10 @@
 //!   restore) and the restart policy.
 //! - [`protocol`], `store_actor`, `slot`: the generic store actor, its messages, and the shared
 //!   slot handles send through (null store, restarts, handle-side counters).
-//! - [`adapters`]: the core stores behind the backend traits (`ProcessTable`, `SyscallStore`,
-//!   `SystemFacts` over the core `SystemStore`), converting borrowed views to owned replies.
+//! - [`adapters`]: the core stores behind the backend traits (`ProcessTable`, `ContainerTable`,
+//!   `DnsCache`, `SyscallStore`, `SystemFacts` over the core `SystemStore`, `KernelSymbols` over the core
+//!   `KernelSymbolTable`, `IpReputationStore` as a writable store), converting borrowed views to
+//!   owned replies, and their factories (fresh random hash seeds per build, see [`seed`]).
 //! - [`detect`]: the `Detector` trait, `Event`, serialisable `DetectorOutput`, the
 //!   `DetectorEngine` (concurrent, bounded), and the built-in detectors `shell_from_service`
 //!   and `tmp_exec_in_container`.
@@ -35,6 +38,7 @@ pub mod intake;
 pub mod names;
 pub mod protocol;
 pub mod registry;
+pub mod seed;
 mod slot;
 mod store_actor;
 pub mod stores;

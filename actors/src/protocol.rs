@@ -52,6 +52,10 @@ pub trait StoreBackend<P: Protocol>: Send + 'static {
     fn handle_query(&mut self, query: P::Query, now: EpochNanos);
     /// Applies one update; `false` if the store refused it.
     fn apply_update(&mut self, update: P::Update, now: EpochNanos) -> bool;
+    /// Called once after each intake message, when all of its batches are applied: upkeep that
+    /// should follow writes without running per update (purging expired entries). Nothing by
+    /// default.
+    fn after_apply(&mut self, _now: EpochNanos) {}
     /// Health as the store sees itself.
     fn health(&self, now: EpochNanos) -> HealthInfo;
     /// Metrics as the store counted them.

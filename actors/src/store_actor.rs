@@ -52,6 +52,7 @@ impl<P: Protocol, B: StoreBackend<P>> Actor for StoreActor<P, B> {
                         report.rejected += 1;
                     }
                 }
+                backend.after_apply(t);
                 answer(reply, report);
             }
             StoreMsg::Health(reply) => answer(reply, backend.health(now())),

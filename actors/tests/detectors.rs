@@ -6,8 +6,12 @@
 //!    A shell whose ancestry holds no service is not.
 //! 2. `tmp_exec_in_container`: a real cgroup v2 directory named like a Docker scope
 //!    (`docker-<64 hex>.scope`) receives a real process running a binary copied into `/tmp`; its
-//!    exec is reported with the container's name from the container store. The same binary
-//!    outside the container, and a container process running from `/usr/bin`, are not.
+//!    exec is reported with the container's name from the container store (the real core
+//!    container table, fed the container as discovered from the process's real
+//!    `/proc/<pid>/cgroup`, then enriched). The same binary outside the container, and a
+//!    container process running from `/usr/bin`, are not.
+//! 3. `DetectorEngine::run`: events in through a channel, every detector's findings out through
+//!    another, failures counted, one (detector, event) pair in flight at a time.
 
 mod support;
 
@@ -15,17 +19,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use support::containers::TestContainers;
 use support::eventually;
 use support::procfs::{ProcReader, children_named};
+use watchpost_actors::adapters::container::container_table_factory;
 use watchpost_actors::detect::shell_from_service::{ShellFromService, ShellFromServiceConfig};
 use watchpost_actors::detect::tmp_exec_in_container::TmpExecInContainer;
 use watchpost_actors::detect::{
-    Detector, DetectorEngine, EngineOptions, Event, EventKind, OutputValue,
+    BoxFuture, Detector, DetectorEngine, DetectorError, DetectorOutput, DetectorParams,
+    EngineOptions, Event, EventKind, OutputValue, Severity,
 };
-use watchpost_actors::stores::container::{ContainerInfo, ContainerUpdate};
+use watchpost_actors::stores::container::{ContainerEnrichment, ContainerUpdate};
 use watchpost_actors::stores::process::ProcessUpdate;
 use watchpost_actors::{BuildContext, Registry, StoreOptions};
+use watchpost_core::container::ContainerTableConfig;
 use watchpost_core::process::{ProcessTable, ProcessTableConfig};
 
 /// Kills and reaps its child, removes its paths, on every exit path of a test.
@@ -107,7 +113,11 @@ async fn registry_with_stores() -> (
         .unwrap();
     let containers = reg
         .register_container_store(
-            |_: &BuildContext| Ok(TestContainers::default()),
+            // A short removal grace, so a removed container is gone within the test.
+            container_table_factory(ContainerTableConfig {
+                removal_grace_ns: 50_000_000,
+                ..Default::default()
+            }),
             StoreOptions::default(),
         )
         .await
@@ -167,38 +177,66 @@ fn detectors(services: &[&str]) -> Vec<Box<dyn Detector>> {
     ]
 }
 
+/// A real fake service (`/bin/sh` copied as `nginx`) running a child shell, and a plain shell
+/// that is not under any service; both sleep 5 s.
+struct ServiceScene {
+    service_pid: u32,
+    shell_pid: u32,
+    plain_pid: u32,
+    fake_nginx: PathBuf,
+    _cleanup: Cleanup,
+}
+
+impl ServiceScene {
+    fn start() -> ServiceScene {
+        let dir = temp_dir("svc");
+        let mut cleanup = Cleanup {
+            children: vec![],
+            paths: vec![dir.clone()],
+            cgroups: vec![],
+        };
+        let fake_nginx = dir.join("nginx");
+        copy_exe("/bin/sh", &fake_nginx);
+        // Trailing `; :` keeps each shell from exec'ing its last command in place.
+        let service = spawn(&fake_nginx, &["-c", "sh -c 'sleep 5; :'; :"]);
+        let service_pid = service.id();
+        cleanup.children.push(service);
+        let plain = Command::new("/bin/sh")
+            .args(["-c", "sleep 5; :"])
+            .spawn()
+            .unwrap();
+        let plain_pid = plain.id();
+        cleanup.children.push(plain);
+
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let shell_pid = loop {
+            let shell = children_named(service_pid, "sh").first().copied();
+            if let Some(shell) = shell
+                && !children_named(plain_pid, "sleep").is_empty()
+            {
+                break shell;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the service's child shell and the plain shell's sleep appear"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        ServiceScene {
+            service_pid,
+            shell_pid,
+            plain_pid,
+            fake_nginx,
+            _cleanup: cleanup,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shell_under_a_service_is_reported_with_its_ancestry() {
-    let dir = temp_dir("svc");
-    let mut cleanup = Cleanup {
-        children: vec![],
-        paths: vec![dir.clone()],
-        cgroups: vec![],
-    };
-    let fake_nginx = dir.join("nginx");
-    copy_exe("/bin/sh", &fake_nginx);
-    // Trailing `; :` keeps each shell from exec'ing its last command in place.
-    let service = spawn(&fake_nginx, &["-c", "sh -c 'sleep 5; :'; :"]);
-    let service_pid = service.id();
-    cleanup.children.push(service);
-    let plain = Command::new("/bin/sh")
-        .args(["-c", "sleep 5; :"])
-        .spawn()
-        .unwrap();
-    let plain_pid = plain.id();
-    cleanup.children.push(plain);
-
-    let mut shell_pid = None;
-    assert!(
-        eventually(Duration::from_secs(5), || {
-            shell_pid = children_named(service_pid, "sh").first().copied();
-            let found = shell_pid.is_some() && !children_named(plain_pid, "sleep").is_empty();
-            async move { found }
-        })
-        .await,
-        "the service's child shell and the plain shell's sleep appear"
-    );
-    let shell_pid = shell_pid.unwrap();
+    let scene = ServiceScene::start();
+    let (service_pid, shell_pid, plain_pid) = (scene.service_pid, scene.shell_pid, scene.plain_pid);
+    let fake_nginx = scene.fake_nginx.clone();
 
     let (reg, processes, _containers) = registry_with_stores().await;
     let reader = ProcReader::new();
@@ -303,21 +341,32 @@ async fn a_container_running_a_binary_from_tmp_is_reported() {
     assert_eq!(reader.container_id(outside_pid), None);
 
     let (reg, processes, containers) = registry_with_stores().await;
+    // Discovery from the process's real cgroup file, then what a runtime's API would add.
+    let cgroup_file = std::fs::read_to_string(format!("/proc/{inside_pid}/cgroup")).unwrap();
+    let discovered =
+        ContainerUpdate::observe_proc_cgroup(&cgroup_file).expect("the process is in a container");
+    let ContainerUpdate::Observe(found) = &discovered else {
+        panic!("an observation")
+    };
+    assert_eq!(found.id.as_str(), container_id);
     containers
-        .submit(vec![ContainerUpdate::Upsert(ContainerInfo {
-            id: container_id.clone(),
-            name: "web-1".into(),
-            image: "nginx:1.27".into(),
-            runtime: "docker".into(),
-            ..Default::default()
-        })])
+        .submit(vec![
+            discovered,
+            ContainerUpdate::Enrich(
+                ContainerEnrichment::new(&container_id)
+                    .name("web-1")
+                    .image("nginx:1.27"),
+            ),
+        ])
         .await
         .unwrap();
     feed_scan(&reg, &processes, reader.entity_id(inside_pid).unwrap()).await;
     let c = reg.containers();
     assert!(
         eventually(Duration::from_secs(5), || async {
-            c.get_container(&container_id[..12]).await.is_ok()
+            c.get_container(&container_id[..12])
+                .await
+                .is_ok_and(|found| found.name == "web-1" && found.runtime == "docker")
         })
         .await
     );
@@ -370,11 +419,11 @@ async fn a_container_running_a_binary_from_tmp_is_reported() {
         "container process from /usr/bin"
     );
 
-    // A container the store does not know yet is still reported, marked unknown.
+    // A container the store does not know (any more) is still reported, marked unknown.
     containers
         .submit(vec![ContainerUpdate::Remove {
             id: container_id.clone(),
-            removed_at: 0,
+            removed_at: watchpost_actors::clock::now(),
         }])
         .await
         .unwrap();
@@ -390,4 +439,114 @@ async fn a_container_running_a_binary_from_tmp_is_reported() {
     reg.shutdown().await;
     drop(cleanup);
     assert!(!cgroup.exists(), "the test cgroup is removed");
+}
+
+/// Reports every exec it sees and fails on forks: shows that `run` delivers every detector's
+/// findings and counts failures without stopping.
+struct EveryExec;
+
+impl Detector for EveryExec {
+    fn name(&self) -> &'static str {
+        "every_exec"
+    }
+
+    fn init(&mut self, _params: DetectorParams) -> BoxFuture<'_, Result<(), DetectorError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn on_event<'a>(
+        &'a self,
+        event: &'a Event,
+    ) -> BoxFuture<'a, Result<Vec<DetectorOutput>, DetectorError>> {
+        Box::pin(async move {
+            match event.kind {
+                EventKind::Exec => Ok(vec![DetectorOutput::about(
+                    "every_exec",
+                    Severity::Low,
+                    "an exec",
+                    event,
+                )]),
+                EventKind::Fork => Err(DetectorError::new("every_exec", "forks are not for me")),
+                EventKind::Exit => Ok(Vec::new()),
+            }
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_runs_events_from_a_channel_to_outputs() {
+    let scene = ServiceScene::start();
+    let (reg, processes, _containers) = registry_with_stores().await;
+    let reader = ProcReader::new();
+    feed_scan(&reg, &processes, reader.entity_id(scene.shell_pid).unwrap()).await;
+
+    let mut detectors = detectors(&["nginx"]);
+    detectors.push(Box::new(EveryExec));
+    // One (detector, event) pair at a time and a small event queue: backpressure all the way.
+    let options = EngineOptions {
+        max_in_flight: 1,
+        ..EngineOptions::default()
+    };
+    let engine = DetectorEngine::start(&reg, detectors, options)
+        .await
+        .unwrap();
+    let (events_tx, events_rx) = tokio::sync::mpsc::channel(2);
+    let (outputs_tx, mut outputs_rx) = tokio::sync::mpsc::channel(1);
+    let running = {
+        let engine = engine.clone();
+        tokio::spawn(async move { engine.run(events_rx, outputs_tx).await })
+    };
+    let collector = tokio::spawn(async move {
+        let mut found = Vec::new();
+        while let Some(output) = outputs_rx.recv().await {
+            found.push(output);
+        }
+        found // the channel closes when `run` returns
+    });
+
+    let shell_exec = exec_event(&reader, scene.shell_pid);
+    let plain_exec = exec_event(&reader, scene.plain_pid);
+    let mut fork = shell_exec.clone();
+    fork.kind = EventKind::Fork;
+    let mut exit = plain_exec.clone();
+    exit.kind = EventKind::Exit;
+    for event in [shell_exec, fork, plain_exec, exit] {
+        events_tx.send(event).await.unwrap();
+    }
+    drop(events_tx);
+    tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .expect("run returns once the events channel closes and all are judged")
+        .unwrap();
+    let found = collector.await.unwrap();
+
+    let mut seen: Vec<(String, u32)> = found.iter().map(|o| (o.detector.clone(), o.pid)).collect();
+    seen.sort();
+    let mut expected = vec![
+        ("every_exec".to_owned(), scene.plain_pid),
+        ("every_exec".to_owned(), scene.shell_pid),
+        ("shell_from_service".to_owned(), scene.shell_pid),
+    ];
+    expected.sort();
+    assert_eq!(seen, expected, "{found:#?}");
+    let service_finding = found
+        .iter()
+        .find(|o| o.detector == "shell_from_service")
+        .unwrap();
+    assert_eq!(
+        service_finding.data["service_pid"],
+        OutputValue::Number(u64::from(scene.service_pid))
+    );
+    let stats = engine.stats();
+    assert_eq!(
+        (
+            stats.events,
+            stats.outputs,
+            stats.detector_errors,
+            stats.detector_timeouts
+        ),
+        (4, 3, 1, 0),
+        "{stats:?}"
+    );
+    reg.shutdown().await;
 }

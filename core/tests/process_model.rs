@@ -1,7 +1,8 @@
 //! The process table against a deliberately naive model: a `BTreeMap` of records whose
 //! "pinned" state is recomputed from scratch by walking descendants after every step, eviction
 //! victims found by scanning everything, recency as a counter. Random fork/scan/exec/exit/query
-//! sequences on a tiny table must give the same records, answers, outcomes and counters.
+//! sequences on a tiny table must give the same records, answers (children in their documented
+//! order: most recently linked first), outcomes and counters.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -72,6 +73,9 @@ struct MRec {
     exit_time: u64,
     release_time: u64,
     last_use: u64,
+    /// When the record was last attached to its parent key: its arrival, or the fork that
+    /// corrected its parent. Children are listed newest attachment first.
+    linked: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -120,6 +124,13 @@ impl Model {
             .filter(|(c, r)| r.parent == k && **c != k)
             .map(|(c, _)| *c)
             .collect()
+    }
+
+    /// The children in the table's documented order: most recently attached first.
+    fn ordered_children(&self, k: ProcessKey) -> Vec<ProcessKey> {
+        let mut children = self.children(k);
+        children.sort_by_key(|c| std::cmp::Reverse(self.recs[c].linked));
+        children
     }
 
     /// Running, or has a running descendant (parents always have smaller indexes: no loops).
@@ -254,6 +265,7 @@ impl Model {
                 exit_time: 0,
                 release_time: 0,
                 last_use: self.tick,
+                linked: self.tick,
             },
         );
         if let Some(at) = self.pending.iter().position(|p| p.key == k) {
@@ -472,9 +484,12 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     Some(_) => {
                         model.stats.parent_corrections += 1;
                         let before = model.pinned_set();
+                        model.tick += 1;
+                        let tick = model.tick;
                         let r = model.recs.get_mut(&k).unwrap();
                         r.parent = parent;
                         r.from_fork = true;
+                        r.linked = tick;
                         model.settle(&before, now);
                         EventOutcome::Updated
                     }
@@ -569,19 +584,19 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             Op::Children { target } => {
                 let k = key(usize::from(target) % KEYS);
-                let got: BTreeSet<ProcessKey> = table
+                let got: Vec<ProcessKey> = table
                     .children(k.entity_id(), now)
                     .unwrap()
                     .map(|p| p.key())
                     .collect();
                 model.purge(now);
-                let want: BTreeSet<ProcessKey> = if model.recs.contains_key(&k) {
+                let want: Vec<ProcessKey> = if model.recs.contains_key(&k) {
                     model.stats.hits += 1;
                     model.touch(k);
-                    model.children(k).into_iter().collect()
+                    model.ordered_children(k)
                 } else {
                     model.stats.misses += 1;
-                    BTreeSet::new()
+                    Vec::new()
                 };
                 model.stats.successes += 1;
                 prop_assert_eq!(got, want);

@@ -2,11 +2,27 @@
 //! (no copy of the path), views become owned [`ProcessInfo`]s inside the actor.
 
 use watchpost_core::process::{
-    Comm, EventOutcome, ExecEvent, ExitEvent, ForkEvent, ProcessTable, ProcessView, ScanRecord,
+    Comm, EventOutcome, ExecEvent, ExitEvent, ForkEvent, ProcessTable, ProcessTableConfig,
+    ProcessView, ScanRecord,
 };
 use watchpost_core::{DataStoreMetrics, EpochNanos, HealthInfo, StoreError};
 
+use crate::seed::random_seed;
 use crate::stores::process::{ProcessBackend, ProcessInfo, ProcessStart, ProcessUpdate};
+use crate::supervision::{BuildContext, BuildError};
+
+/// A factory for the process store: a [`ProcessTable`] sized by `config`, with a fresh random
+/// hash seed on every build (the seed in `config` is ignored).
+pub fn process_table_factory(
+    config: ProcessTableConfig,
+) -> impl Fn(&BuildContext) -> Result<ProcessTable, BuildError> + Send + Sync + 'static {
+    move |_| {
+        Ok(ProcessTable::new(ProcessTableConfig {
+            hash_seed: random_seed(),
+            ..config
+        }))
+    }
+}
 
 /// The owned copy of a core process view.
 pub fn to_info(view: &ProcessView<'_>) -> ProcessInfo {

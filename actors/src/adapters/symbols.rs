@@ -1,7 +1,12 @@
 //! The core [`KernelSymbolTable`] as a [`SymbolBackend`]. A new table (after a module load) is
 //! parsed off the actor and swapped in through the intake as a [`SymbolTableSwap`] of a
-//! `KernelSymbolTable`; the counters of replaced tables are carried over so metrics never go
-//! backwards.
+//! `KernelSymbolTable` (best made with [`KernelSymbols::swap`]); the counters of replaced tables
+//! are carried over so metrics never go backwards.
+//!
+//! The core builds a table's name index lazily, on the first name lookup; for a real kernel
+//! (~120k symbols) that takes long enough, in a debug build, to exceed a caller's timeout. So
+//! every table is indexed before it reaches the actor: [`KernelSymbols::new`] and
+//! [`KernelSymbols::swap`] do it where the table is built (the factory, the collector).
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -9,7 +14,7 @@ use std::collections::HashMap;
 use watchpost_core::symbols::{KernelSymbolTable, SymbolAliases, SymbolMatch};
 use watchpost_core::{DataStoreMetrics, EpochNanos, HealthInfo, StoreError};
 
-use crate::stores::symbols::{SymbolBackend, SymbolInfo};
+use crate::stores::symbols::{SymbolBackend, SymbolInfo, SymbolTableSwap};
 
 /// A kernel symbol table behind the symbol store actor.
 #[derive(Debug)]
@@ -22,13 +27,20 @@ pub struct KernelSymbols {
 }
 
 impl KernelSymbols {
-    /// Serves `table`.
-    pub fn new(table: KernelSymbolTable) -> Self {
+    /// Serves `table`, building its name index now (see the module docs).
+    pub fn new(mut table: KernelSymbolTable) -> Self {
+        table.build_name_index();
         KernelSymbols {
             table,
             carried: DataStoreMetrics::default(),
             matches: Vec::new(),
         }
+    }
+
+    /// The update that swaps `table` in, with its name index built here, off the actor.
+    pub fn swap(mut table: KernelSymbolTable) -> SymbolTableSwap {
+        table.build_name_index();
+        SymbolTableSwap::new(table)
     }
 
     /// The table served now.
@@ -80,9 +92,11 @@ impl SymbolBackend for KernelSymbols {
     }
 
     fn swap_table(&mut self, table: Box<dyn Any + Send>, _now: EpochNanos) -> bool {
-        let Ok(table) = table.downcast::<KernelSymbolTable>() else {
+        let Ok(mut table) = table.downcast::<KernelSymbolTable>() else {
             return false;
         };
+        // Nothing to do if it came through `KernelSymbols::swap`.
+        table.build_name_index();
         let old = std::mem::replace(&mut self.table, *table).metrics();
         let c = &mut self.carried;
         c.success_count = c.success_count.saturating_add(old.success_count);

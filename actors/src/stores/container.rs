@@ -3,7 +3,9 @@
 
 use ractor::RpcReplyPort;
 use serde::{Deserialize, Serialize};
-use watchpost_core::{DataStoreMetrics, EpochNanos, HealthInfo, StoreError};
+use watchpost_core::cgroup::{CgroupContainer, cgroup_lines, parse_cgroup_path};
+use watchpost_core::container::ContainerTableStats;
+use watchpost_core::{DataStoreMetrics, EpochNanos, ErrorKind, HealthInfo, StoreError};
 
 use crate::handle::StoreHandle;
 use crate::protocol::{Protocol, StoreBackend, answer};
@@ -79,18 +81,114 @@ impl ContainerFilter {
     }
 }
 
+/// What a runtime's API says about a container, field by field: `None` keeps what the store
+/// holds, `Some` replaces it (so enrichment from a second source never erases the first's).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ContainerEnrichment {
+    /// Full container ID.
+    pub id: String,
+    /// Runtime name (`docker`, `containerd`, `crio`, `podman`, `garden`, `unknown`).
+    pub runtime: Option<String>,
+    /// Name.
+    pub name: Option<String>,
+    /// Image.
+    pub image: Option<String>,
+    /// Image digest.
+    pub image_digest: Option<String>,
+    /// Start time, epoch ns.
+    pub start_time: Option<EpochNanos>,
+    /// Pod; a pod with neither name nor UID clears the stored one.
+    pub pod: Option<PodInfo>,
+}
+
+impl ContainerEnrichment {
+    /// Nothing known yet about container `id`.
+    pub fn new(id: impl Into<String>) -> Self {
+        ContainerEnrichment {
+            id: id.into(),
+            ..Default::default()
+        }
+    }
+    /// With the runtime.
+    pub fn runtime(mut self, runtime: impl Into<String>) -> Self {
+        self.runtime = Some(runtime.into());
+        self
+    }
+    /// With the name.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+    /// With the image.
+    pub fn image(mut self, image: impl Into<String>) -> Self {
+        self.image = Some(image.into());
+        self
+    }
+    /// With the image digest.
+    pub fn image_digest(mut self, digest: impl Into<String>) -> Self {
+        self.image_digest = Some(digest.into());
+        self
+    }
+    /// With the start time.
+    pub fn start_time(mut self, start_time: EpochNanos) -> Self {
+        self.start_time = Some(start_time);
+        self
+    }
+    /// With the pod.
+    pub fn pod(mut self, pod: PodInfo) -> Self {
+        self.pod = Some(pod);
+        self
+    }
+}
+
 /// What collectors feed the container store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ContainerUpdate {
-    /// A container appeared (cgroup seen) or was enriched; replaces what the store held.
+    /// A container's full record, e.g. from a runtime listing at start-up: every field replaces
+    /// what the store held (an empty runtime means `unknown`; an unknown runtime name is refused).
     Upsert(ContainerInfo),
-    /// A container's cgroup went away at `removed_at` (epoch ns).
+    /// A cgroup path named a container (see [`ContainerUpdate::observe_proc_cgroup`]): inserts it
+    /// with its ID, runtime and pod UID, or fills in only what is still unknown on the stored
+    /// record (discovery never overwrites enrichment). Revives a removed container still in its
+    /// grace (a restarted container keeps its ID).
+    Observe(CgroupContainer),
+    /// A runtime described a container: the `Some` fields replace the stored ones.
+    Enrich(ContainerEnrichment),
+    /// The runtime reported the container gone at `removed_at` (epoch ns; 0: when the store
+    /// applies it; a time in the future counts as now). It stays gettable by ID and name during
+    /// the table's removal grace, but is no longer listed.
     Remove {
         /// Full container ID.
         id: String,
         /// When it went away.
         removed_at: EpochNanos,
     },
+    /// Frees removed containers past their grace now (the store also does so after every
+    /// intake message; this is for a timer when no other updates flow).
+    PurgeExpired,
+}
+
+impl ContainerUpdate {
+    /// The `Observe` update for the contents of a `/proc/<pid>/cgroup` file, if it places the
+    /// process in a container: the unified (v2) line is preferred, then the first v1 line naming
+    /// one. Lines the kernel marked ` (deleted)` are skipped: a process that outlived its cgroup
+    /// belongs to a removed container, and observing it would revive that container.
+    pub fn observe_proc_cgroup(contents: &str) -> Option<ContainerUpdate> {
+        let mut first_v1 = None;
+        for line in cgroup_lines(contents).flatten() {
+            if line.deleted {
+                continue;
+            }
+            let Some(found) = parse_cgroup_path(line.path) else {
+                continue;
+            };
+            if line.is_unified() {
+                return Some(ContainerUpdate::Observe(found));
+            }
+            first_v1.get_or_insert(found);
+        }
+        first_v1.map(ContainerUpdate::Observe)
+    }
 }
 
 /// Queries to the container store.
@@ -123,6 +221,11 @@ pub enum ContainerQuery {
         /// Answer.
         reply: RpcReplyPort<Result<Vec<ContainerInfo>, StoreError>>,
     },
+    /// The table's own counters (evictions, removals, rejections).
+    GetStats {
+        /// Answer.
+        reply: RpcReplyPort<Result<ContainerTableStats, StoreError>>,
+    },
 }
 
 /// The container store protocol.
@@ -151,6 +254,13 @@ pub trait ContainerBackend: Send + 'static {
     ) -> Result<Vec<ContainerInfo>, StoreError>;
     /// Applies one update; `false` if refused.
     fn apply(&mut self, update: ContainerUpdate, now: EpochNanos) -> bool;
+    /// Upkeep after each intake message (purging removed containers past their grace).
+    /// Nothing by default.
+    fn after_apply(&mut self, _now: EpochNanos) {}
+    /// The table's own counters; `None` (answered `NotImplemented`) if it keeps none.
+    fn stats(&self) -> Option<ContainerTableStats> {
+        None
+    }
     /// Health.
     fn health(&self, now: EpochNanos) -> HealthInfo;
     /// Metrics.
@@ -173,11 +283,23 @@ impl<T: ContainerBackend> StoreBackend<ContainerProtocol> for T {
             ContainerQuery::ListContainers { filter, reply } => {
                 answer(reply, self.list_containers(&filter, now))
             }
+            ContainerQuery::GetStats { reply } => answer(
+                reply,
+                self.stats().ok_or(StoreError::new(
+                    watchpost_core::error::store_names::CONTAINER,
+                    "get_stats",
+                    ErrorKind::NotImplemented,
+                )),
+            ),
         }
     }
 
     fn apply_update(&mut self, update: ContainerUpdate, now: EpochNanos) -> bool {
         self.apply(update, now)
+    }
+
+    fn after_apply(&mut self, now: EpochNanos) {
+        ContainerBackend::after_apply(self, now)
     }
 
     fn health(&self, now: EpochNanos) -> HealthInfo {
@@ -223,6 +345,13 @@ impl StoreHandle<ContainerProtocol> {
             ContainerQuery::GetContainerByName { name, reply }
         })
         .await
+    }
+
+    /// The table's own counters (evictions, removals, rejected updates); `NotImplemented` for a
+    /// backend that keeps none. Not counted as a request in the metrics.
+    pub async fn container_stats(&self) -> Result<ContainerTableStats, StoreError> {
+        self.ask("get_stats", |reply| ContainerQuery::GetStats { reply })
+            .await
     }
 
     /// Live containers passing `filter` (empty if none; never `NotFound`).

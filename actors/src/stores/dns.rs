@@ -2,7 +2,8 @@
 
 use ractor::RpcReplyPort;
 use serde::{Deserialize, Serialize};
-use watchpost_core::{DataStoreMetrics, EpochNanos, HealthInfo, StoreError};
+use watchpost_core::dns::DnsCacheStats;
+use watchpost_core::{DataStoreMetrics, EpochNanos, ErrorKind, HealthInfo, StoreError};
 
 use crate::handle::StoreHandle;
 use crate::protocol::{Protocol, StoreBackend, answer};
@@ -16,6 +17,9 @@ pub struct DnsResponse {
     pub ips: Vec<String>,
     /// Names it resolved to (CNAME targets, or names of an IP in a reverse lookup).
     pub domains: Vec<String>,
+    /// Set when the store related more addresses or names than one answer carries.
+    #[serde(default)]
+    pub truncated: bool,
 }
 
 /// One DNS response packet observed on the wire.
@@ -23,7 +27,8 @@ pub struct DnsResponse {
 pub struct DnsPacket {
     /// The DNS message (header onwards, no UDP/TCP framing).
     pub payload: Vec<u8>,
-    /// When it was observed, epoch ns (TTLs count from here).
+    /// When it was observed, epoch ns (TTLs count from here; 0: when the store applies it; a
+    /// time in the future counts as now).
     pub observed_at: EpochNanos,
 }
 
@@ -43,6 +48,11 @@ pub enum DnsQuery {
         /// Answers.
         reply: RpcReplyPort<Vec<Result<DnsResponse, StoreError>>>,
     },
+    /// The cache's own counters (messages, records, expiries, evictions).
+    GetStats {
+        /// Answer.
+        reply: RpcReplyPort<Result<DnsCacheStats, StoreError>>,
+    },
 }
 
 /// The DNS store protocol.
@@ -60,6 +70,12 @@ pub trait DnsBackend: Send + 'static {
     -> Result<DnsResponse, StoreError>;
     /// Records an observed response packet; `false` if it was not cacheable or malformed.
     fn observe(&mut self, packet: &DnsPacket, now: EpochNanos) -> bool;
+    /// Upkeep after each intake message (dropping expired answers). Nothing by default.
+    fn after_apply(&mut self, _now: EpochNanos) {}
+    /// The cache's own counters; `None` (answered `NotImplemented`) if it keeps none.
+    fn stats(&self) -> Option<DnsCacheStats> {
+        None
+    }
     /// Health.
     fn health(&self, now: EpochNanos) -> HealthInfo;
     /// Metrics.
@@ -79,11 +95,23 @@ impl<T: DnsBackend> StoreBackend<DnsProtocol> for T {
                     .collect();
                 answer(reply, answers)
             }
+            DnsQuery::GetStats { reply } => answer(
+                reply,
+                self.stats().ok_or(StoreError::new(
+                    watchpost_core::error::store_names::DNS,
+                    "get_stats",
+                    ErrorKind::NotImplemented,
+                )),
+            ),
         }
     }
 
     fn apply_update(&mut self, update: DnsPacket, now: EpochNanos) -> bool {
         self.observe(&update, now)
+    }
+
+    fn after_apply(&mut self, now: EpochNanos) {
+        DnsBackend::after_apply(self, now)
     }
 
     fn health(&self, now: EpochNanos) -> HealthInfo {
@@ -107,6 +135,13 @@ impl StoreHandle<DnsProtocol> {
             reply,
         })
         .await
+    }
+
+    /// The cache's own counters; `NotImplemented` for a backend that keeps none. Not counted as
+    /// a request in the metrics.
+    pub async fn dns_stats(&self) -> Result<DnsCacheStats, StoreError> {
+        self.ask("get_stats", |reply| DnsQuery::GetStats { reply })
+            .await
     }
 
     /// Many lookups in one message, one answer each in order.

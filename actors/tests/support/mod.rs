@@ -3,7 +3,6 @@
 
 #![allow(dead_code)]
 
-pub mod containers;
 pub mod procfs;
 
 use std::collections::BTreeMap;
@@ -62,6 +61,29 @@ pub async fn register_system(registry: &Registry) {
         )
         .await
         .expect("system store registers");
+}
+
+/// Queues `batch` on `intake` and waits (at most 5 s) until the store has applied or refused all
+/// of it, as the handle's intake counters say. Panics if it does not happen in time.
+pub async fn submit_and_wait<P: watchpost_actors::protocol::Protocol>(
+    handle: &watchpost_actors::StoreHandle<P>,
+    intake: &watchpost_actors::IntakeSender<P::Update>,
+    batch: Vec<P::Update>,
+) {
+    let done = |h: &watchpost_actors::StoreHandle<P>| {
+        let s = h.supervision();
+        s.intake_applied_updates + s.intake_rejected_updates
+    };
+    let target = done(handle) + batch.len() as u64;
+    if intake.submit(batch).await.is_err() {
+        panic!("intake of {} refused the batch", intake.store());
+    }
+    let applied = eventually(Duration::from_secs(5), || {
+        let reached = done(handle) >= target;
+        async move { reached }
+    })
+    .await;
+    assert!(applied, "store {} applied the batch in time", handle.name());
 }
 
 /// Polls `check` until it returns true or `limit` passes.

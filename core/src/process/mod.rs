@@ -63,7 +63,20 @@
 //! Ties break on the smaller start time, then the smaller pid. Recency of a running process is
 //! refreshed when it is inserted, by `get`/`get_exact`, by `children` (the parent), by
 //! `ancestry` (every running process listed), by its exec, and by a fork of a child (the
-//! parent). Evicting a process unlinks its children (their ancestry then stops there).
+//! parent). Evicting a process unlinks its children (their ancestry then stops there); they
+//! wait for it like early children (below).
+//!
+//! **Children.** A record is linked to its parent whenever a held record has its parent key
+//! (parent pid 0 or the record's own key name no parent). Children that arrive before their
+//! parent (scan order, lost events) wait and are linked when it arrives; so are the children
+//! of an evicted parent that comes back. [`ProcessTable::children`] lists them most recently
+//! linked first: by arrival, or by the fork that corrected the child's parent; children that
+//! waited together keep their order. Each record carries intrusive first-child / sibling links
+//! (12 bytes), so linking, unlinking and listing cost O(1) per child however many children one
+//! parent has (pid 1 with 10,000 children costs what a small family does). Waiting children
+//! form one *orphan group* per missing parent key, indexed by that key: one index entry per
+//! missing parent, not per child, so 10,000 children waiting for one parent are still one short
+//! probe, and the parent's arrival adopts the whole group by moving its head.
 //!
 //! **Cycles.** Scan records can describe a parent loop (pid reuse races). Ancestry stops before
 //! any process it already listed, however long the loop. An exited process pinned only by a
@@ -75,16 +88,19 @@
 //! as unknown (`exe_paths_dropped`).
 //!
 //! **Memory.** Everything is reserved by [`ProcessTable::new`]. Per capacity entry: the 88-byte
-//! record, 4 bytes in the free-slot stack, 8 in the recency list, 8 in the exit queue, and two
-//! hash indexes of 8-byte positions at ≤ 75 % load (10.7–21.3 bytes each, by the power-of-two
-//! rounding): about 130–150 bytes per process (134 at capacity 10,000), plus the path arena and
-//! the pending buffer (56 bytes per entry). With the default configuration, 10,000 processes
-//! reserve 1.75 MB in total (175 bytes per entry, of which ~40 are the 256 KiB path arena).
+//! record, 12 bytes of child/sibling links, 4 in the free-slot stack, 8 in the recency list,
+//! 8 in the exit queue, and two hash indexes (entity ID; orphan groups) of 8-byte positions at
+//! ≤ 75 % load (10.7–21.3 bytes each, by the power-of-two rounding): about 142–162 bytes per
+//! process (146 at capacity 10,000), plus the path arena and the pending buffer (56 bytes per
+//! entry). With the default configuration, 10,000 processes reserve 1.87 MB in total (187 bytes
+//! per entry, of which ~40 are the 256 KiB path arena).
 //! [`ProcessTable::bytes_reserved`] gives the exact total.
 
 pub mod comm;
 pub mod event;
 
+#[cfg(feature = "alloc")]
+mod child_lists;
 #[cfg(feature = "alloc")]
 mod exit_queue;
 #[cfg(feature = "alloc")]

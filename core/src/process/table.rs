@@ -15,6 +15,7 @@ use crate::health::{HealthInfo, HealthStatus};
 use crate::intern_arena::{InternArena, StrHandle};
 use crate::lru_list::LruList;
 use crate::metrics::{DataStoreMetrics, StoreMetrics};
+use crate::process::child_lists::ChildLists;
 use crate::process::exit_queue::ExitQueue;
 use crate::process::pending::{PendingBuffer, PendingEntry, PendingExec};
 use crate::process::view::{Ancestry, Children, ProcessView, Records};
@@ -153,6 +154,9 @@ pub(crate) struct Record {
     pub(crate) entity_id: EntityId,
     /// Invariant: the slot of the occupied record whose key is `(ppid, parent_start_time)`, or
     /// `NO_SLOT` when that record is absent, `ppid == 0`, or the parent key is the record's own.
+    /// The record is in that slot's children list ([`ChildLists`]); with `NO_SLOT` and a parent
+    /// that may still arrive ([`Record::waits_for_parent`]), in the orphan group of its parent
+    /// key; else in no list.
     pub(crate) parent_slot: u32,
     pub(crate) uid: u32,
     pub(crate) gid: u32,
@@ -204,6 +208,17 @@ impl Record {
 
     pub(crate) fn is_live(&self) -> bool {
         self.exit_time == 0
+    }
+
+    /// Whether the parent key names another process (pid 0 and the record's own key name
+    /// none): the parent is linked whenever it is held.
+    fn has_parent_key(&self) -> bool {
+        self.ppid != 0 && self.parent_key() != self.key()
+    }
+
+    /// An orphan: its parent is not held (yet, or any more) and will be linked if it arrives.
+    fn waits_for_parent(&self) -> bool {
+        self.parent_slot == NO_SLOT && self.has_parent_key()
     }
 
     /// Whether this record keeps its exited ancestors in the table.
@@ -264,9 +279,15 @@ pub struct ProcessTable {
     /// `hash(entity_id)` → slot, one entry per occupied record. Also finds exact keys (a key's
     /// entity ID is a function of it).
     by_entity_id: SlotIndex,
-    /// `hash(parent key)` → slot, one entry per occupied record: finds the children of a key,
-    /// including those that arrived before their parent.
-    by_parent: SlotIndex,
+    /// The children of every held record, as intrusive sibling lists (O(1) per child, whatever
+    /// the family size); also links each orphan group (below).
+    children: ChildLists,
+    /// `hash(parent key)` → head slot of that key's *orphan group*: the detached list of the
+    /// records waiting for that parent (`Record::waits_for_parent`), newest first. Invariant:
+    /// one entry per distinct missing parent key, never one per child, so a parent with many
+    /// waiting children is still one short probe; a group for key K exists only while no
+    /// record with key K is held (the record's arrival adopts the whole group at once).
+    orphans: SlotIndex,
     /// Recency of running records. Invariant: holds exactly the occupied, running slots.
     live_recency: LruList,
     /// Invariant: holds exactly the occupied, exited slots, ordered by `Record::exit_order`.
@@ -291,7 +312,9 @@ impl ProcessTable {
             free,
             len: 0,
             by_entity_id: SlotIndex::with_capacity(capacity),
-            by_parent: SlotIndex::with_capacity(capacity),
+            children: ChildLists::with_capacity(capacity),
+            // Groups never outnumber the orphan records, which never outnumber the records.
+            orphans: SlotIndex::with_capacity(capacity),
             live_recency: LruList::with_capacity(capacity),
             exits: ExitQueue::with_capacity(capacity),
             pending: PendingBuffer::with_capacity(config.pending_capacity),
@@ -332,7 +355,8 @@ impl ProcessTable {
         core::mem::size_of_val(&*self.records)
             + self.free.capacity() * core::mem::size_of::<u32>()
             + self.by_entity_id.bytes_reserved()
-            + self.by_parent.bytes_reserved()
+            + self.children.bytes_reserved()
+            + self.orphans.bytes_reserved()
             + self.live_recency.bytes_reserved()
             + self.exits.bytes_reserved()
             + self.pending.bytes_reserved()
@@ -488,9 +512,12 @@ impl ProcessTable {
         }
     }
 
-    /// The children of the process `entity_id` names (running and exited ones still held), in
-    /// no particular order; empty if it is unknown (operation `get_child_processes`). Costs the
-    /// number of children, not the table size. Refreshes the parent's recency.
+    /// The children of the process `entity_id` names (running and exited ones still held),
+    /// most recently linked first; empty if it is unknown (operation `get_child_processes`).
+    /// A child is linked when it arrives, when a fork corrects its parent to this one, or, if
+    /// it arrived first, when this parent arrives (children adopted together keep their
+    /// order). Costs the number of children, not the table size. Refreshes the parent's
+    /// recency.
     pub fn children(
         &mut self,
         entity_id: EntityId,
@@ -506,15 +533,8 @@ impl ProcessTable {
             )));
         };
         self.touch_if_live(parent);
-        let key = self.record(parent).map(Record::key).unwrap_or_default();
-        let candidates = self
-            .by_parent
-            .slots_with_hash(Self::parent_hash(&self.hasher, key));
-        Ok(Children::new(
-            Records::new(&self.records, &self.exe_paths),
-            parent,
-            candidates,
-        ))
+        let records = Records::new(&self.records, &self.exe_paths);
+        Ok(Children::new(records, self.children.children(parent)))
     }
 
     /// `[self, parent, grandparent, …]` of the process `entity_id` names, at most `max_depth`
@@ -740,7 +760,8 @@ impl ProcessTable {
         self.free.extend((0..self.records.len() as u32).rev());
         self.len = 0;
         self.by_entity_id.clear();
-        self.by_parent.clear();
+        self.children.clear();
+        self.orphans.clear();
         self.live_recency.clear();
         self.exits.clear();
         let ProcessTable {
@@ -839,11 +860,9 @@ impl ProcessTable {
             visited: false,
         };
         self.len += 1;
-        // Cannot fail: both indexes hold one entry per occupied record and were sized for all.
+        // Cannot fail: the index holds one entry per occupied record and was sized for all.
         let _ = self.by_entity_id.insert(id_hash, slot);
-        let _ = self
-            .by_parent
-            .insert(Self::parent_hash(&self.hasher, parent), slot);
+        self.link_to_parent(slot);
         self.live_recency.touch(slot);
         if parent_slot != NO_SLOT {
             self.hold(parent_slot);
@@ -853,33 +872,79 @@ impl ProcessTable {
         Some(slot)
     }
 
-    /// Links the records that named `key` as parent before it arrived.
+    /// Links the records that named `key` as parent before it arrived: its whole orphan group
+    /// becomes its children list, in one O(1) move plus one visit per child to set its link.
     fn adopt_children(&mut self, slot: u32, key: ProcessKey) {
-        let ProcessTable {
-            records,
-            by_parent,
-            hasher,
-            ..
-        } = self;
+        let hash = Self::parent_hash(&self.hasher, key);
+        let Some(head) = self.orphan_group(hash, key) else {
+            return;
+        };
+        self.orphans.remove(hash, head);
         let mut holding = 0u32;
-        for child in by_parent.slots_with_hash(Self::parent_hash(hasher, key)) {
-            if child == slot {
-                continue;
-            }
-            let Some(c) = records.get_mut(child as usize) else {
-                continue;
-            };
-            if c.occupied && c.parent_slot == NO_SLOT && c.parent_key() == key {
+        for child in self.children.iter_from(head) {
+            if let Some(c) = self.records.get_mut(child as usize) {
                 c.parent_slot = slot;
                 if c.is_holding() {
                     holding = holding.saturating_add(1);
                 }
             }
         }
-        if let Some(r) = records.get_mut(slot as usize) {
+        self.children.attach_children(slot, head);
+        if let Some(r) = self.records.get_mut(slot as usize) {
             // The record is running (just inserted), so it already holds its own parent: no
             // flip to propagate.
             r.holding_children = r.holding_children.saturating_add(holding);
+        }
+    }
+
+    /// Head of the orphan group waiting for `parent` (`hash` is its parent hash).
+    fn orphan_group(&self, hash: u64, parent: ProcessKey) -> Option<u32> {
+        let records = &self.records;
+        self.orphans.find(hash, |slot| {
+            records
+                .get(slot as usize)
+                .is_some_and(|r| r.occupied && r.waits_for_parent() && r.parent_key() == parent)
+        })
+    }
+
+    /// Puts the record in `slot` (in no list) where its parent link says: at the front of its
+    /// parent's children, at the front of its parent key's orphan group, or nowhere.
+    fn link_to_parent(&mut self, slot: u32) {
+        let Some(r) = self.record(slot).copied() else {
+            return;
+        };
+        if r.parent_slot != NO_SLOT {
+            self.children.link_child(r.parent_slot, slot);
+        } else if r.has_parent_key() {
+            let hash = Self::parent_hash(&self.hasher, r.parent_key());
+            let head = self.orphan_group(hash, r.parent_key());
+            if let Some(head) = head {
+                self.orphans.remove(hash, head);
+            }
+            self.children
+                .push_front_detached(head.unwrap_or(NO_SLOT), slot);
+            // Cannot fail: one entry per group, groups never outnumber records.
+            let _ = self.orphans.insert(hash, slot);
+        }
+    }
+
+    /// Takes the record in `slot` out of its parent's children or its orphan group; its
+    /// `parent_slot` and parent key must still be the ones it was linked with.
+    fn unlink_from_parent(&mut self, slot: u32) {
+        let Some(r) = self.record(slot).copied() else {
+            return;
+        };
+        if r.parent_slot != NO_SLOT {
+            self.children.unlink_child(r.parent_slot, slot);
+        } else if r.has_parent_key()
+            && let Some(next) = self.children.unlink_detached(slot)
+        {
+            // It headed its group: the next orphan (if any) takes over the index entry.
+            let hash = Self::parent_hash(&self.hasher, r.parent_key());
+            self.orphans.remove(hash, slot);
+            if next != NO_SLOT {
+                let _ = self.orphans.insert(hash, next);
+            }
         }
     }
 
@@ -949,11 +1014,7 @@ impl ProcessTable {
         if r.parent_slot != NO_SLOT && r.is_holding() {
             self.unhold(r.parent_slot, now);
         }
-        self.by_parent
-            .remove(Self::parent_hash(&self.hasher, r.parent_key()), slot);
-        let _ = self
-            .by_parent
-            .insert(Self::parent_hash(&self.hasher, new_parent), slot);
+        self.unlink_from_parent(slot);
         let parent_slot = if new_parent.pid == 0 || new_parent == r.key() {
             NO_SLOT
         } else {
@@ -965,6 +1026,7 @@ impl ProcessTable {
             rec.parent_slot = parent_slot;
             rec.parent_source = ParentSource::Fork;
         }
+        self.link_to_parent(slot);
         if parent_slot != NO_SLOT && r.is_holding() {
             self.hold(parent_slot);
         }
@@ -1024,25 +1086,21 @@ impl ProcessTable {
         if r.is_holding() && r.parent_slot != NO_SLOT {
             self.unhold(r.parent_slot, now);
         }
-        {
-            let ProcessTable {
-                records,
-                by_parent,
-                hasher,
-                ..
-            } = self;
-            for child in by_parent.slots_with_hash(Self::parent_hash(hasher, r.key())) {
-                if let Some(c) = records.get_mut(child as usize)
-                    && c.occupied
-                    && c.parent_slot == slot
-                {
+        self.unlink_from_parent(slot);
+        // Its children become the orphan group of its key (none exists while it is held), in
+        // their order, ready for the key's return.
+        let head = self.children.detach_children(slot);
+        if head != NO_SLOT {
+            for child in self.children.iter_from(head) {
+                if let Some(c) = self.records.get_mut(child as usize) {
                     c.parent_slot = NO_SLOT;
                 }
             }
+            let _ = self
+                .orphans
+                .insert(Self::parent_hash(&self.hasher, r.key()), head);
         }
         self.by_entity_id.remove(self.id_hash(r.entity_id), slot);
-        self.by_parent
-            .remove(Self::parent_hash(&self.hasher, r.parent_key()), slot);
         self.live_recency.remove(slot);
         self.exits.remove(slot, exit_order(&self.records));
         self.release_exe(r.exe);
@@ -1181,9 +1239,151 @@ enum DropReason {
 #[cfg(all(test, feature = "std"))]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
 
     #[test]
     fn record_size_is_what_the_docs_say() {
         assert_eq!(core::mem::size_of::<Record>(), 88);
+    }
+
+    /// Every family link against the records: each linked record is exactly once in its
+    /// parent's list, each orphan exactly once in the one group of its parent key, nothing
+    /// else is listed, and the orphan index holds one head per missing parent key.
+    fn check_links(t: &ProcessTable) {
+        let mut listed = BTreeSet::new();
+        let mut groups = BTreeSet::new();
+        for slot in 0..t.records.len() as u32 {
+            let Some(r) = t.record(slot) else {
+                assert_eq!(
+                    t.children.children(slot).count(),
+                    0,
+                    "free slot {slot} has children"
+                );
+                continue;
+            };
+            for child in t.children.children(slot) {
+                let c = t.record(child).expect("listed slot is occupied");
+                assert_eq!(c.parent_slot, slot);
+                assert_eq!(c.parent_key(), r.key());
+                assert!(listed.insert(child), "slot {child} listed twice");
+            }
+            if r.parent_slot != NO_SLOT {
+                let p = t.record(r.parent_slot).expect("parent is occupied");
+                assert_eq!(p.key(), r.parent_key());
+            } else if r.has_parent_key() {
+                assert_eq!(
+                    t.find_exact(r.parent_key()),
+                    None,
+                    "orphan of a held parent"
+                );
+                let hash = ProcessTable::parent_hash(&t.hasher, r.parent_key());
+                let head = t
+                    .orphan_group(hash, r.parent_key())
+                    .expect("orphan has a group");
+                if groups.insert(head) {
+                    for member in t.children.iter_from(head) {
+                        let m = t.record(member).expect("grouped slot is occupied");
+                        assert!(m.waits_for_parent());
+                        assert_eq!(m.parent_key(), r.parent_key());
+                        assert!(listed.insert(member), "slot {member} listed twice");
+                    }
+                }
+            }
+        }
+        let expected: BTreeSet<u32> = (0..t.records.len() as u32)
+            .filter(|&s| {
+                t.record(s)
+                    .is_some_and(|r| r.parent_slot != NO_SLOT || r.has_parent_key())
+            })
+            .collect();
+        assert_eq!(listed, expected);
+        assert_eq!(t.orphans.len(), groups.len(), "stale orphan index entries");
+    }
+
+    #[test]
+    fn family_links_stay_consistent_under_random_traffic() {
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        let t0 = 1_764_300_000 * NANOS_PER_SEC;
+        let key = |i: u64| ProcessKey::new(i as u32 + 1, t0 + i * 1000);
+        for round in 0..20u64 {
+            let mut t = ProcessTable::new(ProcessTableConfig {
+                capacity: 4 + (round as usize % 12),
+                exit_grace_ns: 40,
+                pending_capacity: 2,
+                pending_ttl_ns: 30,
+                exe_path_strings: 8,
+                exe_path_bytes: 256,
+                hash_seed: round,
+            });
+            let mut now = t0;
+            for _ in 0..3000 {
+                now += next(5);
+                let k = key(next(40));
+                // Any parent: absent ones (orphans), later ones, loops, itself, none.
+                let p = match next(10) {
+                    0 => ProcessKey::default(),
+                    1 => k,
+                    _ => key(next(40)),
+                };
+                let (pid, start_time) = (k.pid, k.start_time);
+                let (ppid, parent_start_time) = (p.pid, p.start_time);
+                let comm = Comm::new("x");
+                match next(6) {
+                    0 | 1 => {
+                        let e = ForkEvent {
+                            pid,
+                            start_time,
+                            ppid,
+                            parent_start_time,
+                            uid: 0,
+                            gid: 0,
+                            comm,
+                            exe_path: None,
+                        };
+                        t.apply_fork(&e, now);
+                    }
+                    2 => {
+                        let e = ScanRecord {
+                            pid,
+                            start_time,
+                            ppid,
+                            parent_start_time,
+                            uid: 0,
+                            gid: 0,
+                            comm,
+                            exe_path: None,
+                        };
+                        t.apply_scan(&e, now);
+                    }
+                    3 => {
+                        t.apply_exit(
+                            &ExitEvent {
+                                pid,
+                                start_time,
+                                exit_time: now,
+                            },
+                            now,
+                        );
+                    }
+                    4 => {
+                        let n = t.children(k.entity_id(), now).map_or(0, Iterator::count);
+                        assert!(n <= t.len());
+                    }
+                    _ => {
+                        t.purge_expired(now);
+                    }
+                }
+                check_links(&t);
+            }
+            t.clear();
+            check_links(&t);
+            assert_eq!(t.orphans.len(), 0);
+        }
     }
 }

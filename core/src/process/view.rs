@@ -9,9 +9,9 @@ use alloc::string::String;
 
 use crate::entity_id::EntityId;
 use crate::intern_arena::InternArena;
+use crate::process::child_lists::Siblings;
 use crate::process::table::{NO_SLOT, Record};
 use crate::process::{Comm, ProcessKey};
-use crate::slot_index::SlotsWithHash;
 use crate::time::EpochNanos;
 
 /// The record slab and the path arena, which every view needs together.
@@ -169,29 +169,20 @@ pub struct ProcessInfo {
 }
 
 /// The children of one process; see [`crate::process::ProcessTable::children`].
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Children<'a> {
     records: Records<'a>,
-    parent: u32,
-    /// Slots indexed under the parent's key hash; `None` for an unknown parent.
-    candidates: Option<SlotsWithHash<'a>>,
+    /// The parent's children list (empty for an unknown parent).
+    slots: Siblings<'a>,
 }
 
 impl<'a> Children<'a> {
-    pub(crate) fn new(records: Records<'a>, parent: u32, candidates: SlotsWithHash<'a>) -> Self {
-        Children {
-            records,
-            parent,
-            candidates: Some(candidates),
-        }
+    pub(crate) fn new(records: Records<'a>, slots: Siblings<'a>) -> Self {
+        Children { records, slots }
     }
 
     pub(crate) fn empty(records: Records<'a>) -> Self {
-        Children {
-            records,
-            parent: NO_SLOT,
-            candidates: None,
-        }
+        Self::new(records, Siblings::empty())
     }
 }
 
@@ -199,18 +190,8 @@ impl<'a> Iterator for Children<'a> {
     type Item = ProcessView<'a>;
 
     fn next(&mut self) -> Option<ProcessView<'a>> {
-        let candidates = self.candidates.as_mut()?;
-        for slot in candidates.by_ref() {
-            // The index may hold slots of other keys with the same hash: the link decides.
-            if self
-                .records
-                .get(slot)
-                .is_some_and(|r| r.parent_slot == self.parent)
-            {
-                return self.records.view(slot);
-            }
-        }
-        None
+        // Every listed slot is occupied (the table unlinks a record before freeing it).
+        self.slots.find_map(|slot| self.records.view(slot))
     }
 }
 

@@ -1,0 +1,75 @@
+//! The core [`DnsCache`] as a [`DnsBackend`]: observed response packets are parsed and cached
+//! inside the actor (the parser is zero-copy and checked; a packet is at most 64 KiB), answers
+//! become owned [`DnsResponse`]s. Expired answers are never returned; they are also swept after
+//! every intake message, which costs nothing until one can have expired (the cache keeps a lower
+//! bound of all expiries).
+
+use watchpost_core::dns::{
+    DnsCache, DnsCacheConfig, DnsCacheStats, DnsResponseView, MessageOutcome,
+};
+use watchpost_core::{DataStoreMetrics, EpochNanos, HealthInfo, StoreError};
+
+use crate::seed::random_seed;
+use crate::stores::dns::{DnsBackend, DnsPacket, DnsResponse};
+use crate::supervision::{BuildContext, BuildError};
+
+/// The owned copy of a core answer (addresses as text, as the reference has them).
+pub fn to_response(view: &DnsResponseView<'_>) -> DnsResponse {
+    DnsResponse {
+        query: view.query.to_owned(),
+        ips: view.ips().iter().map(ToString::to_string).collect(),
+        domains: view.domains().iter().map(|d| (*d).to_owned()).collect(),
+        truncated: view.truncated,
+    }
+}
+
+/// A factory for the DNS store: a [`DnsCache`] sized by `config`, with a fresh random hash seed
+/// on every build (the seed in `config` is ignored).
+pub fn dns_cache_factory(
+    config: DnsCacheConfig,
+) -> impl Fn(&BuildContext) -> Result<DnsCache, BuildError> + Send + Sync + 'static {
+    move |_| {
+        Ok(DnsCache::new(DnsCacheConfig {
+            hash_seed: random_seed(),
+            ..config
+        }))
+    }
+}
+
+impl DnsBackend for DnsCache {
+    fn get_dns_response(
+        &mut self,
+        query: &str,
+        now: EpochNanos,
+    ) -> Result<DnsResponse, StoreError> {
+        DnsCache::get_dns_response(self, query, now).map(|v| to_response(&v))
+    }
+
+    /// Applied when the packet parses and its message is cached; a packet that does not parse
+    /// or a message the cache's rules skip (a query, an error response, no answers) is refused.
+    fn observe(&mut self, packet: &DnsPacket, now: EpochNanos) -> bool {
+        let at = if packet.observed_at == 0 {
+            now
+        } else {
+            packet.observed_at.min(now)
+        };
+        self.insert_packet(&packet.payload, at)
+            .is_ok_and(|ingested| ingested.outcome == MessageOutcome::Cached)
+    }
+
+    fn after_apply(&mut self, now: EpochNanos) {
+        self.purge_expired(now);
+    }
+
+    fn stats(&self) -> Option<DnsCacheStats> {
+        Some(DnsCache::stats(self))
+    }
+
+    fn health(&self, now: EpochNanos) -> HealthInfo {
+        DnsCache::health(self, now)
+    }
+
+    fn metrics(&self) -> DataStoreMetrics {
+        DnsCache::metrics(self)
+    }
+}
