@@ -21,6 +21,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use simple_dns::rdata::RData;
+use watchpost_core::dns::{DnsCache, DnsCacheConfig};
 use watchpost_core::entity_id::entity_id;
 use watchpost_core::process::{ProcessTable, ProcessTableConfig};
 use watchpost_core::start_time::{BootClock, parse_proc_stat};
@@ -595,6 +596,7 @@ fn dns_answers_from_a_real_server(ctx: &Context) {
             ],
         ),
     ];
+    let mut captured = Vec::new();
     for (name, qtype, expected) in &queries {
         let mark = ctx.log.mark();
         let id = dig(IpAddr::V4(v4), name, qtype);
@@ -604,8 +606,39 @@ fn dns_answers_from_a_real_server(ctx: &Context) {
         if let Some(inode) = client_cgroup {
             assert_eq!(answer.cgroup_id, inode, "cgroup of dig's socket");
         }
+        captured.push(answer);
     }
     drop(server);
+
+    // The captured messages feed the core's DNS cache as they are: forward through the CNAME,
+    // reverse, and gone when the TTL (from the capture time) ends.
+    let mut cache = DnsCache::new(DnsCacheConfig::default());
+    for answer in &captured {
+        cache.insert_packet(&answer.message, answer.time).unwrap();
+    }
+    let now = captured.last().unwrap().time;
+    let forward = cache.get_dns_response("c.watchpost.test", now).unwrap();
+    assert!(
+        forward
+            .ips()
+            .contains(&IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7))),
+        "{:?}",
+        forward.ips()
+    );
+    let reverse = cache.get_dns_response("2001:db8::7", now).unwrap();
+    assert!(
+        reverse.domains().contains(&"h.watchpost.test"),
+        "{:?}",
+        reverse.domains()
+    );
+    // The CNAME came with the last answer.
+    let expiry = now + u64::from(LOCAL_TTL) * NANOS_PER_SEC;
+    assert!(
+        cache
+            .get_dns_response("c.watchpost.test", expiry - 1)
+            .is_ok()
+    );
+    assert!(cache.get_dns_response("c.watchpost.test", expiry).is_err());
 
     // IPv6 (the program's extension-header walk): only if [::1]:53 is free on this machine.
     let v6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
