@@ -48,11 +48,14 @@ pub enum LoadError {
     /// root, or `CAP_BPF` + `CAP_PERFMON` (+ `CAP_NET_ADMIN` for DNS capture). Fall back to
     /// polling.
     #[error(
-        "kernel refused {stage}: not permitted (needs root or CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN): {source}"
+        "kernel refused {stage}: {} (needs root, or CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN): {source}",
+        std::io::Error::from_raw_os_error(*errno)
     )]
     NotPermitted {
         /// What was being done.
         stage: LoadStage,
+        /// `EPERM` or `EACCES`.
+        errno: i32,
         /// The underlying error (its chain ends in the OS error).
         #[source]
         source: Box<dyn StdError + Send + Sync>,
@@ -116,8 +119,9 @@ impl LoadError {
             return rejected;
         }
         match errno_in_chain(&error) {
-            Some(libc::EPERM | libc::EACCES) => LoadError::NotPermitted {
+            Some(errno @ (libc::EPERM | libc::EACCES)) => LoadError::NotPermitted {
                 stage,
+                errno,
                 source: Box::new(error),
             },
             Some(errno @ (libc::ENOSYS | libc::EOPNOTSUPP | ENOTSUPP)) => LoadError::Unsupported {
