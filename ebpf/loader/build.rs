@@ -33,33 +33,43 @@ fn main() {
     let root_dir = programs_dir
         .to_str()
         .expect("the programs directory path is UTF-8");
+
+    // aya-build builds into `$OUT_DIR/aya-build/target`. OUT_DIR changes with the profile and
+    // with feature sets (`cargo build`, `cargo test`, `cargo clippy` may each get one), and each
+    // new one would cost a cold eBPF build (~1 min). The eBPF build is always `--release` and
+    // the same whatever our profile, so point aya-build at one directory per cargo target
+    // directory, `<target>/[<triple>/]ebpf-programs`, and copy the object into the real OUT_DIR.
+    // Concurrent builds serialise on that directory's cargo lock.
+    let shared_dir = out_dir
+        .ancestors()
+        .nth(4)
+        .map(|target| target.join("ebpf-programs"))
+        .unwrap_or_else(|| out_dir.clone());
+    std::fs::create_dir_all(&shared_dir)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", shared_dir.display()));
+    // SAFETY: build scripts are single-threaded until here; aya-build reads OUT_DIR before it
+    // starts any thread.
+    unsafe { std::env::set_var("OUT_DIR", &shared_dir) };
     let package = aya_build::Package {
         name: PROGRAMS_PACKAGE,
         root_dir,
         ..Default::default()
     };
-    if let Err(error) = aya_build::build_ebpf([package], aya_build::Toolchain::default()) {
+    let built = aya_build::build_ebpf([package], aya_build::Toolchain::default());
+    // SAFETY: as above; aya-build has joined its threads when it returns.
+    unsafe { std::env::set_var("OUT_DIR", &out_dir) };
+    if let Err(error) = built {
         panic!(
             "building the eBPF programs failed: {error:#}\n\
              (needs nightly with rust-src and bpf-linker: run ebpf/install-toolchain.sh, or set \
              {PREBUILT_OBJECT_VAR} to an object built elsewhere)"
         );
     }
-    if !destination.is_file() {
-        panic!(
-            "aya-build finished but left no {} in {}",
-            PROGRAMS_PACKAGE,
-            out_dir.display()
-        );
-    }
+    copy_object(&shared_dir.join(PROGRAMS_PACKAGE), &destination);
 }
 
 fn copy_object(from: &Path, to: &Path) {
     if let Err(e) = std::fs::copy(from, to) {
-        panic!(
-            "{PREBUILT_OBJECT_VAR}={}: cannot copy it to {}: {e}",
-            from.display(),
-            to.display()
-        );
+        panic!("cannot copy {} to {}: {e}", from.display(), to.display());
     }
 }
