@@ -1,0 +1,145 @@
+//! Kernel symbols: loading `/proc/kallsyms` into the core table, and noticing module loads.
+//!
+//! The table is built and its name index filled off the store actor (it takes a while for
+//! ~200k symbols), then handed over whole. A module load or unload changes `/proc/modules`; the
+//! [`ModuleWatch`] notices the change by comparing a hash of that file between checks, so the
+//! daemon reloads kallsyms only when it changed (the reference re-parsed it eleven times at
+//! start-up).
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+
+use watchpost_core::symbols::{KernelSymbolTable, SymbolTableError};
+
+/// Why no symbol table was built.
+#[derive(Debug, thiserror::Error)]
+pub enum SymbolLoadError {
+    /// `/proc/kallsyms` could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The text could not be turned into a table.
+    #[error("{path}: {source}")]
+    Table {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: SymbolTableError,
+    },
+}
+
+impl SymbolLoadError {
+    /// Whether the kernel hid the addresses (not root, no `CAP_SYSLOG`, `kptr_restrict`).
+    pub fn is_privilege_error(&self) -> bool {
+        matches!(self, SymbolLoadError::Table { source, .. } if source.is_privilege_error())
+    }
+}
+
+/// Reads `path` (normally `/proc/kallsyms`) into a table with its name index built.
+pub fn load_kallsyms(path: &Path) -> Result<KernelSymbolTable, SymbolLoadError> {
+    let text = std::fs::read(path).map_err(|source| SymbolLoadError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut table =
+        KernelSymbolTable::from_kallsyms(&text).map_err(|source| SymbolLoadError::Table {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    table.build_name_index();
+    Ok(table)
+}
+
+/// Notices changes of the loaded-module list.
+#[derive(Debug)]
+pub struct ModuleWatch {
+    path: PathBuf,
+    last: Option<u64>,
+}
+
+impl ModuleWatch {
+    /// Watches `path` (normally `/proc/modules`), starting from its current contents.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        let path = path.into();
+        let last = Self::fingerprint(&path);
+        ModuleWatch { path, last }
+    }
+
+    fn fingerprint(path: &Path) -> Option<u64> {
+        let text = std::fs::read(path).ok()?;
+        let mut h = DefaultHasher::new();
+        // Only the module names and sizes: the reference counts and states of `/proc/modules`
+        // change while modules are merely in use.
+        for line in text.split(|b| *b == b'\n') {
+            let mut fields = line.split(|b| *b == b' ');
+            fields.next().hash(&mut h);
+            fields.next().hash(&mut h);
+        }
+        Some(h.finish())
+    }
+
+    /// Whether the module list changed since the last call (or since [`ModuleWatch::new`]).
+    pub fn changed(&mut self) -> bool {
+        let now = Self::fingerprint(&self.path);
+        let changed = now != self.last;
+        self.last = now;
+        changed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_watch_sees_name_changes_not_refcounts() {
+        let path = std::env::temp_dir().join(format!("watchpost-modules-{}", std::process::id()));
+        std::fs::write(&path, "ext4 1000 2 - Live 0x0\nloop 300 0 - Live 0x0\n").unwrap();
+        let mut watch = ModuleWatch::new(&path);
+        assert!(!watch.changed());
+        std::fs::write(&path, "ext4 1000 5 - Live 0x0\nloop 300 1 - Live 0x0\n").unwrap();
+        assert!(!watch.changed(), "use counts are not a module change");
+        std::fs::write(&path, "ext4 1000 5 - Live 0x0\n").unwrap();
+        assert!(watch.changed());
+        assert!(!watch.changed());
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn missing_file_is_a_read_error() {
+        let e = load_kallsyms(Path::new("/nonexistent/kallsyms")).unwrap_err();
+        assert!(matches!(e, SymbolLoadError::Read { .. }));
+        assert!(!e.is_privilege_error());
+    }
+
+    #[test]
+    fn hidden_addresses_are_a_privilege_error() {
+        let path = std::env::temp_dir().join(format!("watchpost-kallsyms-{}", std::process::id()));
+        std::fs::write(
+            &path,
+            "0000000000000000 T _stext\n0000000000000000 T do_sys_open\n",
+        )
+        .unwrap();
+        let e = load_kallsyms(&path).unwrap_err();
+        assert!(e.is_privilege_error(), "{e}");
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn loads_the_real_kallsyms_when_readable() {
+        match load_kallsyms(Path::new("/proc/kallsyms")) {
+            Ok(table) => assert!(table.len() > 1000),
+            Err(e) => assert!(
+                e.is_privilege_error() && !rustix::process::geteuid().is_root(),
+                "root must be able to read kallsyms: {e}"
+            ),
+        }
+    }
+}

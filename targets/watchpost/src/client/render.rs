@@ -1,0 +1,357 @@
+//! Human-readable output of answers: aligned `key  value` blocks for one record, tables for
+//! lists, UTC timestamps, hex addresses. (`--json` prints the answer's data instead.)
+
+use std::fmt::Write as _;
+
+use watchpost_actors::stores::container::ContainerInfo;
+use watchpost_actors::stores::process::ProcessInfo;
+use watchpost_actors::stores::symbols::SymbolInfo;
+use watchpost_core::EpochNanos;
+
+use crate::wire::Answer;
+use crate::wire::response::{DaemonStats, StoreMetricsReport};
+
+/// `ns` since the epoch as UTC `YYYY-MM-DDTHH:MM:SS.mmmZ`; `-` for 0.
+pub fn format_time(ns: EpochNanos) -> String {
+    if ns == 0 {
+        return "-".to_owned();
+    }
+    let secs = ns / 1_000_000_000;
+    let millis = (ns % 1_000_000_000) / 1_000_000;
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// (year, month, day) of `days` after 1970-01-01 (proleptic Gregorian; H. Hinnant's algorithm).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    (y, m, d)
+}
+
+/// `key  value` lines with the values aligned.
+fn block(rows: &[(&str, String)]) -> String {
+    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for (k, v) in rows {
+        let _ = writeln!(out, "{k:<width$}  {v}");
+    }
+    out
+}
+
+/// A table with a header, columns aligned (the last column is not padded).
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let cols = header.len();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut text = String::new();
+        for (i, cell) in cells.enumerate() {
+            if i + 1 < cols {
+                let _ = write!(text, "{cell:<w$}  ", w = widths[i]);
+            } else {
+                text.push_str(cell);
+            }
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(&mut header.iter().copied());
+    for row in rows {
+        line(&mut row.iter().map(String::as_str));
+    }
+    out
+}
+
+fn or_dash(s: &str) -> String {
+    if s.is_empty() {
+        "-".to_owned()
+    } else {
+        s.to_owned()
+    }
+}
+
+fn process(p: &ProcessInfo) -> String {
+    block(&[
+        ("entity id", p.entity_id.to_string()),
+        ("pid", p.pid.to_string()),
+        ("ppid", p.ppid.to_string()),
+        ("name", or_dash(&p.name)),
+        ("exe", or_dash(&p.exe)),
+        ("uid", p.uid.to_string()),
+        ("gid", p.gid.to_string()),
+        ("started", format_time(p.start_time)),
+        (
+            "exited",
+            p.exit_time.map_or_else(|| "-".to_owned(), format_time),
+        ),
+    ])
+}
+
+fn processes(list: &[ProcessInfo]) -> String {
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            vec![
+                i.to_string(),
+                p.entity_id.to_string(),
+                p.pid.to_string(),
+                p.ppid.to_string(),
+                or_dash(&p.name),
+                if p.exit_time.is_some() {
+                    "exited".into()
+                } else {
+                    "running".into()
+                },
+                or_dash(&p.exe),
+            ]
+        })
+        .collect();
+    table(
+        &["#", "ENTITY_ID", "PID", "PPID", "NAME", "STATE", "EXE"],
+        &rows,
+    )
+}
+
+fn symbols(list: &[SymbolInfo]) -> String {
+    list.iter()
+        .map(|s| format!("{:#018x}  {}  [{}]\n", s.address, s.name, s.module))
+        .collect()
+}
+
+fn container(c: &ContainerInfo) -> String {
+    let mut rows = vec![
+        ("id", c.id.clone()),
+        ("name", or_dash(&c.name)),
+        ("image", or_dash(&c.image)),
+        ("image digest", or_dash(&c.image_digest)),
+        ("runtime", c.runtime.clone()),
+        ("started", format_time(c.start_time)),
+    ];
+    if let Some(pod) = &c.pod {
+        rows.push(("pod", or_dash(&pod.name)));
+        rows.push(("pod namespace", or_dash(&pod.namespace)));
+        rows.push(("pod uid", or_dash(&pod.uid)));
+        rows.push(("sandbox", pod.sandbox.to_string()));
+    }
+    block(&rows)
+}
+
+fn store_metrics(m: &StoreMetricsReport) -> String {
+    let (d, s) = (&m.metrics, &m.supervision);
+    let mut out = format!("{}\n", m.store);
+    let body = block(&[
+        ("items", d.item_count.to_string()),
+        ("requests ok", d.success_count.to_string()),
+        ("errors", d.error_count.to_string()),
+        ("hits", d.cache_hits.to_string()),
+        ("misses", d.cache_misses.to_string()),
+        ("last access", format_time(d.last_access)),
+        ("lifecycle", s.lifecycle.as_str().to_owned()),
+        ("restarts", s.restarts.to_string()),
+        ("intake applied", s.intake_applied_updates.to_string()),
+        ("intake rejected", s.intake_rejected_updates.to_string()),
+        ("intake overflow", s.intake_overflow_updates.to_string()),
+        ("intake dropped", s.intake_dropped_updates.to_string()),
+    ]);
+    for line in body.lines() {
+        let _ = writeln!(out, "  {line}");
+    }
+    out
+}
+
+fn daemon_stats(d: &DaemonStats) -> String {
+    let mut out = "daemon\n".to_owned();
+    let body = block(&[
+        ("started", format_time(d.started_at)),
+        ("/proc scans", d.proc_scans.to_string()),
+        ("processes appeared", d.processes_appeared.to_string()),
+        ("processes exec", d.processes_exec.to_string()),
+        ("processes exited", d.processes_exited.to_string()),
+        ("read races", d.proc_read_races.to_string()),
+        ("read errors", d.proc_read_errors.to_string()),
+        ("over scan limit", d.proc_over_limit.to_string()),
+        ("events dropped", d.events_dropped.to_string()),
+        ("events judged", d.events_judged.to_string()),
+        ("detections", d.detections.to_string()),
+        ("detector failures", d.detector_failures.to_string()),
+        ("symbol reloads", d.symbol_reloads.to_string()),
+        ("connections", d.connections.to_string()),
+        ("denied", d.connections_denied.to_string()),
+        ("busy", d.connections_busy.to_string()),
+        ("requests", d.requests.to_string()),
+        ("bad requests", d.bad_requests.to_string()),
+    ]);
+    for line in body.lines() {
+        let _ = writeln!(out, "  {line}");
+    }
+    out
+}
+
+/// The human text of `answer`.
+pub fn render(answer: &Answer) -> String {
+    match answer {
+        Answer::Stores(list) => {
+            let rows: Vec<Vec<String>> = list
+                .iter()
+                .map(|s| {
+                    vec![
+                        s.metadata.name.clone(),
+                        format!("{:?}", s.metadata.kind).to_lowercase(),
+                        s.metadata.lifecycle.as_str().to_owned(),
+                        s.health.clone(),
+                        s.metadata.description.clone(),
+                    ]
+                })
+                .collect();
+            table(&["STORE", "KIND", "STATE", "HEALTH", "DESCRIPTION"], &rows)
+        }
+        Answer::Health(list) => {
+            let rows: Vec<Vec<String>> = list
+                .iter()
+                .map(|h| vec![h.store.clone(), h.status.clone(), h.message.clone()])
+                .collect();
+            table(&["STORE", "HEALTH", "MESSAGE"], &rows)
+        }
+        Answer::Metrics(report) => {
+            let mut out: String = report.stores.iter().map(store_metrics).collect();
+            if let Some(d) = &report.daemon {
+                out.push_str(&daemon_stats(d));
+            }
+            out
+        }
+        Answer::System(s) => {
+            let namespaces = s
+                .init_namespaces
+                .iter()
+                .map(|(k, v)| format!("{k}:{v}"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            block(&[
+                ("architecture", s.architecture.clone()),
+                ("kernel", s.kernel_release.clone()),
+                ("hostname", s.hostname.clone()),
+                ("os", or_dash(&s.os_pretty_name)),
+                ("os name", or_dash(&s.os_name)),
+                ("os version", or_dash(&s.os_version)),
+                ("boot time", format_time(s.boot_time)),
+                ("watchpost", s.version.clone()),
+                ("started", format_time(s.start_time)),
+                ("init namespaces", or_dash(&namespaces)),
+            ])
+        }
+        Answer::Process(p) => process(p),
+        Answer::Processes(list) if list.is_empty() => "(none)\n".to_owned(),
+        Answer::Processes(list) => processes(list),
+        Answer::Syscall(s) => format!("{} = {} ({})\n", s.name, s.id, s.arch),
+        Answer::Symbols(list) => symbols(list),
+        Answer::SymbolAddress(s) => format!("{} = {:#018x}\n", s.name, s.address),
+        Answer::SymbolBatch(list) if list.is_empty() => "(no address resolved)\n".to_owned(),
+        Answer::SymbolBatch(list) => list.iter().map(|e| symbols(&e.symbols)).collect(),
+        Answer::Dns(d) => block(&[
+            ("query", d.query.clone()),
+            ("ips", or_dash(&d.ips.join(" "))),
+            ("domains", or_dash(&d.domains.join(" "))),
+            ("truncated", d.truncated.to_string()),
+        ]),
+        Answer::Container(c) => container(c),
+        Answer::Containers(list) if list.is_empty() => "(no containers)\n".to_owned(),
+        Answer::Containers(list) => {
+            let rows: Vec<Vec<String>> = list
+                .iter()
+                .map(|c| {
+                    vec![
+                        c.id.get(..12).unwrap_or(&c.id).to_owned(),
+                        or_dash(&c.name),
+                        c.runtime.clone(),
+                        or_dash(&c.image),
+                    ]
+                })
+                .collect();
+            table(&["ID", "NAME", "RUNTIME", "IMAGE"], &rows)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::response::SyscallAnswer;
+
+    #[test]
+    fn times_are_utc() {
+        assert_eq!(format_time(0), "-");
+        assert_eq!(format_time(1_000_000), "1970-01-01T00:00:00.001Z");
+        // 2024-02-29T12:34:56.789Z (a leap day)
+        assert_eq!(
+            format_time(1_709_210_096_789_000_000),
+            "2024-02-29T12:34:56.789Z"
+        );
+        assert_eq!(
+            format_time(951_782_400_000_000_000),
+            "2000-02-29T00:00:00.000Z"
+        );
+    }
+
+    #[test]
+    fn tables_align_and_blocks_pad() {
+        let t = table(&["A", "BB"], &[vec!["xxx".into(), "y".into()]]);
+        assert_eq!(t, "A    BB\nxxx  y\n");
+        let b = block(&[("pid", "1".into()), ("entity id", "2".into())]);
+        assert_eq!(b, "pid        1\nentity id  2\n");
+    }
+
+    #[test]
+    fn answers_render() {
+        let s = render(&Answer::Syscall(SyscallAnswer {
+            arch: "aarch64".into(),
+            id: 221,
+            name: "execve".into(),
+        }));
+        assert_eq!(s, "execve = 221 (aarch64)\n");
+        let p = ProcessInfo {
+            entity_id: 7,
+            pid: 42,
+            ppid: 1,
+            name: "sleep".into(),
+            exe: "/usr/bin/sleep".into(),
+            start_time: 1_000_000,
+            uid: 0,
+            gid: 0,
+            exit_time: None,
+        };
+        let text = render(&Answer::Process(p.clone()));
+        assert!(text.contains("exe        /usr/bin/sleep"), "{text}");
+        let text = render(&Answer::Processes(vec![p]));
+        assert!(
+            text.starts_with("#  ENTITY_ID  PID  PPID  NAME   STATE    EXE\n"),
+            "{text}"
+        );
+        let text = render(&Answer::Symbols(vec![SymbolInfo {
+            name: "_stext".into(),
+            address: 0xffff_ffff_8100_0000,
+            module: "system".into(),
+        }]));
+        assert_eq!(text, "0xffffffff81000000  _stext  [system]\n");
+    }
+}

@@ -1,0 +1,255 @@
+//! Keeping the stores current from `/proc` until the eBPF collector replaces it: a bootstrap
+//! scan, then a rescan every `collector.rescan_interval_ms` whose differences ([`tracker`]) go
+//! to the process and container stores through their bounded intakes, and as events to the
+//! detectors. Also the kernel symbol reload on module changes ([`symbol_reload`]).
+//!
+//! Ordering: a detector judging an exec asks the process store for the ancestry, so the store
+//! must hold the new records first. The collector is the only producer of the process intake,
+//! so it knows how many updates it submitted; before it hands events to the detectors it waits
+//! (bounded by the call timeout) until the intake reports that many applied, rejected or
+//! dropped.
+//!
+//! A store that restarted after a crash comes back empty; the collector notices the restart
+//! count change and sends the whole last scan again.
+
+pub mod symbol_reload;
+pub mod tracker;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+use watchpost_actors::IntakeSender;
+use watchpost_actors::detect::Event;
+use watchpost_actors::stores::container::{ContainerHandle, ContainerUpdate};
+use watchpost_actors::stores::process::{ProcessHandle, ProcessUpdate};
+
+use crate::procfs::{ProcError, ProcReader, ProcScan};
+use crate::stats::{DaemonCounters, add, bump};
+use tracker::{Changes, ProcessTracker};
+
+/// Why the collector stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectorError {
+    /// `/proc` itself could not be listed.
+    #[error("scanning /proc: {0}")]
+    Scan(#[from] ProcError),
+    /// A store's intake closed (the registry shut down).
+    #[error("the {0} store's intake is closed")]
+    IntakeClosed(&'static str),
+    /// The blocking scan task failed.
+    #[error("the /proc scan task failed: {0}")]
+    Task(String),
+}
+
+/// Where the collector sends what it finds.
+#[derive(Debug, Clone)]
+pub struct CollectorOutputs {
+    /// The process store's intake.
+    pub processes: IntakeSender<ProcessUpdate>,
+    /// The process store (restart count, nothing else).
+    pub process_store: ProcessHandle,
+    /// The container store's intake.
+    pub containers: IntakeSender<ContainerUpdate>,
+    /// The container store (restart count).
+    pub container_store: ContainerHandle,
+    /// The detectors' event queue.
+    pub events: mpsc::Sender<Event>,
+}
+
+/// The `/proc` collector.
+#[derive(Debug)]
+pub struct Collector {
+    reader: ProcReader,
+    tracker: ProcessTracker,
+    out: CollectorOutputs,
+    stats: Arc<DaemonCounters>,
+    limit: usize,
+    /// How long to wait for the process store to apply a batch before sending its events.
+    apply_wait: Duration,
+    /// Process updates submitted so far (this collector is the intake's only producer).
+    submitted: u64,
+    process_restarts: u64,
+    container_restarts: u64,
+}
+
+impl Collector {
+    /// A collector reading with `reader`, tracking at most `limit` processes.
+    pub fn new(
+        reader: ProcReader,
+        out: CollectorOutputs,
+        stats: Arc<DaemonCounters>,
+        limit: usize,
+        apply_wait: Duration,
+    ) -> Self {
+        let process_restarts = out.process_store.supervision().restarts;
+        let container_restarts = out.container_store.supervision().restarts;
+        Collector {
+            reader,
+            tracker: ProcessTracker::new(),
+            out,
+            stats,
+            limit,
+            apply_wait,
+            submitted: 0,
+            process_restarts,
+            container_restarts,
+        }
+    }
+
+    async fn scan(&self) -> Result<ProcScan, CollectorError> {
+        let reader = self.reader.clone();
+        let limit = self.limit;
+        let scan = tokio::task::spawn_blocking(move || reader.scan(limit))
+            .await
+            .map_err(|e| CollectorError::Task(e.to_string()))??;
+        bump(&self.stats.proc_scans);
+        add(&self.stats.proc_read_races, scan.gone);
+        add(&self.stats.proc_read_errors, scan.errors);
+        if scan.over_limit > 0 {
+            add(&self.stats.proc_over_limit, scan.over_limit);
+            tracing::warn!(
+                over_limit = scan.over_limit,
+                limit = self.limit,
+                "more processes than collector.max_tracked_processes: the rest are not tracked"
+            );
+        }
+        Ok(scan)
+    }
+
+    /// The first scan: describes every running process and container to the stores and waits
+    /// until the process store applied them. Returns the number of processes.
+    pub async fn bootstrap(&mut self) -> Result<usize, CollectorError> {
+        let scan = self.scan().await?;
+        let changes = self.tracker.describe(&scan);
+        let count = changes.processes.len();
+        self.submit(changes).await?;
+        self.wait_applied().await;
+        Ok(count)
+    }
+
+    /// One rescan: sends the differences, then the events.
+    pub async fn rescan(&mut self) -> Result<(), CollectorError> {
+        let scan = self.scan().await?;
+        let now = watchpost_actors::clock::now();
+        let mut changes = self.tracker.diff(&scan, now);
+        add(&self.stats.processes_appeared, changes.appeared);
+        add(&self.stats.processes_exec, changes.execs);
+        add(&self.stats.processes_exited, changes.exited);
+
+        // A store that restarted lost everything: describe the whole scan again.
+        let process_restarts = self.out.process_store.supervision().restarts;
+        let container_restarts = self.out.container_store.supervision().restarts;
+        if process_restarts != self.process_restarts
+            || container_restarts != self.container_restarts
+        {
+            let resync = self.tracker.resync();
+            if process_restarts != self.process_restarts {
+                tracing::info!("process store restarted: sending the whole process tree again");
+                self.process_restarts = process_restarts;
+                changes.processes = resync.processes;
+            }
+            if container_restarts != self.container_restarts {
+                tracing::info!("container store restarted: sending every container again");
+                self.container_restarts = container_restarts;
+                changes.containers = resync.containers;
+            }
+        }
+
+        let events = std::mem::take(&mut changes.events);
+        self.submit(changes).await?;
+        if !events.is_empty() {
+            self.wait_applied().await;
+            for event in events {
+                if self.out.events.try_send(event).is_err() {
+                    bump(&self.stats.events_dropped);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn submit(&mut self, changes: Changes) -> Result<(), CollectorError> {
+        let Changes {
+            processes,
+            containers,
+            ..
+        } = changes;
+        let max = self.out.processes.max_batch_len().max(1);
+        let mut processes = processes.into_iter().peekable();
+        while processes.peek().is_some() {
+            let batch: Vec<ProcessUpdate> = processes.by_ref().take(max).collect();
+            let n = batch.len() as u64;
+            self.out
+                .processes
+                .submit(batch)
+                .await
+                .map_err(|_| CollectorError::IntakeClosed("process"))?;
+            self.submitted += n;
+        }
+        let max = self.out.containers.max_batch_len().max(1);
+        let mut containers = containers.into_iter().peekable();
+        while containers.peek().is_some() {
+            let batch: Vec<ContainerUpdate> = containers.by_ref().take(max).collect();
+            self.out
+                .containers
+                .submit(batch)
+                .await
+                .map_err(|_| CollectorError::IntakeClosed("container"))?;
+        }
+        Ok(())
+    }
+
+    /// Waits until the process store has dealt with every update submitted (or the wait ends).
+    async fn wait_applied(&self) {
+        let deadline = Instant::now() + self.apply_wait;
+        loop {
+            let s = self.out.process_store.supervision();
+            let done = s
+                .intake_applied_updates
+                .saturating_add(s.intake_rejected_updates)
+                .saturating_add(s.intake_dropped_updates);
+            if done >= self.submitted {
+                return;
+            }
+            if Instant::now() >= deadline {
+                tracing::debug!(
+                    submitted = self.submitted,
+                    done,
+                    "process store still applying; sending events anyway"
+                );
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    /// Rescans every `interval` until `shutdown` turns true. A failed scan is logged and retried
+    /// at the next tick; a closed intake ends the loop.
+    pub async fn run(mut self, interval: Duration, mut shutdown: watch::Receiver<bool>) {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.tick().await; // the first tick is immediate; the bootstrap just ran
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+            let step = tokio::select! {
+                r = self.rescan() => r,
+                _ = shutdown.changed() => return,
+            };
+            match step {
+                Ok(()) => {}
+                Err(e @ CollectorError::IntakeClosed(_)) => {
+                    tracing::info!("collector stops: {e}");
+                    return;
+                }
+                Err(e) => tracing::warn!("rescan failed: {e}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! watchpost: the Linux daemon that runs every datastore as an actor, keeps them current from
+//! `/proc`, feeds the detectors, and answers queries on a Unix socket; and the CLI that asks.
+//!
+//! # Layout
+//! - [`cli`]: the command line.
+//! - [`config`]: the TOML configuration, its embedded default and validation.
+//! - [`daemon`]: `watchpost run`: start-up, store registration, detectors, shutdown.
+//! - [`procfs`]: reading processes from `/proc` with the core's canonical start times.
+//! - [`bootstrap`]: system facts and kernel symbols read at start.
+//! - [`collector`]: the `/proc` rescans and symbol reloads that keep the stores current.
+//! - [`server`]: the query socket: access control, limits, answers.
+//! - [`client`]: `watchpost query`: requests, exit codes, human output.
+//! - [`wire`]: the query socket's framing and messages, shared by daemon and CLI.
+//! - [`stats`]: the daemon's own counters.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod bootstrap;
+pub mod cli;
+pub mod client;
+pub mod collector;
+pub mod config;
+pub mod daemon;
+pub mod procfs;
+pub mod server;
+pub mod stats;
+pub mod wire;

@@ -1,0 +1,378 @@
+//! Answering one decoded request from the stores, through the same registry and handles the
+//! detectors use (so every query shows up in the stores' metrics).
+//!
+//! Two answers need more than a store: `process --pid` computes the pid's current entity ID from
+//! `/proc` (the core's canonical start time) and checks that the record found is that exact
+//! process; and `syscall --arch` for an architecture other than the running one answers from the
+//! core's static table of that architecture (the syscall store serves the running one).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use watchpost_actors::detect::{DetectorEngine, EngineStats};
+use watchpost_actors::stores::container::ContainerFilter;
+use watchpost_actors::{ErrorKind, Registry, StoreError};
+use watchpost_core::entity_id::entity_id;
+use watchpost_core::syscall::Arch;
+
+use crate::procfs::ProcReader;
+use crate::stats::DaemonCounters;
+use crate::wire::request::parse_arch;
+use crate::wire::response::{
+    MetricsReport, StoreHealth, StoreMetricsReport, StoreSummary, SymbolAddress, SymbolBatchEntry,
+    SyscallAnswer,
+};
+use crate::wire::{Answer, ErrorCode, ErrorReply, Request, Response};
+
+/// What a query may read.
+#[derive(Debug, Clone)]
+pub struct QueryContext {
+    /// The stores.
+    pub registry: Registry,
+    /// `/proc`, for `process --pid`.
+    pub reader: ProcReader,
+    /// The architecture the syscall store serves (the running one), if it has a table.
+    pub host_arch: Option<Arch>,
+    /// The daemon's counters.
+    pub stats: Arc<DaemonCounters>,
+    /// The detector engine, for its counters.
+    pub engine: Option<DetectorEngine>,
+}
+
+/// Why a request has no answer: a reply already worded, or a store error still to be explained
+/// (an unavailable store's health says why).
+#[derive(Debug)]
+enum Failure {
+    Reply(ErrorReply),
+    Store(StoreError),
+}
+
+type Answered = Result<Answer, Failure>;
+
+fn reply(kind: ErrorCode, message: impl Into<String>) -> Failure {
+    Failure::Reply(ErrorReply {
+        kind,
+        message: message.into(),
+    })
+}
+
+/// The failure for store error `e`; a `NotFound` says `not_found` instead of the generic text.
+fn store_error(e: StoreError, not_found: impl FnOnce() -> String) -> Failure {
+    if e.is(ErrorKind::NotFound) {
+        reply(ErrorCode::NotFound, not_found())
+    } else {
+        Failure::Store(e)
+    }
+}
+
+impl QueryContext {
+    /// The reply to `request` (already validated).
+    pub async fn answer(&self, request: Request) -> Response {
+        match self.dispatch(request).await {
+            Ok(answer) => Response::Ok { answer },
+            Err(Failure::Reply(error)) => Response::Error { error },
+            Err(Failure::Store(e)) => Response::Error {
+                error: self.explain(e).await,
+            },
+        }
+    }
+
+    /// Words a store error for people: why the store is unavailable, what a valid argument is.
+    async fn explain(&self, e: StoreError) -> ErrorReply {
+        let message = match e.kind {
+            ErrorKind::StoreUnhealthy => match self.registry.health(e.store).await {
+                Ok(h) if !h.message.is_empty() => {
+                    format!("the {} store is unavailable: {}", e.store, h.message)
+                }
+                Ok(_) => format!("the {} store is unavailable: {e}", e.store),
+                Err(_) => format!("the {} store is not running in this daemon", e.store),
+            },
+            ErrorKind::InvalidArgument => match e.operation {
+                "get_container" => format!(
+                    "{e}: give a full container ID or a unique prefix of at least 12 characters"
+                ),
+                "get_container_by_name" => format!("{e}: names are 1 to 128 bytes"),
+                _ => e.to_string(),
+            },
+            _ => e.to_string(),
+        };
+        ErrorReply {
+            kind: e.kind.into(),
+            message,
+        }
+    }
+
+    async fn store_names(&self, only: Option<String>) -> Result<Vec<String>, Failure> {
+        let all = self
+            .registry
+            .list()
+            .await
+            .map_err(|e| store_error(e, String::new))?;
+        match only {
+            None => Ok(all),
+            Some(name) if all.contains(&name) => Ok(vec![name]),
+            Some(name) => Err(reply(
+                ErrorCode::NotFound,
+                format!("no store named {name:?} (stores: {})", all.join(", ")),
+            )),
+        }
+    }
+
+    async fn dispatch(&self, request: Request) -> Answered {
+        let r = &self.registry;
+        match request {
+            Request::Stores {} => {
+                let mut out = Vec::new();
+                for name in self.store_names(None).await? {
+                    let metadata = r
+                        .metadata(&name)
+                        .await
+                        .map_err(|e| store_error(e, || format!("store {name} vanished")))?;
+                    let health = r
+                        .health(&name)
+                        .await
+                        .map(|h| h.status.as_str().to_owned())
+                        .unwrap_or_else(|_| "unknown".to_owned());
+                    out.push(StoreSummary { metadata, health });
+                }
+                Ok(Answer::Stores(out))
+            }
+            Request::Health { store } => {
+                let mut out = Vec::new();
+                for name in self.store_names(store).await? {
+                    let h = r
+                        .health(&name)
+                        .await
+                        .map_err(|e| store_error(e, || format!("store {name} vanished")))?;
+                    out.push(StoreHealth {
+                        store: name,
+                        status: h.status.as_str().to_owned(),
+                        message: h.message.as_str().to_owned(),
+                        last_check: h.last_check,
+                    });
+                }
+                Ok(Answer::Health(out))
+            }
+            Request::Metrics { store } => {
+                let all = store.is_none();
+                let mut stores = Vec::new();
+                for name in self.store_names(store).await? {
+                    let gone = || format!("store {name} vanished");
+                    let metrics = r.metrics(&name).await.map_err(|e| store_error(e, gone))?;
+                    let supervision = r
+                        .supervision(&name)
+                        .await
+                        .map_err(|e| store_error(e, gone))?;
+                    stores.push(StoreMetricsReport {
+                        store: name,
+                        metrics,
+                        supervision,
+                    });
+                }
+                let daemon = all.then(|| {
+                    let engine = self
+                        .engine
+                        .as_ref()
+                        .map_or(EngineStats::default(), DetectorEngine::stats);
+                    self.stats.snapshot(engine)
+                });
+                Ok(Answer::Metrics(MetricsReport { stores, daemon }))
+            }
+            Request::System {} => {
+                let info = r
+                    .system()
+                    .get_system_info()
+                    .await
+                    .map_err(|e| store_error(e, String::new))?;
+                Ok(Answer::System((*info).clone()))
+            }
+            Request::Process { entity_id } => r
+                .processes()
+                .get_process(entity_id)
+                .await
+                .map(Answer::Process)
+                .map_err(|e| store_error(e, || format!("no process with entity id {entity_id}"))),
+            Request::ProcessByPid { pid } => self.process_by_pid(pid).await,
+            Request::Ancestry { entity_id, depth } => {
+                let chain = r
+                    .processes()
+                    .get_ancestry(entity_id, depth)
+                    .await
+                    .map_err(|e| store_error(e, String::new))?;
+                // The contract answers an unknown process with an empty chain; the CLI needs
+                // to tell that from a found one (exit code 1).
+                if chain.is_empty() && depth > 0 {
+                    return Err(reply(
+                        ErrorCode::NotFound,
+                        format!("no process with entity id {entity_id}"),
+                    ));
+                }
+                Ok(Answer::Processes(chain))
+            }
+            Request::Children { entity_id } => {
+                // Children of an unknown process are an empty list too; ask for the parent first.
+                let processes = r.processes();
+                processes.get_process(entity_id).await.map_err(|e| {
+                    store_error(e, || format!("no process with entity id {entity_id}"))
+                })?;
+                processes
+                    .get_child_processes(entity_id)
+                    .await
+                    .map(Answer::Processes)
+                    .map_err(|e| store_error(e, String::new))
+            }
+            Request::SyscallByName { name, arch } => {
+                let arch = self.arch(arch.as_deref())?;
+                let id = if Some(arch) == self.host_arch {
+                    r.syscalls().get_syscall_id(&name).await.map_err(|e| {
+                        store_error(e, || {
+                            format!("no syscall named {name} on {}", arch.machine())
+                        })
+                    })?
+                } else {
+                    arch.syscalls().number(&name).ok_or_else(|| {
+                        reply(
+                            ErrorCode::NotFound,
+                            format!("no syscall named {name} on {}", arch.machine()),
+                        )
+                    })?
+                };
+                Ok(Answer::Syscall(SyscallAnswer {
+                    arch: arch.machine().to_owned(),
+                    id,
+                    name,
+                }))
+            }
+            Request::SyscallById { id, arch } => {
+                let arch = self.arch(arch.as_deref())?;
+                let not_found = || format!("no syscall number {id} on {}", arch.machine());
+                let name = if Some(arch) == self.host_arch {
+                    r.syscalls()
+                        .get_syscall_name(id)
+                        .await
+                        .map_err(|e| store_error(e, not_found))?
+                } else {
+                    arch.syscalls()
+                        .name(id)
+                        .map(str::to_owned)
+                        .ok_or_else(|| reply(ErrorCode::NotFound, not_found()))?
+                };
+                Ok(Answer::Syscall(SyscallAnswer {
+                    arch: arch.machine().to_owned(),
+                    id,
+                    name,
+                }))
+            }
+            Request::SymbolByAddress { address } => r
+                .kernel_symbols()
+                .resolve_symbol_by_address(address)
+                .await
+                .map(Answer::Symbols)
+                .map_err(|e| store_error(e, || format!("no kernel symbol at {address:#x}"))),
+            Request::SymbolByName { name } => r
+                .kernel_symbols()
+                .get_symbol_address(&name)
+                .await
+                .map(|address| {
+                    Answer::SymbolAddress(SymbolAddress {
+                        name: name.clone(),
+                        address,
+                    })
+                })
+                .map_err(|e| store_error(e, || format!("no kernel symbol named {name}"))),
+            Request::Symbols { addresses } => {
+                let mut found = r
+                    .kernel_symbols()
+                    .resolve_symbols_batch(&addresses)
+                    .await
+                    .map_err(|e| store_error(e, String::new))?;
+                let mut seen = HashSet::new();
+                let entries = addresses
+                    .iter()
+                    .filter(|a| seen.insert(**a))
+                    .filter_map(|a| {
+                        found.remove(a).map(|symbols| SymbolBatchEntry {
+                            address: *a,
+                            symbols,
+                        })
+                    })
+                    .collect();
+                Ok(Answer::SymbolBatch(entries))
+            }
+            Request::Dns { query } => r
+                .dns()
+                .get_dns_response(&query)
+                .await
+                .map(Answer::Dns)
+                .map_err(|e| store_error(e, || format!("no DNS answer observed for {query}"))),
+            Request::Container { id } => r
+                .containers()
+                .get_container(&id)
+                .await
+                .map(Answer::Container)
+                .map_err(|e| store_error(e, || format!("no container with id {id}"))),
+            Request::ContainerByName { name } => r
+                .containers()
+                .get_container_by_name(&name)
+                .await
+                .map(Answer::Container)
+                .map_err(|e| store_error(e, || format!("no container named {name}"))),
+            Request::Containers {
+                name,
+                image,
+                runtime,
+            } => r
+                .containers()
+                .list_containers(ContainerFilter {
+                    name,
+                    image,
+                    runtime,
+                })
+                .await
+                .map(Answer::Containers)
+                .map_err(|e| store_error(e, String::new)),
+        }
+    }
+
+    fn arch(&self, asked: Option<&str>) -> Result<Arch, Failure> {
+        match asked {
+            Some(name) => parse_arch(name).map_err(|e| reply(ErrorCode::BadRequest, e.to_string())),
+            None => self.host_arch.ok_or_else(|| {
+                reply(
+                    ErrorCode::BadRequest,
+                    "this machine's architecture has no syscall table: give --arch",
+                )
+            }),
+        }
+    }
+
+    async fn process_by_pid(&self, pid: u32) -> Answered {
+        let start_time = match self.reader.start_time(pid) {
+            Ok(t) => t,
+            Err(e) if e.is_gone() => {
+                return Err(reply(
+                    ErrorCode::NotFound,
+                    format!("no process with pid {pid}"),
+                ));
+            }
+            Err(e) => return Err(reply(ErrorCode::Internal, e.to_string())),
+        };
+        let id = entity_id(pid, start_time);
+        let not_in_store = || {
+            format!(
+                "pid {pid} (entity id {id}) is not in the process store yet; it is added at the next /proc rescan"
+            )
+        };
+        let info = self
+            .registry
+            .processes()
+            .get_process(id)
+            .await
+            .map_err(|e| store_error(e, not_in_store))?;
+        // 32-bit entity IDs collide: the record must be this very process.
+        if info.pid != pid || info.start_time != start_time {
+            return Err(reply(ErrorCode::NotFound, not_in_store()));
+        }
+        Ok(Answer::Process(info))
+    }
+}

@@ -1,0 +1,251 @@
+//! The query socket: accepts clients, checks who they are, reads framed requests with a limit
+//! on size and time, answers them ([`handler`]), and never lets one client hurt the daemon.
+//!
+//! Bounds: at most `socket.max_clients` connections are served at once (one more is answered
+//! "busy" and closed without waiting for it); a request frame longer than
+//! `socket.max_request_bytes` is refused from its header, before its body is read; a request
+//! that does not arrive whole within `socket.read_timeout_ms` (slow or idle clients) is answered
+//! "timeout" and the connection closed; a reply that cannot be written within
+//! `socket.write_timeout_ms` closes the connection. Garbage, unknown commands and bad fields get
+//! an error reply and the connection stays usable.
+
+pub mod access;
+pub mod handler;
+pub mod listener;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::UnixStream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::task::JoinSet;
+
+use crate::stats::{DaemonCounters, bump};
+use crate::wire::{
+    ErrorCode, FrameError, Request, Response, encode_frame, read_frame, write_frame,
+};
+use access::{AccessPolicy, Peer, supplementary_groups};
+use handler::QueryContext;
+use listener::BoundSocket;
+
+/// Limits of the query socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// Connections served at once.
+    pub max_clients: usize,
+    /// Largest request frame.
+    pub max_request_bytes: u32,
+    /// Longest wait for a whole request.
+    pub read_timeout: Duration,
+    /// Longest wait to write a reply.
+    pub write_timeout: Duration,
+}
+
+/// The query server.
+#[derive(Debug)]
+pub struct QueryServer {
+    socket: BoundSocket,
+    policy: AccessPolicy,
+    limits: ServerLimits,
+    ctx: Arc<QueryContext>,
+    stats: Arc<DaemonCounters>,
+}
+
+/// Everything a connection task needs.
+struct Connection {
+    policy: AccessPolicy,
+    limits: ServerLimits,
+    ctx: Arc<QueryContext>,
+    stats: Arc<DaemonCounters>,
+}
+
+fn encode(response: &Response) -> Vec<u8> {
+    serde_json::to_vec(response).unwrap_or_else(|e| {
+        let fallback = Response::error(ErrorCode::Internal, format!("reply not encodable: {e}"));
+        serde_json::to_vec(&fallback).unwrap_or_default()
+    })
+}
+
+impl QueryServer {
+    /// A server on `socket` answering from `ctx`.
+    pub fn new(
+        socket: BoundSocket,
+        policy: AccessPolicy,
+        limits: ServerLimits,
+        ctx: Arc<QueryContext>,
+        stats: Arc<DaemonCounters>,
+    ) -> Self {
+        QueryServer {
+            socket,
+            policy,
+            limits,
+            ctx,
+            stats,
+        }
+    }
+
+    /// Serves until `shutdown` turns true, then stops accepting, ends open connections and
+    /// removes the socket file.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let slots = Arc::new(Semaphore::new(self.limits.max_clients.max(1)));
+        let conn = Arc::new(Connection {
+            policy: self.policy,
+            limits: self.limits,
+            ctx: self.ctx.clone(),
+            stats: self.stats.clone(),
+        });
+        let mut running = JoinSet::new();
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            tokio::select! {
+                accepted = self.socket.listener.accept() => match accepted {
+                    Ok((stream, _)) => {
+                        bump(&self.stats.connections);
+                        match slots.clone().try_acquire_owned() {
+                            Ok(permit) => {
+                                let conn = conn.clone();
+                                running.spawn(async move { conn.serve(stream, permit).await });
+                            }
+                            Err(_) => {
+                                bump(&self.stats.connections_busy);
+                                // Best effort, never waits: a fresh socket's buffer has room.
+                                let busy = Response::error(ErrorCode::Busy, "too many clients; try again");
+                                if let Some(frame) = encode_frame(&encode(&busy)) {
+                                    let _ = stream.try_write(&frame);
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        // Out of descriptors and the like: do not spin.
+                        tracing::warn!(error = %e, "accepting a query connection failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                _ = shutdown.changed() => {}
+            }
+            while running.try_join_next().is_some() {}
+        }
+        running.abort_all();
+        while running.join_next().await.is_some() {}
+        self.socket.remove_file();
+        tracing::info!(path = %self.socket.path.display(), "query socket closed and removed");
+    }
+}
+
+impl Connection {
+    async fn reply(&self, stream: &mut UnixStream, response: &Response) -> bool {
+        let payload = encode(response);
+        matches!(
+            tokio::time::timeout(self.limits.write_timeout, write_frame(stream, &payload)).await,
+            Ok(Ok(()))
+        )
+    }
+
+    async fn refuse(&self, stream: &mut UnixStream, code: ErrorCode, message: String) -> bool {
+        bump(&self.stats.bad_requests);
+        self.reply(stream, &Response::error(code, message)).await
+    }
+
+    fn peer_allowed(&self, stream: &UnixStream) -> bool {
+        let Ok(cred) = stream.peer_cred() else {
+            return false;
+        };
+        let peer = Peer {
+            uid: cred.uid(),
+            gid: cred.gid(),
+            pid: cred.pid().and_then(|p| u32::try_from(p).ok()),
+        };
+        self.policy.allows(peer, || supplementary_groups(peer.pid))
+    }
+
+    async fn serve(&self, mut stream: UnixStream, _permit: OwnedSemaphorePermit) {
+        if !self.peer_allowed(&stream) {
+            bump(&self.stats.connections_denied);
+            let _ = self
+                .reply(
+                    &mut stream,
+                    &Response::error(
+                        ErrorCode::PermissionDenied,
+                        "not allowed: queries are for root and the configured socket group",
+                    ),
+                )
+                .await;
+            return;
+        }
+        let limits = self.limits;
+        loop {
+            let read = tokio::time::timeout(
+                limits.read_timeout,
+                read_frame(&mut stream, limits.max_request_bytes),
+            )
+            .await;
+            let payload = match read {
+                Err(_) => {
+                    let ms = limits.read_timeout.as_millis();
+                    let _ = self
+                        .refuse(
+                            &mut stream,
+                            ErrorCode::Timeout,
+                            format!("no complete request within {ms} ms"),
+                        )
+                        .await;
+                    return;
+                }
+                Ok(Ok(payload)) => payload,
+                Ok(Err(FrameError::Closed)) => return,
+                Ok(Err(e @ FrameError::TooLarge { .. })) => {
+                    // The body was not read, so the stream cannot be resynchronised: close.
+                    let _ = self
+                        .refuse(&mut stream, ErrorCode::TooLarge, e.to_string())
+                        .await;
+                    return;
+                }
+                Ok(Err(e @ FrameError::Empty)) => {
+                    if !self
+                        .refuse(&mut stream, ErrorCode::BadRequest, e.to_string())
+                        .await
+                    {
+                        return;
+                    }
+                    continue;
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "query connection ended mid-frame");
+                    bump(&self.stats.bad_requests);
+                    return;
+                }
+            };
+            let request = match serde_json::from_slice::<Request>(&payload) {
+                Ok(r) => r,
+                Err(e) => {
+                    let message = format!("malformed request: {e}");
+                    if !self
+                        .refuse(&mut stream, ErrorCode::BadRequest, message)
+                        .await
+                    {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            if let Err(e) = request.validate() {
+                let message = format!("invalid request: {e}");
+                if !self
+                    .refuse(&mut stream, ErrorCode::BadRequest, message)
+                    .await
+                {
+                    return;
+                }
+                continue;
+            }
+            bump(&self.stats.requests);
+            let response = self.ctx.answer(request).await;
+            if !self.reply(&mut stream, &response).await {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! The daemon's own counters (collector, detections, query socket), shared by its tasks and
+//! reported by `watchpost query metrics`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use watchpost_actors::detect::EngineStats;
+use watchpost_core::EpochNanos;
+
+use crate::wire::response::DaemonStats;
+
+/// Counters bumped by the daemon's tasks; see [`DaemonStats`] for what each counts.
+#[derive(Debug, Default)]
+pub struct DaemonCounters {
+    /// When the daemon started.
+    pub started_at: AtomicU64,
+    /// `/proc` scans.
+    pub proc_scans: AtomicU64,
+    /// Processes found by rescans.
+    pub processes_appeared: AtomicU64,
+    /// Execs found by rescans.
+    pub processes_exec: AtomicU64,
+    /// Processes that vanished.
+    pub processes_exited: AtomicU64,
+    /// Read races with exiting processes.
+    pub proc_read_races: AtomicU64,
+    /// Unreadable processes.
+    pub proc_read_errors: AtomicU64,
+    /// Processes over the scan limit.
+    pub proc_over_limit: AtomicU64,
+    /// Events refused by the detectors' queue.
+    pub events_dropped: AtomicU64,
+    /// Symbol table reloads.
+    pub symbol_reloads: AtomicU64,
+    /// Detections printed.
+    pub detections: AtomicU64,
+    /// Accepted query connections.
+    pub connections: AtomicU64,
+    /// Connections of peers not allowed.
+    pub connections_denied: AtomicU64,
+    /// Connections refused for lack of a client slot.
+    pub connections_busy: AtomicU64,
+    /// Requests answered.
+    pub requests: AtomicU64,
+    /// Requests refused as malformed, oversize or late.
+    pub bad_requests: AtomicU64,
+}
+
+/// Adds `n` to `counter`.
+pub fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+/// Adds 1 to `counter`.
+pub fn bump(counter: &AtomicU64) {
+    add(counter, 1);
+}
+
+impl DaemonCounters {
+    /// Counters of a daemon started at `started_at`.
+    pub fn new(started_at: EpochNanos) -> Self {
+        DaemonCounters {
+            started_at: AtomicU64::new(started_at),
+            ..Default::default()
+        }
+    }
+
+    /// The values now, with the detector engine's.
+    pub fn snapshot(&self, engine: EngineStats) -> DaemonStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        DaemonStats {
+            started_at: get(&self.started_at),
+            proc_scans: get(&self.proc_scans),
+            processes_appeared: get(&self.processes_appeared),
+            processes_exec: get(&self.processes_exec),
+            processes_exited: get(&self.processes_exited),
+            proc_read_races: get(&self.proc_read_races),
+            proc_read_errors: get(&self.proc_read_errors),
+            proc_over_limit: get(&self.proc_over_limit),
+            events_dropped: get(&self.events_dropped),
+            symbol_reloads: get(&self.symbol_reloads),
+            events_judged: engine.events,
+            detections: get(&self.detections),
+            detector_failures: engine
+                .detector_errors
+                .saturating_add(engine.detector_timeouts),
+            connections: get(&self.connections),
+            connections_denied: get(&self.connections_denied),
+            connections_busy: get(&self.connections_busy),
+            requests: get(&self.requests),
+            bad_requests: get(&self.bad_requests),
+        }
+    }
+}

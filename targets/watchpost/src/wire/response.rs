@@ -1,0 +1,276 @@
+//! What the daemon answers: `{"status":"ok","answer":{"type":…,"data":…}}` or
+//! `{"status":"error","error":{"kind":…,"message":…}}`. The `data` of an answer is what
+//! `watchpost query --json` prints.
+
+use serde::{Deserialize, Serialize};
+use watchpost_actors::stores::container::ContainerInfo;
+use watchpost_actors::stores::dns::DnsResponse;
+use watchpost_actors::stores::process::ProcessInfo;
+use watchpost_actors::stores::symbols::SymbolInfo;
+use watchpost_actors::stores::system::SystemInfo;
+use watchpost_actors::{DataStoreMetrics, ErrorKind, StoreError, StoreMetadata, SupervisionStats};
+use watchpost_core::EpochNanos;
+
+/// One reply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Response {
+    /// The answer.
+    Ok {
+        /// What was asked for.
+        answer: Answer,
+    },
+    /// Why there is no answer.
+    Error {
+        /// The error.
+        error: ErrorReply,
+    },
+}
+
+impl Response {
+    /// An error reply of `kind` saying `message`.
+    pub fn error(kind: ErrorCode, message: impl Into<String>) -> Response {
+        Response::Error {
+            error: ErrorReply {
+                kind,
+                message: message.into(),
+            },
+        }
+    }
+}
+
+/// What went wrong, for machines (the exit code follows from it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Not in the store.
+    NotFound,
+    /// The store is not available (not registered, crashed, restarting, timed out).
+    StoreUnhealthy,
+    /// The store does not do that.
+    NotImplemented,
+    /// The store refused the argument (ambiguous prefix, malformed ID…).
+    InvalidArgument,
+    /// The request is not a valid request (garbage, unknown command, bad field).
+    BadRequest,
+    /// The request frame is larger than the daemon accepts.
+    TooLarge,
+    /// The request did not arrive in time.
+    Timeout,
+    /// Too many clients at once.
+    Busy,
+    /// Not allowed to query (peer credentials).
+    PermissionDenied,
+    /// The daemon failed.
+    Internal,
+}
+
+impl From<ErrorKind> for ErrorCode {
+    fn from(kind: ErrorKind) -> Self {
+        match kind {
+            ErrorKind::NotFound => ErrorCode::NotFound,
+            ErrorKind::StoreUnhealthy => ErrorCode::StoreUnhealthy,
+            ErrorKind::NotImplemented => ErrorCode::NotImplemented,
+            ErrorKind::InvalidArgument => ErrorCode::InvalidArgument,
+        }
+    }
+}
+
+/// An error with its message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorReply {
+    /// The kind.
+    pub kind: ErrorCode,
+    /// One line for people.
+    pub message: String,
+}
+
+impl From<StoreError> for ErrorReply {
+    fn from(e: StoreError) -> Self {
+        ErrorReply {
+            kind: e.kind.into(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// A registered store and its state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreSummary {
+    /// The registry's metadata.
+    #[serde(flatten)]
+    pub metadata: StoreMetadata,
+    /// `healthy`, `unhealthy` or `unknown`.
+    pub health: String,
+}
+
+/// A store's health.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreHealth {
+    /// The store.
+    pub store: String,
+    /// `healthy`, `unhealthy` or `unknown`.
+    pub status: String,
+    /// Empty when healthy without remark.
+    pub message: String,
+    /// When it was checked, epoch ns.
+    pub last_check: EpochNanos,
+}
+
+/// A store's metrics and supervision counters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreMetricsReport {
+    /// The store.
+    pub store: String,
+    /// The reference's metrics.
+    pub metrics: DataStoreMetrics,
+    /// Restarts, intake and handle-side counters.
+    pub supervision: SupervisionStats,
+}
+
+/// The daemon's own counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DaemonStats {
+    /// When the daemon started, epoch ns.
+    pub started_at: EpochNanos,
+    /// `/proc` scans done (bootstrap included).
+    pub proc_scans: u64,
+    /// Processes found by rescans (not at bootstrap).
+    pub processes_appeared: u64,
+    /// Execs found by rescans (same process, new program).
+    pub processes_exec: u64,
+    /// Processes that vanished between rescans.
+    pub processes_exited: u64,
+    /// Processes that exited while being read (races; normal).
+    pub proc_read_races: u64,
+    /// Processes that could not be read for another reason.
+    pub proc_read_errors: u64,
+    /// Processes left out of scans by `collector.max_tracked_processes`.
+    pub proc_over_limit: u64,
+    /// Events the detectors' queue refused (full).
+    pub events_dropped: u64,
+    /// Kernel symbol reloads after a module change.
+    pub symbol_reloads: u64,
+    /// Events judged by the detectors.
+    pub events_judged: u64,
+    /// Detections printed.
+    pub detections: u64,
+    /// Detector calls that failed or timed out.
+    pub detector_failures: u64,
+    /// Query connections accepted.
+    pub connections: u64,
+    /// Connections refused: peer not allowed.
+    pub connections_denied: u64,
+    /// Connections refused: too many clients.
+    pub connections_busy: u64,
+    /// Requests answered.
+    pub requests: u64,
+    /// Requests refused as malformed, oversize or late.
+    pub bad_requests: u64,
+}
+
+/// Metrics of the stores (and, when all were asked for, the daemon's counters).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetricsReport {
+    /// Per store.
+    pub stores: Vec<StoreMetricsReport>,
+    /// The daemon's counters (absent when one store was asked for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daemon: Option<DaemonStats>,
+}
+
+/// A syscall lookup's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyscallAnswer {
+    /// Architecture answered for.
+    pub arch: String,
+    /// Number.
+    pub id: i32,
+    /// Name.
+    pub name: String,
+}
+
+/// A symbol name's address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SymbolAddress {
+    /// Name asked for.
+    pub name: String,
+    /// Its address.
+    pub address: u64,
+}
+
+/// One resolved address of a batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SymbolBatchEntry {
+    /// The address.
+    pub address: u64,
+    /// Every symbol there.
+    pub symbols: Vec<SymbolInfo>,
+}
+
+/// An answer, typed by what was asked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data", rename_all = "snake_case")]
+pub enum Answer {
+    /// `stores`
+    Stores(Vec<StoreSummary>),
+    /// `health`
+    Health(Vec<StoreHealth>),
+    /// `metrics`
+    Metrics(MetricsReport),
+    /// `system`
+    System(SystemInfo),
+    /// `process`, `process --pid`
+    Process(ProcessInfo),
+    /// `ancestry`, `children`
+    Processes(Vec<ProcessInfo>),
+    /// `syscall`
+    Syscall(SyscallAnswer),
+    /// `symbol 0x…`
+    Symbols(Vec<SymbolInfo>),
+    /// `symbol name`
+    SymbolAddress(SymbolAddress),
+    /// `symbols 0x… 0x…`: found addresses in request order (duplicates once).
+    SymbolBatch(Vec<SymbolBatchEntry>),
+    /// `dns`
+    Dns(DnsResponse),
+    /// `container`
+    Container(ContainerInfo),
+    /// `containers`
+    Containers(Vec<ContainerInfo>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_shape() {
+        let ok = Response::Ok {
+            answer: Answer::Syscall(SyscallAnswer {
+                arch: "x86_64".into(),
+                id: 59,
+                name: "execve".into(),
+            }),
+        };
+        let text = serde_json::to_string(&ok).unwrap();
+        assert_eq!(
+            text,
+            r#"{"status":"ok","answer":{"type":"syscall","data":{"arch":"x86_64","id":59,"name":"execve"}}}"#
+        );
+        assert_eq!(serde_json::from_str::<Response>(&text).unwrap(), ok);
+        let err = Response::error(ErrorCode::NotFound, "no such process");
+        let text = serde_json::to_string(&err).unwrap();
+        assert_eq!(
+            text,
+            r#"{"status":"error","error":{"kind":"not_found","message":"no such process"}}"#
+        );
+    }
+
+    #[test]
+    fn store_errors_keep_their_kind() {
+        let e: ErrorReply = StoreError::not_found("process", "get_process").into();
+        assert_eq!(e.kind, ErrorCode::NotFound);
+        assert!(e.message.contains("get_process"));
+    }
+}
