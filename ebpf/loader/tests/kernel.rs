@@ -402,7 +402,7 @@ fn burst_of_short_lived_processes(ctx: &Context) {
             }
             seen.len() == COUNT && seen.values().all(|&bits| bits == 7)
         });
-    let my_uid = proc_truth(my_pid).uid;
+    let me = proc_truth(my_pid);
     for &pid in &pids {
         let forks = forks_of(&events, pid);
         let execs = execs_of(&events, pid);
@@ -416,7 +416,8 @@ fn burst_of_short_lived_processes(ctx: &Context) {
         assert_eq!(fork.process.ppid, my_pid, "pid {pid} parent");
         assert_eq!(exec.filename, "/bin/true");
         assert_eq!(exec.process.comm.as_str(), "true");
-        assert_eq!(exec.process.uid, my_uid);
+        assert_eq!((exec.process.uid, exec.process.gid), (me.uid, me.gid));
+        assert_eq!((exit.process.uid, exit.process.gid), (me.uid, me.gid));
         assert_eq!(exit.exit_code, 0);
         assert_eq!(fork.process.start_time, exec.process.start_time);
         assert_eq!(fork.process.start_time, exit.process.start_time);
