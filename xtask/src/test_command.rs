@@ -79,10 +79,14 @@ pub fn run(options: &[String]) -> ExitCode {
     if fuzz_seconds > 0 {
         if cargo_fuzz_installed() {
             for target in FUZZ_TARGETS {
+                // Through `rustup run nightly`: the fuzz build needs nightly, and the `cargo`
+                // running xtask is the resolved stable binary, which ignores `+nightly`.
                 steps.push((
                     "fuzz smoke run",
                     vec![
-                        "+nightly",
+                        "run",
+                        "nightly",
+                        "cargo",
                         "fuzz",
                         "run",
                         "--fuzz-dir",
@@ -103,8 +107,14 @@ pub fn run(options: &[String]) -> ExitCode {
     }
     for (what, args) in &steps {
         let started = Instant::now();
-        eprintln!("xtask test: {what}: cargo {}", args.join(" "));
-        let status = Command::new(env!("CARGO")).args(args).status();
+        // Fuzz steps are `rustup run nightly cargo fuzz …`; every other step is plain cargo.
+        let program = if what.starts_with("fuzz") {
+            "rustup"
+        } else {
+            env!("CARGO")
+        };
+        eprintln!("xtask test: {what}: {program} {}", args.join(" "));
+        let status = Command::new(program).args(args).status();
         match status {
             Ok(status) if status.success() => {
                 eprintln!("xtask test: {what}: ok in {:.1?}", started.elapsed());
