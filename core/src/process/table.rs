@@ -475,18 +475,8 @@ impl ProcessTable {
         now: EpochNanos,
     ) -> Result<ProcessView<'_>, StoreError> {
         self.purge_expired_records(now);
-        match self.resolve(entity_id) {
-            Some(slot) => {
-                self.metrics.hit(now);
-                self.touch_if_live(slot);
-                self.view(slot)
-                    .ok_or(StoreError::not_found(store_names::PROCESS, "get_process"))
-            }
-            None => {
-                self.metrics.miss(now);
-                Err(StoreError::not_found(store_names::PROCESS, "get_process"))
-            }
-        }
+        let slot = self.resolve(entity_id);
+        self.answer_get(slot, now)
     }
 
     /// The process with exactly this key, `NotFound` if none (operation `get_process`).
@@ -498,18 +488,25 @@ impl ProcessTable {
         now: EpochNanos,
     ) -> Result<ProcessView<'_>, StoreError> {
         self.purge_expired_records(now);
-        match self.find_exact(key) {
-            Some(slot) => {
-                self.metrics.hit(now);
-                self.touch_if_live(slot);
-                self.view(slot)
-                    .ok_or(StoreError::not_found(store_names::PROCESS, "get_process"))
-            }
-            None => {
-                self.metrics.miss(now);
-                Err(StoreError::not_found(store_names::PROCESS, "get_process"))
-            }
-        }
+        let slot = self.find_exact(key);
+        self.answer_get(slot, now)
+    }
+
+    /// The answer of `get`/`get_exact` once the slot is known: counts the hit or miss and
+    /// refreshes a found process's recency.
+    fn answer_get(
+        &mut self,
+        slot: Option<u32>,
+        now: EpochNanos,
+    ) -> Result<ProcessView<'_>, StoreError> {
+        let not_found = StoreError::not_found(store_names::PROCESS, "get_process");
+        let Some(slot) = slot else {
+            self.metrics.miss(now);
+            return Err(not_found);
+        };
+        self.metrics.hit(now);
+        self.touch_if_live(slot);
+        self.view(slot).ok_or(not_found)
     }
 
     /// The children of the process `entity_id` names (running and exited ones still held),
