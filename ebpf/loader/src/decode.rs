@@ -1,0 +1,310 @@
+//! Ring-buffer records (bytes in the `watchpost_ebpf_common` layouts) to typed [`KernelEvent`]s.
+//!
+//! Fields are read at their `offset_of!` positions with bounds checks, so a short or corrupt
+//! record is an error, never undefined behaviour or a panic.
+
+use std::mem::{offset_of, size_of};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use watchpost_core::process::Comm;
+use watchpost_core::start_time::{BootClock, StartTimeError};
+use watchpost_ebpf_common::{
+    DNS_PAYLOAD_CAPACITY, DnsRecord, EXEC_FILENAME_CAPACITY, ExecRecord, ExitRecord, ForkRecord,
+    MODULE_NAME_LEN, ModuleLoadRecord, RecordHeader, TASK_COMM_LEN, TaskRecord, record_kind,
+    task_flag,
+};
+
+use crate::clock::instant_from_boot_ns;
+use crate::event::{
+    DnsAnswer, KernelEvent, ModuleLoad, ProcessExec, ProcessExit, ProcessFork, ProcessIdentity,
+    SymbolReloadCause,
+};
+
+/// Why a record could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The record is shorter than its kind's layout.
+    #[error("record of kind {kind} is {found} bytes, expected at least {expected}")]
+    TooShort {
+        /// The record kind.
+        kind: u32,
+        /// Bytes needed.
+        expected: usize,
+        /// Bytes present.
+        found: usize,
+    },
+    /// The kind is not one of `record_kind`.
+    #[error("unknown record kind {0}")]
+    UnknownKind(u32),
+    /// A DNS record names an IP version other than 4 or 6.
+    #[error("DNS record with IP version {0}, expected 4 or 6")]
+    IpVersion(u32),
+    /// A start time does not convert to epoch nanoseconds.
+    #[error("start time: {0}")]
+    StartTime(#[source] StartTimeError),
+}
+
+/// Bounds-checked reads at fixed offsets of one record.
+struct Fields<'a> {
+    bytes: &'a [u8],
+    kind: u32,
+}
+
+impl<'a> Fields<'a> {
+    fn array<const N: usize>(&self, at: usize) -> Result<[u8; N], DecodeError> {
+        self.bytes
+            .get(at..at + N)
+            .and_then(|b| b.try_into().ok())
+            .ok_or(DecodeError::TooShort {
+                kind: self.kind,
+                expected: at + N,
+                found: self.bytes.len(),
+            })
+    }
+    fn u16(&self, at: usize) -> Result<u16, DecodeError> {
+        self.array(at).map(u16::from_ne_bytes)
+    }
+    fn u32(&self, at: usize) -> Result<u32, DecodeError> {
+        self.array(at).map(u32::from_ne_bytes)
+    }
+    fn u64(&self, at: usize) -> Result<u64, DecodeError> {
+        self.array(at).map(u64::from_ne_bytes)
+    }
+    fn require(&self, len: usize) -> Result<(), DecodeError> {
+        if self.bytes.len() < len {
+            return Err(DecodeError::TooShort {
+                kind: self.kind,
+                expected: len,
+                found: self.bytes.len(),
+            });
+        }
+        Ok(())
+    }
+    fn slice(&self, at: usize, len: usize) -> Result<&'a [u8], DecodeError> {
+        self.bytes.get(at..at + len).ok_or(DecodeError::TooShort {
+            kind: self.kind,
+            expected: at + len,
+            found: self.bytes.len(),
+        })
+    }
+
+    fn task(&self, at: usize, clock: &BootClock) -> Result<ProcessIdentity, DecodeError> {
+        let start_boottime_ns = self.u64(at + offset_of!(TaskRecord, start_boottime))?;
+        let parent_start_boottime = self.u64(at + offset_of!(TaskRecord, parent_start_boottime))?;
+        let comm: [u8; TASK_COMM_LEN] = self.array(at + offset_of!(TaskRecord, comm))?;
+        let flags = self.u32(at + offset_of!(TaskRecord, flags))?;
+        Ok(ProcessIdentity {
+            pid: self.u32(at + offset_of!(TaskRecord, pid))?,
+            tid: self.u32(at + offset_of!(TaskRecord, tid))?,
+            ppid: self.u32(at + offset_of!(TaskRecord, ppid))?,
+            uid: self.u32(at + offset_of!(TaskRecord, uid))?,
+            gid: self.u32(at + offset_of!(TaskRecord, gid))?,
+            start_time: clock
+                .from_boottime_ns(start_boottime_ns)
+                .map_err(DecodeError::StartTime)?,
+            parent_start_time: clock
+                .from_boottime_ns(parent_start_boottime)
+                .map_err(DecodeError::StartTime)?,
+            start_boottime_ns,
+            comm: Comm::from_bytes(&comm),
+            kernel_thread: flags & task_flag::KERNEL_THREAD != 0,
+        })
+    }
+}
+
+/// Text up to the first NUL, invalid UTF-8 replaced.
+fn c_string(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+fn ip_address(version: u32, raw: [u8; 16]) -> Result<IpAddr, DecodeError> {
+    match version {
+        4 => Ok(IpAddr::V4(Ipv4Addr::new(raw[0], raw[1], raw[2], raw[3]))),
+        6 => Ok(IpAddr::V6(Ipv6Addr::from(raw))),
+        other => Err(DecodeError::IpVersion(other)),
+    }
+}
+
+/// Decodes one ring-buffer record.
+pub fn decode_record(bytes: &[u8], clock: &BootClock) -> Result<KernelEvent, DecodeError> {
+    let head = Fields { bytes, kind: 0 };
+    let kind = head.u32(offset_of!(RecordHeader, kind))?;
+    let fields = Fields { bytes, kind };
+    let boot_ns = fields.u64(offset_of!(RecordHeader, boot_ns))?;
+    let time = instant_from_boot_ns(clock, boot_ns);
+    match kind {
+        record_kind::FORK => {
+            fields.require(size_of::<ForkRecord>())?;
+            Ok(KernelEvent::Fork(ProcessFork {
+                time,
+                process: fields.task(offset_of!(ForkRecord, child), clock)?,
+                parent_tid: fields.u32(offset_of!(ForkRecord, parent_tid))?,
+            }))
+        }
+        record_kind::EXEC => {
+            fields.require(size_of::<ExecRecord>())?;
+            let written = fields.u32(offset_of!(ExecRecord, filename_len))? as usize;
+            let raw = fields.slice(
+                offset_of!(ExecRecord, filename),
+                written.min(EXEC_FILENAME_CAPACITY),
+            )?;
+            Ok(KernelEvent::Exec(ProcessExec {
+                time,
+                process: fields.task(offset_of!(ExecRecord, task), clock)?,
+                old_tid: fields.u32(offset_of!(ExecRecord, old_tid))?,
+                filename: c_string(raw),
+                // The helper wrote the whole buffer (NUL included): the name may go on.
+                filename_truncated: written >= EXEC_FILENAME_CAPACITY,
+            }))
+        }
+        record_kind::EXIT => {
+            fields.require(size_of::<ExitRecord>())?;
+            Ok(KernelEvent::Exit(ProcessExit {
+                time,
+                process: fields.task(offset_of!(ExitRecord, task), clock)?,
+                exit_code: fields.u32(offset_of!(ExitRecord, exit_code))?,
+            }))
+        }
+        record_kind::MODULE_LOAD => {
+            fields.require(size_of::<ModuleLoadRecord>())?;
+            let name = fields.slice(offset_of!(ModuleLoadRecord, name), MODULE_NAME_LEN)?;
+            Ok(KernelEvent::SymbolReload(SymbolReloadCause::ModuleLoaded(
+                ModuleLoad {
+                    time,
+                    name: c_string(name),
+                },
+            )))
+        }
+        record_kind::DNS_ANSWER => {
+            fields.require(DnsRecord::PAYLOAD_OFFSET)?;
+            let version = fields.u32(offset_of!(DnsRecord, ip_version))?;
+            let captured = fields.u32(offset_of!(DnsRecord, payload_len))? as usize;
+            let message = fields.slice(
+                DnsRecord::PAYLOAD_OFFSET,
+                captured.min(DNS_PAYLOAD_CAPACITY),
+            )?;
+            let server = ip_address(version, fields.array(offset_of!(DnsRecord, src_addr))?)?;
+            let client = ip_address(version, fields.array(offset_of!(DnsRecord, dst_addr))?)?;
+            Ok(KernelEvent::DnsAnswer(DnsAnswer {
+                time,
+                server: SocketAddr::new(server, fields.u16(offset_of!(DnsRecord, src_port))?),
+                client: SocketAddr::new(client, fields.u16(offset_of!(DnsRecord, dst_port))?),
+                cgroup_id: fields.u64(offset_of!(DnsRecord, cgroup_id))?,
+                socket_uid: fields.u32(offset_of!(DnsRecord, socket_uid))?,
+                wire_len: fields.u32(offset_of!(DnsRecord, wire_len))?,
+                message: message.to_vec(),
+            }))
+        }
+        other => Err(DecodeError::UnknownKind(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BTIME: u64 = 1_764_300_000;
+
+    fn clock() -> BootClock {
+        BootClock::new(BTIME, 100).unwrap()
+    }
+
+    fn task_bytes(pid: u32, tid: u32, start: u64) -> Vec<u8> {
+        let mut b = Vec::new();
+        for v in [pid, tid, 1, 65534, 65534, 0] {
+            b.extend_from_slice(&v.to_ne_bytes());
+        }
+        b.extend_from_slice(&start.to_ne_bytes());
+        b.extend_from_slice(&1_000_000u64.to_ne_bytes());
+        let mut comm = [0u8; TASK_COMM_LEN];
+        comm[..4].copy_from_slice(b"true");
+        b.extend_from_slice(&comm);
+        b
+    }
+
+    fn header_bytes(kind: u32, boot_ns: u64) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(&kind.to_ne_bytes());
+        b.extend_from_slice(&0u32.to_ne_bytes());
+        b.extend_from_slice(&boot_ns.to_ne_bytes());
+        b
+    }
+
+    #[test]
+    fn exec_record_decodes_with_canonical_start_time() {
+        let mut rec = header_bytes(record_kind::EXEC, 5_000_000_000);
+        rec.extend(task_bytes(42, 43, 12_345_678_901));
+        rec.extend_from_slice(&43u32.to_ne_bytes());
+        rec.extend_from_slice(&10u32.to_ne_bytes());
+        let mut name = [0u8; EXEC_FILENAME_CAPACITY];
+        name[..9].copy_from_slice(b"/bin/true");
+        rec.extend_from_slice(&name);
+        assert_eq!(rec.len(), size_of::<ExecRecord>());
+        let KernelEvent::Exec(exec) = decode_record(&rec, &clock()).unwrap() else {
+            panic!("not an exec");
+        };
+        assert_eq!(exec.filename, "/bin/true");
+        assert!(!exec.filename_truncated);
+        assert_eq!(exec.process.pid, 42);
+        assert_eq!(exec.process.tid, 43);
+        assert_eq!(exec.process.uid, 65534);
+        assert_eq!(exec.process.comm.as_str(), "true");
+        // 12.345678901 s after boot, floored to the 10 ms tick.
+        assert_eq!(
+            exec.process.start_time,
+            BTIME * 1_000_000_000 + 12_340_000_000
+        );
+        assert_eq!(exec.time, BTIME * 1_000_000_000 + 5_000_000_000);
+        assert_eq!(exec.to_core().exe_path, "/bin/true");
+    }
+
+    #[test]
+    fn short_and_unknown_records_are_errors() {
+        let rec = header_bytes(record_kind::FORK, 1);
+        assert!(matches!(
+            decode_record(&rec, &clock()),
+            Err(DecodeError::TooShort {
+                kind: record_kind::FORK,
+                ..
+            })
+        ));
+        assert_eq!(
+            decode_record(&header_bytes(99, 1), &clock()),
+            Err(DecodeError::UnknownKind(99))
+        );
+        assert!(decode_record(&[1, 0], &clock()).is_err());
+    }
+
+    #[test]
+    fn dns_record_of_exact_length_decodes() {
+        let mut rec = header_bytes(record_kind::DNS_ANSWER, 7);
+        rec.extend_from_slice(&77u64.to_ne_bytes()); // cgroup id
+        rec.extend_from_slice(&1000u32.to_ne_bytes()); // uid
+        rec.extend_from_slice(&4u32.to_ne_bytes()); // version
+        let mut src = [0u8; 16];
+        src[..4].copy_from_slice(&[127, 0, 0, 77]);
+        rec.extend_from_slice(&src);
+        let mut dst = [0u8; 16];
+        dst[..4].copy_from_slice(&[127, 0, 0, 1]);
+        rec.extend_from_slice(&dst);
+        rec.extend_from_slice(&53u16.to_ne_bytes());
+        rec.extend_from_slice(&40000u16.to_ne_bytes());
+        rec.extend_from_slice(&5u32.to_ne_bytes()); // wire
+        rec.extend_from_slice(&5u32.to_ne_bytes()); // captured
+        rec.extend_from_slice(&0u32.to_ne_bytes());
+        assert_eq!(rec.len(), DnsRecord::PAYLOAD_OFFSET);
+        rec.extend_from_slice(&[0x12, 0x34, 0x81, 0x80, 0]);
+        let KernelEvent::DnsAnswer(answer) = decode_record(&rec, &clock()).unwrap() else {
+            panic!("not a DNS answer");
+        };
+        assert_eq!(answer.server, "127.0.0.77:53".parse().unwrap());
+        assert_eq!(answer.client, "127.0.0.1:40000".parse().unwrap());
+        assert_eq!(answer.query_id(), Some(0x1234));
+        assert_eq!(answer.cgroup_id, 77);
+        assert!(!answer.is_truncated());
+        // A record claiming more captured bytes than it carries is refused.
+        rec.truncate(rec.len() - 1);
+        assert!(decode_record(&rec, &clock()).is_err());
+    }
+}

@@ -1,0 +1,50 @@
+//! The running kernel's structure layout, as the programs need it: member offsets read from the
+//! kernel's BTF, handed to the programs as the `KERNEL_OFFSETS` global before they load.
+
+use watchpost_ebpf_common::KernelOffsets;
+
+use crate::btf::{BtfError, KernelBtf};
+
+/// What the kernel offers beyond the offsets: which optional attach points exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelLayout {
+    /// The offsets the programs read with.
+    pub offsets: KernelOffsets,
+    /// Whether the kernel has the `module_load` tracepoint (`CONFIG_MODULES`).
+    pub has_module_load_tracepoint: bool,
+}
+
+/// Reads every offset the programs use. A member the process programs need and the kernel lacks
+/// is an error: the programs would read garbage.
+pub fn kernel_layout(btf: &KernelBtf) -> Result<KernelLayout, BtfError> {
+    let task = |member: &str| btf.member_offset("task_struct", member);
+    let exit_args = btf.tracepoint_arg_count("sched_process_exit")?;
+    let has_module_load_tracepoint = btf.tracepoint_arg_count("module_load")?.is_some();
+    let offsets = KernelOffsets {
+        task_pid: task("pid")?,
+        task_tgid: task("tgid")?,
+        task_real_parent: task("real_parent")?,
+        task_group_leader: task("group_leader")?,
+        task_comm: task("comm")?,
+        task_start_boottime: task("start_boottime")?,
+        task_real_cred: task("real_cred")?,
+        task_signal: task("signal")?,
+        task_exit_code: task("exit_code")?,
+        task_flags: task("flags")?,
+        cred_uid: btf.member_offset("cred", "uid")?,
+        cred_gid: btf.member_offset("cred", "gid")?,
+        signal_live: btf.member_offset("signal_struct", "live")?,
+        binprm_filename: btf.member_offset("linux_binprm", "filename")?,
+        module_name: if has_module_load_tracepoint {
+            btf.member_offset("module", "name")?
+        } else {
+            0
+        },
+        // sched_process_exit(struct task_struct *p, bool group_dead) since Linux 6.16.
+        exit_has_group_dead: u32::from(exit_args.is_some_and(|args| args >= 2)),
+    };
+    Ok(KernelLayout {
+        offsets,
+        has_module_load_tracepoint,
+    })
+}
