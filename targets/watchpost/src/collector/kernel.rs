@@ -12,6 +12,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
@@ -172,7 +173,14 @@ impl KernelFeed {
                         }
                     }
                     None => {
-                        tracing::warn!("the eBPF reader stopped: no more kernel events");
+                        tracing::warn!(
+                            "the eBPF reader stopped: no more kernel events; only the /proc \
+                             reconciliation keeps the stores current"
+                        );
+                        self.stats.ebpf_active.store(0, Ordering::Relaxed);
+                        if let Ok(mut d) = self.stats.degraded.lock() {
+                            *d = Some("the eBPF reader stopped".to_owned());
+                        }
                         break;
                     }
                 },
