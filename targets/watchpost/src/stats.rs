@@ -1,6 +1,7 @@
 //! The daemon's own counters (collector, detections, query socket), shared by its tasks and
 //! reported by `watchpost query metrics`.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use watchpost_actors::detect::EngineStats;
@@ -43,6 +44,20 @@ pub struct DaemonCounters {
     pub requests: AtomicU64,
     /// Requests refused as malformed, oversize or late.
     pub bad_requests: AtomicU64,
+    /// Process-store updates submitted by the collectors (both feeds).
+    pub process_updates_submitted: AtomicU64,
+    /// 1 while the eBPF collector feeds the stores.
+    pub ebpf_active: AtomicU64,
+    /// Kernel events read from the eBPF ring buffers.
+    pub kernel_events: AtomicU64,
+    /// Process-store updates submitted from kernel events.
+    pub kernel_process_updates: AtomicU64,
+    /// DNS answers submitted to the DNS store from kernel events.
+    pub kernel_dns_answers: AtomicU64,
+    /// Records the kernel dropped (full ring buffer), as last read.
+    pub kernel_events_lost: AtomicU64,
+    /// Why the collection is degraded (`None`: it is not).
+    pub degraded: Mutex<Option<String>>,
 }
 
 /// Adds `n` to `counter`.
@@ -61,6 +76,30 @@ impl DaemonCounters {
         DaemonCounters {
             started_at: AtomicU64::new(started_at),
             ..Default::default()
+        }
+    }
+
+    /// The collection's health: `degraded: polling …` when eBPF is not in use (and was not
+    /// switched off), a warning when the kernel lost events, healthy otherwise. As a
+    /// `(status, message)` pair for `query health`'s `daemon` entry.
+    pub fn collection_health(&self) -> (&'static str, String) {
+        if let Some(reason) = self.degraded.lock().ok().and_then(|d| d.clone()) {
+            return ("degraded", format!("degraded: polling /proc ({reason})"));
+        }
+        let lost = self.kernel_events_lost.load(Ordering::Relaxed);
+        if lost > 0 {
+            return (
+                "degraded",
+                format!("the kernel dropped {lost} events (a ring buffer was full)"),
+            );
+        }
+        if self.ebpf_active.load(Ordering::Relaxed) != 0 {
+            ("healthy", "collecting with eBPF".to_owned())
+        } else {
+            (
+                "healthy",
+                "polling /proc (collector.ebpf = \"off\")".to_owned(),
+            )
         }
     }
 
@@ -88,6 +127,11 @@ impl DaemonCounters {
             connections_busy: get(&self.connections_busy),
             requests: get(&self.requests),
             bad_requests: get(&self.bad_requests),
+            ebpf_active: get(&self.ebpf_active) != 0,
+            kernel_events: get(&self.kernel_events),
+            kernel_process_updates: get(&self.kernel_process_updates),
+            kernel_dns_answers: get(&self.kernel_dns_answers),
+            kernel_events_lost: get(&self.kernel_events_lost),
         }
     }
 }

@@ -201,6 +201,17 @@ fn daemon_stats(d: &DaemonStats) -> String {
         ("busy", d.connections_busy.to_string()),
         ("requests", d.requests.to_string()),
         ("bad requests", d.bad_requests.to_string()),
+        (
+            "ebpf",
+            if d.ebpf_active { "active" } else { "off" }.to_owned(),
+        ),
+        ("kernel events", d.kernel_events.to_string()),
+        (
+            "kernel process updates",
+            d.kernel_process_updates.to_string(),
+        ),
+        ("kernel dns answers", d.kernel_dns_answers.to_string()),
+        ("kernel events lost", d.kernel_events_lost.to_string()),
     ]);
     for line in body.lines() {
         let _ = writeln!(out, "  {line}");

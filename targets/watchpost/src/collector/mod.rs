@@ -12,6 +12,7 @@
 //! A store that restarted after a crash comes back empty; the collector notices the restart
 //! count change and sends the whole last scan again.
 
+pub mod kernel;
 pub mod symbol_reload;
 pub mod tracker;
 
@@ -67,8 +68,8 @@ pub struct Collector {
     limit: usize,
     /// How long to wait for the process store to apply a batch before sending its events.
     apply_wait: Duration,
-    /// Process updates submitted so far (this collector is the intake's only producer).
-    submitted: u64,
+    /// Whether rescans hand events to the detectors (not while the kernel feed does).
+    send_events: bool,
     process_restarts: u64,
     container_restarts: u64,
 }
@@ -91,10 +92,17 @@ impl Collector {
             stats,
             limit,
             apply_wait,
-            submitted: 0,
+            send_events: true,
             process_restarts,
             container_restarts,
         }
+    }
+
+    /// Rescans only reconcile the stores; the detectors get their events from elsewhere (the
+    /// kernel feed).
+    pub fn without_detector_events(mut self) -> Self {
+        self.send_events = false;
+        self
     }
 
     async fn scan(&self) -> Result<ProcScan, CollectorError> {
@@ -124,7 +132,7 @@ impl Collector {
         let changes = self.tracker.describe(&scan);
         let count = changes.processes.len();
         self.submit(changes).await?;
-        self.wait_applied().await;
+        wait_applied(&self.out.process_store, &self.stats, self.apply_wait).await;
         Ok(count)
     }
 
@@ -158,8 +166,8 @@ impl Collector {
 
         let events = std::mem::take(&mut changes.events);
         self.submit(changes).await?;
-        if !events.is_empty() {
-            self.wait_applied().await;
+        if self.send_events && !events.is_empty() {
+            wait_applied(&self.out.process_store, &self.stats, self.apply_wait).await;
             for event in events {
                 if self.out.events.try_send(event).is_err() {
                     bump(&self.stats.events_dropped);
@@ -185,7 +193,7 @@ impl Collector {
                 .submit(batch)
                 .await
                 .map_err(|_| CollectorError::IntakeClosed("process"))?;
-            self.submitted += n;
+            add(&self.stats.process_updates_submitted, n);
         }
         let max = self.out.containers.max_batch_len().max(1);
         let mut containers = containers.into_iter().peekable();
@@ -198,30 +206,6 @@ impl Collector {
                 .map_err(|_| CollectorError::IntakeClosed("container"))?;
         }
         Ok(())
-    }
-
-    /// Waits until the process store has dealt with every update submitted (or the wait ends).
-    async fn wait_applied(&self) {
-        let deadline = Instant::now() + self.apply_wait;
-        loop {
-            let s = self.out.process_store.supervision();
-            let done = s
-                .intake_applied_updates
-                .saturating_add(s.intake_rejected_updates)
-                .saturating_add(s.intake_dropped_updates);
-            if done >= self.submitted {
-                return;
-            }
-            if Instant::now() >= deadline {
-                tracing::debug!(
-                    submitted = self.submitted,
-                    done,
-                    "process store still applying; sending events anyway"
-                );
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
     }
 
     /// Rescans every `interval` until `shutdown` turns true. A failed scan is logged and retried
@@ -251,5 +235,34 @@ impl Collector {
                 Err(e) => tracing::warn!("rescan failed: {e}"),
             }
         }
+    }
+}
+
+/// Waits until the process store has dealt with every update the daemon submitted (or `wait`
+/// ends). The collectors are the intake's only producers and count what they submit in
+/// `stats.process_updates_submitted`.
+pub async fn wait_applied(store: &ProcessHandle, stats: &DaemonCounters, wait: Duration) {
+    let deadline = Instant::now() + wait;
+    loop {
+        let s = store.supervision();
+        let done = s
+            .intake_applied_updates
+            .saturating_add(s.intake_rejected_updates)
+            .saturating_add(s.intake_dropped_updates);
+        let submitted = stats
+            .process_updates_submitted
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if done >= submitted {
+            return;
+        }
+        if Instant::now() >= deadline {
+            tracing::debug!(
+                submitted,
+                done,
+                "process store still applying; sending events anyway"
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }

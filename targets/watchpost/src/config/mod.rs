@@ -220,21 +220,49 @@ impl Default for SymbolsSection {
     }
 }
 
-/// The `/proc` collector.
+/// Whether the daemon collects from the kernel with eBPF.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EbpfMode {
+    /// Try eBPF; when the kernel refuses (or loading fails), poll `/proc` instead.
+    #[default]
+    Auto,
+    /// Never load eBPF: poll `/proc`.
+    Off,
+    /// eBPF or nothing: a refusal stops the daemon.
+    Required,
+}
+
+/// The collectors: eBPF, and the `/proc` rescan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CollectorSection {
-    /// Rescan period.
+    /// `auto`, `off` or `required`.
+    pub ebpf: EbpfMode,
+    /// Rescan period while polling (no eBPF).
     pub rescan_interval_ms: u64,
+    /// Rescan period while eBPF feeds the stores (a reconciliation only).
+    pub reconcile_interval_ms: u64,
     /// Most processes one scan tracks.
     pub max_tracked_processes: usize,
+    /// Kernel-side ring buffer for process events, bytes (a power of two, at least a page).
+    pub kernel_ring_bytes: u32,
+    /// Kernel-side ring buffer for DNS answers, bytes (a power of two, at least a page).
+    pub dns_ring_bytes: u32,
+    /// How often the kernel's lost-event counters are read.
+    pub lost_check_interval_ms: u64,
 }
 
 impl Default for CollectorSection {
     fn default() -> Self {
         CollectorSection {
+            ebpf: EbpfMode::Auto,
             rescan_interval_ms: 1_000,
+            reconcile_interval_ms: 2_000,
             max_tracked_processes: 65_536,
+            kernel_ring_bytes: 4 << 20,
+            dns_ring_bytes: 1 << 20,
+            lost_check_interval_ms: 1_000,
         }
     }
 }
@@ -458,6 +486,8 @@ impl Config {
         );
         let c = &self.collector;
         positive("collector.rescan_interval_ms", c.rescan_interval_ms);
+        positive("collector.reconcile_interval_ms", c.reconcile_interval_ms);
+        positive("collector.lost_check_interval_ms", c.lost_check_interval_ms);
         positive(
             "collector.max_tracked_processes",
             c.max_tracked_processes as u64,
@@ -480,6 +510,14 @@ impl Config {
         };
         if d.data_dir.as_os_str().is_empty() {
             invalid("daemon.data_dir", "must not be empty");
+        }
+        for (key, bytes) in [
+            ("collector.kernel_ring_bytes", c.kernel_ring_bytes),
+            ("collector.dns_ring_bytes", c.dns_ring_bytes),
+        ] {
+            if !bytes.is_power_of_two() || bytes < 4096 {
+                invalid(key, "must be a power of two of at least 4096");
+            }
         }
         if tracing_subscriber::EnvFilter::try_new(&d.log_level).is_err() {
             invalid(

@@ -16,6 +16,7 @@ pub mod stores;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -25,9 +26,10 @@ use watchpost_actors::{Registry, RegistryConfig, clock};
 
 use crate::bootstrap;
 use crate::bootstrap::symbols::ModuleWatch;
+use crate::collector::kernel::{KernelFeed, KernelOutputs};
 use crate::collector::symbol_reload::SymbolReloader;
 use crate::collector::{Collector, CollectorError, CollectorOutputs};
-use crate::config::{Config, ms};
+use crate::config::{Config, EbpfMode, ms};
 use crate::procfs::{ProcError, ProcReader};
 use crate::server::access::{AccessPolicy, GroupError, resolve_group};
 use crate::server::handler::QueryContext;
@@ -74,6 +76,59 @@ pub enum DaemonError {
     /// The bootstrap scan failed.
     #[error("bootstrap: {0}")]
     Collector(#[from] CollectorError),
+    /// `collector.ebpf = "required"` and the eBPF collector could not start.
+    #[error("collector.ebpf = \"required\" but the eBPF collector could not start: {0}")]
+    EbpfRequired(watchpost_ebpf::LoadError),
+}
+
+/// Starts the eBPF collector as `config.collector.ebpf` asks. `Ok(None)`: poll `/proc` instead
+/// (switched off, refused by the kernel, or failed — logged once, and recorded in `stats` so
+/// `query health` says "degraded: polling"). Only `required` turns a failure into an error.
+fn start_ebpf(
+    config: &Config,
+    stats: &DaemonCounters,
+) -> Result<Option<watchpost_ebpf::CollectorTask>, DaemonError> {
+    let c = &config.collector;
+    if c.ebpf == EbpfMode::Off {
+        tracing::info!("collector.ebpf = \"off\": polling /proc");
+        return Ok(None);
+    }
+    let options = watchpost_ebpf::CollectorOptions {
+        kernel_ring_bytes: c.kernel_ring_bytes,
+        dns_ring_bytes: c.dns_ring_bytes,
+        ..Default::default()
+    };
+    let started = Instant::now();
+    match watchpost_ebpf::Collector::load(options) {
+        Ok(collector) => {
+            tracing::info!(
+                ms = started.elapsed().as_millis() as u64,
+                module_loads = ?collector.attachments().module_loads,
+                "eBPF collector attached: the kernel feeds the stores"
+            );
+            let max_batch = config.intake.max_batch_len.max(1);
+            stats.ebpf_active.store(1, Ordering::Relaxed);
+            Ok(Some(
+                collector.spawn(config.intake.queue_batches, max_batch),
+            ))
+        }
+        Err(e) if c.ebpf == EbpfMode::Required => Err(DaemonError::EbpfRequired(e)),
+        Err(e) => {
+            let reason = if e.is_refusal() {
+                format!("the kernel refused eBPF: {e}")
+            } else {
+                format!("the eBPF collector failed to load: {e}")
+            };
+            tracing::warn!(
+                "{reason}; falling back to polling /proc every {} ms",
+                c.rescan_interval_ms
+            );
+            if let Ok(mut d) = stats.degraded.lock() {
+                *d = Some(reason);
+            }
+            Ok(None)
+        }
+    }
 }
 
 /// Creates `dir` (mode 0700) if it does not exist.
@@ -203,7 +258,7 @@ async fn serve(
         process_store: registry.processes(),
         containers: stores.containers.clone(),
         container_store: registry.containers(),
-        events,
+        events: events.clone(),
     };
     let mut collector = Collector::new(
         reader.clone(),
@@ -223,6 +278,15 @@ async fn serve(
         ms = started.elapsed().as_millis() as u64,
         "process tree bootstrapped from /proc"
     );
+    let kernel = start_ebpf(config, &stats)?;
+    let (collector, rescan_interval) = if kernel.is_some() {
+        (
+            collector.without_detector_events(),
+            config.collector.reconcile_interval_ms,
+        )
+    } else {
+        (collector, config.collector.rescan_interval_ms)
+    };
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let ctx = Arc::new(QueryContext {
@@ -250,8 +314,26 @@ async fn serve(
     );
     let socket_path = s.path.display().to_string();
     let server_task = tokio::spawn(server.run(shutdown_rx.clone()));
-    let collector_task =
-        tokio::spawn(collector.run(ms(config.collector.rescan_interval_ms), shutdown_rx.clone()));
+    let collector_task = tokio::spawn(collector.run(ms(rescan_interval), shutdown_rx.clone()));
+    let kernel_task = kernel.map(|task| {
+        let feed = KernelFeed {
+            task,
+            out: KernelOutputs {
+                processes: stores.processes.clone(),
+                process_store: registry.processes(),
+                dns: stores.dns.clone(),
+                symbols: stores.symbols.clone(),
+                kallsyms: PathBuf::from(stores::KALLSYMS),
+                events,
+            },
+            stats: stats.clone(),
+            apply_wait: ms(config.stores.call_timeout_ms),
+        };
+        tokio::spawn(feed.run(
+            ms(config.collector.lost_check_interval_ms),
+            shutdown_rx.clone(),
+        ))
+    });
     let symbols_task = config.symbols.reload_on_module_change.then(|| {
         let reloader = SymbolReloader {
             kallsyms: PathBuf::from(stores::KALLSYMS),
@@ -276,6 +358,9 @@ async fn serve(
     let stopped = tokio::time::timeout(limit, async {
         let _ = server_task.await;
         let _ = collector_task.await;
+        if let Some(t) = kernel_task {
+            let _ = t.await;
+        }
         if let Some(t) = symbols_task {
             let _ = t.await;
         }

@@ -139,6 +139,15 @@ impl QueryContext {
             }
             Request::Health { store } => {
                 let mut out = Vec::new();
+                if store.is_none() {
+                    let (status, message) = self.stats.collection_health();
+                    out.push(StoreHealth {
+                        store: "daemon".to_owned(),
+                        status: status.to_owned(),
+                        message,
+                        last_check: watchpost_actors::clock::now(),
+                    });
+                }
                 for name in self.store_names(store).await? {
                     let h = r
                         .health(&name)

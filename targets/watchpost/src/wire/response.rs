@@ -167,6 +167,22 @@ pub struct DaemonStats {
     pub requests: u64,
     /// Requests refused as malformed, oversize or late.
     pub bad_requests: u64,
+    /// The eBPF collector feeds the stores.
+    #[serde(default)]
+    pub ebpf_active: bool,
+    /// Kernel events read from the eBPF ring buffers.
+    #[serde(default)]
+    pub kernel_events: u64,
+    /// Process-store updates submitted from kernel events (applied/rejected by the store:
+    /// see the process store's intake counters).
+    #[serde(default)]
+    pub kernel_process_updates: u64,
+    /// DNS answers submitted to the DNS store from kernel events.
+    #[serde(default)]
+    pub kernel_dns_answers: u64,
+    /// Records the kernel dropped because a ring buffer was full.
+    #[serde(default)]
+    pub kernel_events_lost: u64,
 }
 
 /// Metrics of the stores (and, when all were asked for, the daemon's counters).
