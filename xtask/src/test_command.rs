@@ -75,6 +75,12 @@ pub fn run(options: &[String]) -> ExitCode {
             vec!["xtask", "gen-syscalls", "--check"],
         ),
     ];
+    if let Err(e) = crate::install::ensure(crate::install::Purpose::Test {
+        fuzz: fuzz_seconds > 0,
+    }) {
+        eprintln!("xtask test: installing what the tests need: {e}");
+        return ExitCode::FAILURE;
+    }
     let fuzz_time = format!("-max_total_time={fuzz_seconds}");
     if fuzz_seconds > 0 {
         if cargo_fuzz_installed() {
@@ -129,7 +135,12 @@ pub fn run(options: &[String]) -> ExitCode {
             }
         }
     }
-    eprintln!("xtask test: all {} steps passed", steps.len());
+    let ship_steps = crate::ship_steps::steps();
+    let ship_count = ship_steps.len();
+    if !crate::ship_steps::run(ship_steps) {
+        return ExitCode::FAILURE;
+    }
+    eprintln!("xtask test: all {} steps passed", steps.len() + ship_count);
     ExitCode::SUCCESS
 }
 

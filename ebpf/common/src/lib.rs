@@ -257,16 +257,16 @@ pub struct KernelOffsets {
     pub exit_has_group_dead: u32,
 }
 
-/// When a program wakes the ring-buffer reader, per ring: after each record (0, the kernel's
-/// default: wake if the reader had caught up), or only once at least this many bytes wait
-/// (the reader then also polls on a timer, so records never wait longer than its latency).
-/// Batching wake-ups saves a cross-CPU wake-up per record under load.
+/// When a program forces a wake-up of the ring-buffer reader, per ring. Every record wakes the
+/// reader when the reader had caught up (the kernel's default: the first record after a quiet
+/// period); a non-zero threshold also forces a wake-up once at least this many bytes wait, so a
+/// reader that lets records gather under load is called back before the ring fills.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RingWakeup {
-    /// Threshold for [`KERNEL_EVENTS_MAP`], bytes (0: every record).
+    /// Forced wake-up threshold for [`KERNEL_EVENTS_MAP`], bytes (0: none).
     pub kernel_events_bytes: u32,
-    /// Threshold for [`DNS_EVENTS_MAP`], bytes (0: every record).
+    /// Forced wake-up threshold for [`DNS_EVENTS_MAP`], bytes (0: none).
     pub dns_events_bytes: u32,
 }
 

@@ -306,9 +306,12 @@ fn main() -> ExitCode {
         ("injected, 1 thread", Load::Injected(1)),
         ("injected, 2 threads", Load::Injected(2)),
     ];
-    let batched = CollectorOptions::default().wakeup;
+    let coalesced = CollectorOptions::default().wakeup;
     for (label, load) in loads {
-        for (wakeup_label, wakeup) in [("batched", batched), ("each", WakeupPolicy::EveryRecord)] {
+        for (wakeup_label, wakeup) in [
+            ("coalesced", coalesced),
+            ("each", WakeupPolicy::EveryRecord),
+        ] {
             for ring_kib in [16u32, 256, 4096] {
                 let o = measure(ring_kib * 1024, wakeup, load, seconds);
                 println!(

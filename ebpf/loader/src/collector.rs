@@ -55,34 +55,44 @@ pub struct CollectorOptions {
     pub wakeup: WakeupPolicy,
 }
 
-/// When the programs wake the ring-buffer reader.
+/// When the ring-buffer reader wakes up and drains. No policy uses a periodic timer: an idle
+/// reader sleeps until the kernel wakes it, and the kernel wakes it only for the first record
+/// after the reader had caught up (see `wakeup_flags` in `ebpf/programs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WakeupPolicy {
-    /// After a record whenever the reader had caught up (the kernel's default): lowest latency,
-    /// but at moderate rates nearly one cross-CPU wake-up per record.
+    /// Drain as soon as woken: lowest latency, but at moderate rates nearly one cross-CPU
+    /// wake-up per record, because the reader keeps catching up.
     EveryRecord,
-    /// Only when an eighth of the ring buffer is waiting; the reader also drains every
-    /// `max_latency`, so no record waits longer than that (plus the drain). About twice the
-    /// throughput of [`WakeupPolicy::EveryRecord`] under load (see the `fork_storm` bench).
-    Batched {
-        /// Longest time a record waits for the reader.
-        max_latency: Duration,
+    /// Drain at once after a quiet period; when wake-ups come in quick succession (the previous
+    /// one less than `4 × window` ago: records keep arriving), wait `window` after a wake-up
+    /// before draining. While the reader waits it has not caught up, so the records of the
+    /// window cause no further wake-ups and travel in one batch; the process programs also
+    /// force a wake-up once an eighth of the ring is waiting, which ends the wait early. A
+    /// record waits at most about `window` (plus the drain) while the reader keeps up.
+    Coalesced {
+        /// Longest time a woken reader lets records gather under load.
+        window: Duration,
     },
 }
 
+/// Under [`WakeupPolicy::Coalesced`], wake-ups closer together than this many windows mean
+/// "under load": the reader lets records gather before draining.
+const BUSY_WINDOWS: u32 = 4;
+
 impl WakeupPolicy {
-    /// The programs' threshold for a ring of `ring_bytes` (0: every record).
+    /// The programs' forced wake-up threshold for a ring of `ring_bytes` (0: none).
     fn threshold_bytes(self, ring_bytes: u32) -> u32 {
         match self {
             WakeupPolicy::EveryRecord => 0,
-            WakeupPolicy::Batched { .. } => (ring_bytes / 8).max(1),
+            WakeupPolicy::Coalesced { .. } => (ring_bytes / 8).max(1),
         }
     }
 
-    fn max_latency(self) -> Option<Duration> {
+    fn window(self) -> Option<Duration> {
         match self {
             WakeupPolicy::EveryRecord => None,
-            WakeupPolicy::Batched { max_latency } => Some(max_latency),
+            WakeupPolicy::Coalesced { window } if window.is_zero() => None,
+            WakeupPolicy::Coalesced { window } => Some(window),
         }
     }
 }
@@ -97,8 +107,8 @@ impl Default for CollectorOptions {
             dns_ring_bytes: 1 << 20,
             cgroup_root: None,
             btf_path: PathBuf::from(KERNEL_BTF_PATH),
-            wakeup: WakeupPolicy::Batched {
-                max_latency: Duration::from_millis(10),
+            wakeup: WakeupPolicy::Coalesced {
+                window: Duration::from_millis(5),
             },
         }
     }
@@ -306,8 +316,10 @@ pub struct Collector {
     dns_ring: Option<Ring>,
     lost: LostEventCounter,
     reload: SymbolReloadTrigger,
-    /// With batched wake-ups, how often to drain without one.
-    max_latency: Option<Duration>,
+    /// With coalesced wake-ups, how long a woken reader lets records gather under load.
+    coalesce_window: Option<Duration>,
+    /// When the reader was last woken (to tell a quiet period from load).
+    last_wakeup: Option<Instant>,
     clock: BootClock,
     attachments: Attachments,
     stats: CollectorStats,
@@ -524,7 +536,8 @@ impl Collector {
                 map: Arc::new(lost),
             },
             reload: SymbolReloadTrigger::default(),
-            max_latency: options.wakeup.max_latency(),
+            coalesce_window: options.wakeup.window(),
+            last_wakeup: None,
             clock,
             attachments,
             stats: CollectorStats::default(),
@@ -606,7 +619,8 @@ impl Collector {
 
     /// Waits until events are available and returns up to `max` of them (at least one).
     /// Must run inside a tokio runtime with I/O and time enabled; the ring buffers are watched
-    /// with `AsyncFd`, so waiting blocks no thread.
+    /// with `AsyncFd`, so waiting blocks no thread, and an idle reader arms no timer: it sleeps
+    /// until the kernel (or a [`SymbolReloadTrigger`]) wakes it.
     pub async fn next_batch(&mut self, max: usize) -> Result<Vec<KernelEvent>, ReadError> {
         let max = max.max(1);
         for ring in [self.kernel_ring.as_mut(), self.dns_ring.as_mut()]
@@ -620,20 +634,39 @@ impl Collector {
             if self.drain_into(&mut batch, max) > 0 {
                 return Ok(batch);
             }
+            // Caught up: the next record wakes us (the kernel's default wake-up).
             let wake = Arc::clone(&self.reload.wake);
-            let poll_timer = async {
-                match self.max_latency {
-                    Some(latency) => tokio::time::sleep(latency).await,
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
                 ready = wait_readable(&self.kernel_ring) => ready?,
                 ready = wait_readable(&self.dns_ring) => ready?,
                 () = wake.notified() => {}
-                () = poll_timer => {}
             }
+            self.coalesce().await?;
         }
+    }
+
+    /// After a wake-up under load, lets records gather for the coalescing window (ended early
+    /// by a forced wake-up, a record on a ring that had caught up, or a reload request).
+    async fn coalesce(&mut self) -> Result<(), ReadError> {
+        let Some(window) = self.coalesce_window else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        let busy = self
+            .last_wakeup
+            .is_some_and(|last| now.duration_since(last) < window * BUSY_WINDOWS);
+        self.last_wakeup = Some(now);
+        if !busy {
+            return Ok(());
+        }
+        let wake = Arc::clone(&self.reload.wake);
+        tokio::select! {
+            () = tokio::time::sleep(window) => {}
+            ready = wait_readable(&self.kernel_ring) => ready?,
+            ready = wait_readable(&self.dns_ring) => ready?,
+            () = wake.notified() => {}
+        }
+        Ok(())
     }
 
     /// Runs the collector as a tokio task that sends batches of at most `max_batch` events into

@@ -24,7 +24,7 @@
 use core::ffi::c_void;
 use core::ptr::{addr_of, addr_of_mut};
 
-use aya_ebpf::bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP};
+use aya_ebpf::bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP};
 use aya_ebpf::helpers::generated as helper;
 use aya_ebpf::macros::{cgroup_skb, map, raw_tracepoint};
 use aya_ebpf::maps::{PerCpuArray, RingBuf};
@@ -87,17 +87,17 @@ fn offsets() -> KernelOffsets {
     unsafe { core::ptr::read_volatile(addr_of!(KERNEL_OFFSETS)) }
 }
 
-/// Submit flags for a record going into `ring`: with a threshold, wake the reader only once
-/// that many bytes wait (it polls on a timer meanwhile); without, the kernel's default.
+/// Submit flags for a record going into `ring`. 0 is the kernel's default: the record wakes the
+/// reader only if the reader had consumed everything before it (the first record after a quiet
+/// period), so an idle reader sleeps with no timer and a reader that is behind is not woken
+/// again. With a threshold, a record also forces a wake-up once that many bytes wait, which cuts
+/// short a reader that lets records gather under load (see the loader's `WakeupPolicy`).
 #[inline(always)]
 fn wakeup_flags(ring: &RingBuf, threshold: u32) -> u64 {
-    if threshold == 0 {
-        return 0;
-    }
-    if ring.query(u64::from(BPF_RB_AVAIL_DATA)) >= u64::from(threshold) {
+    if threshold != 0 && ring.query(u64::from(BPF_RB_AVAIL_DATA)) >= u64::from(threshold) {
         u64::from(BPF_RB_FORCE_WAKEUP)
     } else {
-        u64::from(BPF_RB_NO_WAKEUP)
+        0
     }
 }
 

@@ -178,12 +178,8 @@ fn query_as_nobody(socket: &Path) -> Option<support::CliOutput> {
         return None;
     }
     let out = Command::new("/usr/bin/setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            support::BIN,
-        ])
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .args(support::bin_argv())
         .args(["query", "--socket", socket.to_str().unwrap(), "stores"])
         .output()
         .unwrap();

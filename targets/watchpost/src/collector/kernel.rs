@@ -1,19 +1,20 @@
 //! Feeding the stores from the kernel: the eBPF collector's batches become process-store
 //! updates (fork, exec, exit), DNS-store packets (answers delivered to local sockets), symbol
 //! table swaps (a module was loaded), and exec/exit events for the detectors — through the same
-//! bounded intakes the `/proc` collector uses. The kernel's lost-record counters are read every
-//! `collector.lost_check_interval_ms` into the daemon's counters (shown by `query metrics`,
-//! and as a warning by `query health`).
+//! bounded intakes the `/proc` collector uses. The kernel's lost-record counters are read after
+//! batches, at most every `collector.lost_check_interval_ms`, into the daemon's counters (shown
+//! by `query metrics`, and as a warning by `query health`); no timer runs while idle.
 //!
 //! Races with the `/proc` scans are settled by the process table: a fork for a process a scan
 //! already described merges into it (nothing duplicated) and corrects the scan's parent; a scan
 //! never changes a parent. The rescan that keeps running as a slow reconciliation only sends
 //! store updates, no detector events (the kernel already delivered them).
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 use watchpost_actors::IntakeSender;
@@ -28,7 +29,7 @@ use watchpost_core::entity_id::entity_id;
 use watchpost_ebpf::{CollectorTask, KernelEvent, ProcessIdentity};
 
 use crate::bootstrap::symbols::load_kallsyms;
-use crate::collector::wait_applied;
+use crate::collector::{ReconcileNudge, wait_applied};
 use crate::procfs::container_of;
 use crate::stats::{DaemonCounters, add, bump};
 
@@ -59,7 +60,14 @@ pub struct KernelFeed {
     pub stats: Arc<DaemonCounters>,
     /// How long detector events wait for their process updates to be applied.
     pub apply_wait: Duration,
+    /// Asks the `/proc` collector for an early reconciliation.
+    pub reconcile: ReconcileNudge,
+    /// Containers already nudged for (at most [`CONTAINERS_REMEMBERED`]).
+    pub containers_seen: HashSet<String>,
 }
+
+/// Container IDs the kernel feed remembers having nudged a scan for.
+pub const CONTAINERS_REMEMBERED: usize = 1024;
 
 fn parent_entity(p: &ProcessIdentity) -> u32 {
     if p.ppid == 0 || p.parent_start_time == 0 {
@@ -159,32 +167,55 @@ fn sort(batch: Vec<KernelEvent>) -> Sorted {
 }
 
 impl KernelFeed {
-    /// Applies batches until `shutdown` turns true or a store's intake closes, reading the
-    /// lost-record counters every `lost_interval`. Stops the reader (detaching the programs).
+    /// Applies batches until `shutdown` turns true or a store's intake closes. Stops the reader
+    /// (detaching the programs).
+    ///
+    /// The kernel's lost-record counters are read after batches, at most once per
+    /// `lost_interval`: the kernel loses records only when a ring is full, and a full ring is
+    /// always followed by batches, so an idle daemon never needs to look. A batch that comes
+    /// too soon after the last check arms a one-shot timer for the rest of the interval (a
+    /// loss during the last burst is still reported); nothing is armed while idle.
     pub async fn run(mut self, lost_interval: Duration, mut shutdown: watch::Receiver<bool>) {
-        let mut ticker = tokio::time::interval(lost_interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_check = Instant::now();
+        let mut check_due: Option<Instant> = None;
         loop {
+            let due = async {
+                match check_due {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 batch = self.task.recv() => match batch {
                     Some(batch) => {
                         if !self.apply(batch).await {
                             break;
                         }
+                        if last_check.elapsed() >= lost_interval {
+                            self.check_lost();
+                            last_check = Instant::now();
+                            check_due = None;
+                        } else if check_due.is_none() {
+                            check_due = Some(last_check + lost_interval);
+                        }
                     }
                     None => {
                         tracing::warn!(
-                            "the eBPF reader stopped: no more kernel events; only the /proc \
-                             reconciliation keeps the stores current"
+                            "the eBPF reader stopped: no more kernel events; polling /proc"
                         );
                         self.stats.ebpf_active.store(0, Ordering::Relaxed);
                         if let Ok(mut d) = self.stats.degraded.lock() {
                             *d = Some("the eBPF reader stopped".to_owned());
                         }
+                        self.reconcile.nudge();
                         break;
                     }
                 },
-                _ = ticker.tick() => self.check_lost(),
+                () = due => {
+                    self.check_lost();
+                    last_check = Instant::now();
+                    check_due = None;
+                }
                 _ = shutdown.changed() => {
                     if *shutdown.borrow() {
                         break;
@@ -210,11 +241,28 @@ impl KernelFeed {
                     tracing::warn!(
                         lost = total - before,
                         total,
-                        "the kernel dropped events: a ring buffer was full"
+                        "the kernel dropped events: a ring buffer was full; reconciling with /proc"
                     );
+                    self.reconcile.nudge();
                 }
             }
             Err(e) => tracing::debug!("reading the lost-event counters: {e}"),
+        }
+    }
+
+    /// Nudges a reconciliation scan for the first process seen in a container the feed has not
+    /// met before (the scans are what describe containers to the container store).
+    fn note_containers<'a>(&mut self, containers: impl Iterator<Item = &'a str>) {
+        for id in containers {
+            if self.containers_seen.contains(id) {
+                continue;
+            }
+            if self.containers_seen.len() >= CONTAINERS_REMEMBERED {
+                // Bounded: forgetting costs at most one extra nudge per container.
+                self.containers_seen.clear();
+            }
+            self.containers_seen.insert(id.to_owned());
+            self.reconcile.nudge();
         }
     }
 
@@ -243,6 +291,12 @@ impl KernelFeed {
         if sorted.reload_symbols && !self.reload_symbols().await {
             return false;
         }
+        self.note_containers(
+            sorted
+                .events
+                .iter()
+                .filter_map(|e| e.container_id.as_deref()),
+        );
         if !sorted.events.is_empty() {
             wait_applied(&self.out.process_store, &self.stats, self.apply_wait).await;
             for event in sorted.events {

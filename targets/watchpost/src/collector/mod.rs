@@ -1,7 +1,9 @@
 //! Keeping the stores current from `/proc` until the eBPF collector replaces it: a bootstrap
 //! scan, then a rescan every `collector.rescan_interval_ms` whose differences ([`tracker`]) go
 //! to the process and container stores through their bounded intakes, and as events to the
-//! detectors. Also the kernel symbol reload on module changes ([`symbol_reload`]).
+//! detectors. While the kernel feeds the stores, scans only reconcile, rarely
+//! (`collector.reconcile_interval_ms`), and earlier when the kernel feed asks
+//! ([`ReconcileNudge`]). Also the kernel symbol reload on module changes ([`symbol_reload`]).
 //!
 //! Ordering: a detector judging an exec asks the process store for the ancestry, so the store
 //! must hold the new records first. The collector is the only producer of the process intake,
@@ -208,15 +210,44 @@ impl Collector {
         Ok(())
     }
 
-    /// Rescans every `interval` until `shutdown` turns true. A failed scan is logged and retried
-    /// at the next tick; a closed intake ends the loop.
-    pub async fn run(mut self, interval: Duration, mut shutdown: watch::Receiver<bool>) {
-        let mut ticker = tokio::time::interval(interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ticker.tick().await; // the first tick is immediate; the bootstrap just ran
+    /// Rescans on `schedule` until `shutdown` turns true. A failed scan is logged and retried
+    /// at the next turn; a closed intake ends the loop.
+    ///
+    /// With a kernel feed (`schedule.kernel_feed`), scans only reconcile, every
+    /// `schedule.reconcile`, and a [`ReconcileNudge`] brings the next one forward (never closer
+    /// than `schedule.polling` to the previous scan). When the kernel feed stops
+    /// (`stats.ebpf_active` drops to 0, then a nudge), the collector goes back to polling:
+    /// every `schedule.polling`, with detector events.
+    pub async fn run(mut self, schedule: RescanSchedule, mut shutdown: watch::Receiver<bool>) {
+        let nudge = schedule.kernel_feed.clone();
+        let mut kernel_feed = nudge.is_some();
+        let interval = |kernel_feed: bool| {
+            if kernel_feed {
+                schedule.reconcile
+            } else {
+                schedule.polling
+            }
+        };
+        // The bootstrap scan just ran.
+        let mut last_scan = Instant::now();
+        let mut next_scan = last_scan + interval(kernel_feed);
         loop {
             tokio::select! {
-                _ = ticker.tick() => {}
+                () = tokio::time::sleep_until(next_scan.into()) => {}
+                () = ReconcileNudge::notified(nudge.as_ref()) => {
+                    if kernel_feed
+                        && self.stats.ebpf_active.load(std::sync::atomic::Ordering::Relaxed) == 0
+                    {
+                        tracing::warn!(
+                            interval_ms = schedule.polling.as_millis() as u64,
+                            "no kernel feed any more: polling /proc"
+                        );
+                        kernel_feed = false;
+                        self.send_events = true;
+                    }
+                    next_scan = next_scan.min(last_scan + schedule.polling);
+                    continue;
+                }
                 _ = shutdown.changed() => return,
             }
             if *shutdown.borrow() {
@@ -226,6 +257,8 @@ impl Collector {
                 r = self.rescan() => r,
                 _ = shutdown.changed() => return,
             };
+            last_scan = Instant::now();
+            next_scan = last_scan + interval(kernel_feed);
             match step {
                 Ok(()) => {}
                 Err(e @ CollectorError::IntakeClosed(_)) => {
@@ -234,6 +267,40 @@ impl Collector {
                 }
                 Err(e) => tracing::warn!("rescan failed: {e}"),
             }
+        }
+    }
+}
+
+/// When the `/proc` collector rescans.
+#[derive(Debug, Clone)]
+pub struct RescanSchedule {
+    /// Between scans while polling (no kernel feed): `collector.rescan_interval_ms`. Also the
+    /// shortest gap between two scans when nudged.
+    pub polling: Duration,
+    /// Between reconciliation scans while the kernel feed is healthy:
+    /// `collector.reconcile_interval_ms`.
+    pub reconcile: Duration,
+    /// The kernel feed's nudge, if the daemon started with one.
+    pub kernel_feed: Option<ReconcileNudge>,
+}
+
+/// Lets the kernel feed ask the `/proc` collector for an early scan: when the kernel dropped
+/// events (a scan recovers the processes), when a process runs in a container the container
+/// store has not seen (scans are what discover containers), or when the feed stops. Cheap to
+/// clone; several nudges before the scan make one.
+#[derive(Debug, Clone, Default)]
+pub struct ReconcileNudge(Arc<tokio::sync::Notify>);
+
+impl ReconcileNudge {
+    /// Asks for a scan soon.
+    pub fn nudge(&self) {
+        self.0.notify_one();
+    }
+
+    async fn notified(nudge: Option<&ReconcileNudge>) {
+        match nudge {
+            Some(n) => n.0.notified().await,
+            None => std::future::pending().await,
         }
     }
 }

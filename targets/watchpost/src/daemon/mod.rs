@@ -11,6 +11,7 @@
 //! bounded by `daemon.shutdown_timeout_ms`.
 
 pub mod detections;
+pub mod readiness;
 pub mod stores;
 
 use std::os::unix::fs::PermissionsExt;
@@ -28,7 +29,9 @@ use crate::bootstrap;
 use crate::bootstrap::symbols::ModuleWatch;
 use crate::collector::kernel::{KernelFeed, KernelOutputs};
 use crate::collector::symbol_reload::SymbolReloader;
-use crate::collector::{Collector, CollectorError, CollectorOutputs};
+use crate::collector::{
+    Collector, CollectorError, CollectorOutputs, ReconcileNudge, RescanSchedule,
+};
 use crate::config::{Config, EbpfMode, ms};
 use crate::procfs::{ProcError, ProcReader};
 use crate::server::access::{AccessPolicy, GroupError, resolve_group};
@@ -279,13 +282,15 @@ async fn serve(
         "process tree bootstrapped from /proc"
     );
     let kernel = start_ebpf(config, &stats)?;
-    let (collector, rescan_interval) = if kernel.is_some() {
-        (
-            collector.without_detector_events(),
-            config.collector.reconcile_interval_ms,
-        )
+    let schedule = RescanSchedule {
+        polling: ms(config.collector.rescan_interval_ms),
+        reconcile: ms(config.collector.reconcile_interval_ms),
+        kernel_feed: kernel.is_some().then(ReconcileNudge::default),
+    };
+    let collector = if kernel.is_some() {
+        collector.without_detector_events()
     } else {
-        (collector, config.collector.rescan_interval_ms)
+        collector
     };
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -314,7 +319,8 @@ async fn serve(
     );
     let socket_path = s.path.display().to_string();
     let server_task = tokio::spawn(server.run(shutdown_rx.clone()));
-    let collector_task = tokio::spawn(collector.run(ms(rescan_interval), shutdown_rx.clone()));
+    let reconcile = schedule.kernel_feed.clone().unwrap_or_default();
+    let collector_task = tokio::spawn(collector.run(schedule, shutdown_rx.clone()));
     let kernel_task = kernel.map(|task| {
         let feed = KernelFeed {
             task,
@@ -328,6 +334,8 @@ async fn serve(
             },
             stats: stats.clone(),
             apply_wait: ms(config.stores.call_timeout_ms),
+            reconcile,
+            containers_seen: Default::default(),
         };
         tokio::spawn(feed.run(
             ms(config.collector.lost_check_interval_ms),
@@ -347,12 +355,14 @@ async fn serve(
         ))
     });
     tracing::info!(socket = %socket_path, "watchpost ready");
+    readiness::ready(&stats.collection_health().1);
 
     let signal_name = tokio::select! {
         _ = sigterm.recv() => "SIGTERM",
         _ = sigint.recv() => "SIGINT",
     };
     tracing::info!(signal = signal_name, "shutting down");
+    readiness::stopping(signal_name);
     let _ = shutdown_tx.send(true);
     let limit = ms(config.daemon.shutdown_timeout_ms);
     let stopped = tokio::time::timeout(limit, async {

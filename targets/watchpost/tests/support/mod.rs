@@ -20,6 +20,37 @@ use watchpost_core::system_info::parse_boot_time;
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_watchpost");
 
+/// A command prefix that runs the binary under test, from `WATCHPOST_TEST_RUNNER` (words
+/// separated by spaces). `cargo xtask test` sets it to `qemu-aarch64 -L /usr/aarch64-linux-gnu`
+/// for the aarch64 run: the tests themselves run under user-mode emulation there, and an
+/// emulated process cannot exec another aarch64 binary directly.
+pub fn runner() -> Vec<String> {
+    std::env::var("WATCHPOST_TEST_RUNNER")
+        .map(|r| r.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+/// The program and leading arguments that run the binary under test (see [`runner`]).
+pub fn bin_argv() -> Vec<String> {
+    let mut argv = runner();
+    argv.push(BIN.to_owned());
+    argv
+}
+
+/// A `Command` for the binary under test (see [`runner`]).
+pub fn bin_command() -> Command {
+    let argv = bin_argv();
+    let mut command = Command::new(&argv[0]);
+    command.args(&argv[1..]);
+    command
+}
+
+/// `collector.ebpf` for every [`Daemon::start`], from `WATCHPOST_TEST_EBPF` (`cargo xtask
+/// test` sets `off` under emulation, where `bpf()` does not exist); unset: the default.
+fn ebpf_mode_override() -> Option<String> {
+    std::env::var("WATCHPOST_TEST_EBPF").ok()
+}
+
 /// How long a daemon may take to start (a debug build parses ~120k kallsyms lines).
 pub const START_DEADLINE: Duration = Duration::from_secs(90);
 
@@ -71,7 +102,7 @@ impl From<Output> for CliOutput {
 
 /// Runs the binary with `args`.
 pub fn watchpost(args: &[&str]) -> CliOutput {
-    Command::new(BIN)
+    bin_command()
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -114,6 +145,13 @@ impl Daemon {
             socket.display()
         ))
         .unwrap();
+        if let Some(mode) = ebpf_mode_override() {
+            let mut collector = toml::Table::new();
+            collector.insert("ebpf".to_owned(), toml::Value::String(mode));
+            let mut over = toml::Table::new();
+            over.insert("collector".to_owned(), toml::Value::Table(collector));
+            merge(&mut config, over);
+        }
         merge(
             &mut config,
             toml::from_str(extra).expect("extra config is TOML"),
@@ -121,7 +159,7 @@ impl Daemon {
         let config = toml::to_string(&config).unwrap();
         let config_path = dir.join("watchpost.toml");
         std::fs::write(&config_path, config).unwrap();
-        let child = Command::new(BIN)
+        let child = bin_command()
             .args(["run", "--config"])
             .arg(&config_path)
             .stdin(Stdio::null())
