@@ -1,8 +1,8 @@
-//! Builds the eBPF programs (`ebpf/programs`) and leaves the object in `OUT_DIR` for
-//! `include_bytes_aligned!`. Never a committed binary: the object is always built from source,
-//! unless `WATCHPOST_EBPF_OBJECT` names one already built (e.g. the x86_64 build's object reused
-//! for an aarch64 build: eBPF bytecode does not depend on the host architecture here, since the
-//! programs use no `pt_regs`).
+//! Builds the eBPF programs (`ebpf/programs`), strips their debug info (BTF stays) and leaves
+//! the object in `OUT_DIR` for `include_bytes_aligned!`. Never a committed binary: the object
+//! is always built from source, unless `WATCHPOST_EBPF_OBJECT` names one already built (e.g.
+//! the x86_64 build's object reused for an aarch64 build: eBPF bytecode does not depend on the
+//! host architecture here, since the programs use no `pt_regs`).
 
 use std::path::{Path, PathBuf};
 
@@ -65,7 +65,32 @@ fn main() {
              {PREBUILT_OBJECT_VAR} to an object built elsewhere)"
         );
     }
-    copy_object(&shared_dir.join(PROGRAMS_PACKAGE), &destination);
+    let built = shared_dir.join(PROGRAMS_PACKAGE);
+    strip_debug_info(&built);
+    copy_object(&built, &destination);
+}
+
+/// Drops the DWARF sections from the built object, in place (about 85% of its bytes): the
+/// loader needs the programs, maps and BTF (`.BTF`, `.BTF.ext` stay), not the debug info, and
+/// the object is embedded in every binary. Deterministic, so a prebuilt object handed to
+/// another target's build (`WATCHPOST_EBPF_OBJECT`) is byte for byte the one embedded here.
+fn strip_debug_info(object: &Path) {
+    for tool in [
+        "/usr/lib/llvm-22/bin/llvm-objcopy",
+        "llvm-objcopy-22",
+        "llvm-objcopy",
+    ] {
+        match std::process::Command::new(tool)
+            .arg("--strip-debug")
+            .arg(object)
+            .status()
+        {
+            Ok(status) if status.success() => return,
+            Ok(status) => panic!("{tool} --strip-debug {} failed: {status}", object.display()),
+            Err(_) => continue,
+        }
+    }
+    println!("cargo:warning=llvm-objcopy not found: the embedded eBPF object keeps its debug info");
 }
 
 fn copy_object(from: &Path, to: &Path) {

@@ -258,7 +258,7 @@ impl Default for CollectorSection {
         CollectorSection {
             ebpf: EbpfMode::Auto,
             rescan_interval_ms: 1_000,
-            reconcile_interval_ms: 2_000,
+            reconcile_interval_ms: 30_000,
             max_tracked_processes: 65_536,
             kernel_ring_bytes: 4 << 20,
             dns_ring_bytes: 1 << 20,

@@ -87,10 +87,12 @@ pub enum DaemonError {
 /// Starts the eBPF collector as `config.collector.ebpf` asks. `Ok(None)`: poll `/proc` instead
 /// (switched off, refused by the kernel, or failed — logged once, and recorded in `stats` so
 /// `query health` says "degraded: polling"). Only `required` turns a failure into an error.
+/// The bool is true when the kernel reports module loads itself (no `/proc/modules` polling
+/// needed).
 fn start_ebpf(
     config: &Config,
     stats: &DaemonCounters,
-) -> Result<Option<watchpost_ebpf::CollectorTask>, DaemonError> {
+) -> Result<Option<(watchpost_ebpf::CollectorTask, bool)>, DaemonError> {
     let c = &config.collector;
     if c.ebpf == EbpfMode::Off {
         tracing::info!("collector.ebpf = \"off\": polling /proc");
@@ -111,9 +113,12 @@ fn start_ebpf(
             );
             let max_batch = config.intake.max_batch_len.max(1);
             stats.ebpf_active.store(1, Ordering::Relaxed);
-            Ok(Some(
+            let module_loads =
+                collector.attachments().module_loads == watchpost_ebpf::ModuleLoadSignal::Attached;
+            Ok(Some((
                 collector.spawn(config.intake.queue_batches, max_batch),
-            ))
+                module_loads,
+            )))
         }
         Err(e) if c.ebpf == EbpfMode::Required => Err(DaemonError::EbpfRequired(e)),
         Err(e) => {
@@ -281,7 +286,10 @@ async fn serve(
         ms = started.elapsed().as_millis() as u64,
         "process tree bootstrapped from /proc"
     );
-    let kernel = start_ebpf(config, &stats)?;
+    let (kernel, kernel_reports_modules) = match start_ebpf(config, &stats)? {
+        Some((task, modules)) => (Some(task), modules),
+        None => (None, false),
+    };
     let schedule = RescanSchedule {
         polling: ms(config.collector.rescan_interval_ms),
         reconcile: ms(config.collector.reconcile_interval_ms),
@@ -342,7 +350,11 @@ async fn serve(
             shutdown_rx.clone(),
         ))
     });
-    let symbols_task = config.symbols.reload_on_module_change.then(|| {
+    // Polling /proc/modules only when nothing else tells of module loads and modules exist.
+    let poll_modules = config.symbols.reload_on_module_change
+        && !kernel_reports_modules
+        && Path::new("/proc/modules").exists();
+    let symbols_task = poll_modules.then(|| {
         let reloader = SymbolReloader {
             kallsyms: PathBuf::from(stores::KALLSYMS),
             modules: ModuleWatch::new("/proc/modules"),
