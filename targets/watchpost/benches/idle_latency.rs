@@ -15,6 +15,10 @@
 //!    grown by at least the injected count and `kernel events lost` must be 0.
 //! 4. **Idle, polling**: a daemon with `collector.ebpf = "off"`, measured like 1.
 //!
+//! This machine is shared, and eBPF sees every process on it: the idle windows count the
+//! kernel events the daemon read meanwhile, and a second window with 50 extra execs/s gives the
+//! cost per event, so the cost at 0 events/s can be read off the line through both.
+//!
 //! A custom harness, not criterion: the quantities are CPU over a minute and a latency
 //! distribution under load. Run: `cargo bench -p watchpost --bench idle_latency
 //! [-- --idle-seconds 60] [--binary PATH]`.
@@ -164,25 +168,83 @@ fn usage(pid: u32) -> Usage {
     }
 }
 
-fn idle(daemon: &Daemon, label: &str, seconds: u64) {
+/// One measured window: CPU ticks, seconds, kernel events the daemon read meanwhile.
+struct Window {
+    ticks: u64,
+    seconds: f64,
+    events: u64,
+}
+
+impl Window {
+    fn percent(&self) -> f64 {
+        self.ticks as f64 / USER_HZ / self.seconds * 100.0
+    }
+}
+
+/// `/proc` reports CPU time in clock ticks of 1/100 s (USER_HZ).
+const USER_HZ: f64 = 100.0;
+
+fn idle(daemon: &Daemon, label: &str, seconds: u64) -> Window {
     // Let start-up work (bootstrap, first reconcile, allocator) settle first.
     std::thread::sleep(Duration::from_secs(5));
     let pid = daemon.child.id();
+    let events_before = daemon_counter(daemon, "kernel_events");
     let before = usage(pid);
     std::thread::sleep(Duration::from_secs(seconds));
     let after = usage(pid);
+    let events = daemon_counter(daemon, "kernel_events") - events_before;
     let elapsed = after.at.duration_since(before.at).as_secs_f64();
-    let hz = 100.0; // USER_HZ: /proc reports clock ticks of 1/100 s
-    let ticks = after.ticks - before.ticks;
+    let window = Window {
+        ticks: after.ticks - before.ticks,
+        seconds: elapsed,
+        events,
+    };
     let ns = after.schedstat_ns.saturating_sub(before.schedstat_ns);
     println!(
-        "idle, {label}: {ticks} ticks in {elapsed:.1} s = {:.3} % of a core (/proc/<pid>/stat); \
-         {:.4} % from schedstat ({:.1} ms); {:.2} wake-ups/s ({} context switches)",
-        ticks as f64 / hz / elapsed * 100.0,
-        ns as f64 / 1e9 / elapsed * 100.0,
+        "{label}: {} ticks in {elapsed:.1} s = {:.3} % of a core (/proc/<pid>/stat; \
+         live threads' schedstat {:.1} ms); {:.2} wake-ups/s ({} context switches); \
+         {events} kernel events read meanwhile ({:.1}/s)",
+        window.ticks,
+        window.percent(),
         ns as f64 / 1e6,
         (after.switches - before.switches) as f64 / elapsed,
-        after.switches - before.switches
+        after.switches - before.switches,
+        events as f64 / elapsed
+    );
+    window
+}
+
+/// Starts `/bin/true` `rate` times per second until `stop` (extra kernel events for the
+/// idle-cost regression).
+fn exec_load(rate: u32, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let interval = Duration::from_secs(1) / rate;
+        let mut next = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            next += interval;
+            let _ = Command::new("/bin/true").status();
+            let now = Instant::now();
+            if next > now {
+                std::thread::sleep(next - now);
+            }
+        }
+    })
+}
+
+/// The daemon's cost with no kernel event at all, from two windows with different event
+/// rates (this machine is shared: its other work always makes some events): a straight line
+/// through (events/s, % of a core), read at 0 events/s.
+fn idle_without_events(quiet: &Window, loaded: &Window) {
+    let rate = |w: &Window| w.events as f64 / w.seconds;
+    let slope = (loaded.percent() - quiet.percent()) / (rate(loaded) - rate(quiet));
+    let at_zero = quiet.percent() - slope * rate(quiet);
+    println!(
+        "idle, eBPF, extrapolated to 0 kernel events/s: {:.3} % of a core \
+         ({:.5} % per event/s; from {:.1} and {:.1} events/s)",
+        at_zero.max(0.0),
+        slope,
+        rate(quiet),
+        rate(loaded)
     );
 }
 
@@ -375,7 +437,13 @@ fn main() -> ExitCode {
             "eBPF did not load:\n{}",
             stderr(&daemon)
         );
-        idle(&daemon, "eBPF (default configuration)", idle_seconds);
+        let quiet = idle(&daemon, "idle, eBPF (default configuration)", idle_seconds);
+        let stop = Arc::new(AtomicBool::new(false));
+        let load = exec_load(50, stop.clone());
+        let loaded = idle(&daemon, "eBPF, plus 50 execs/s", idle_seconds);
+        stop.store(true, Ordering::Relaxed);
+        load.join().unwrap();
+        idle_without_events(&quiet, &loaded);
         report(
             "10 events/s",
             latencies(&daemon, 100, Duration::from_millis(100)),
@@ -414,7 +482,7 @@ fn main() -> ExitCode {
         let daemon = start(&binary, "polling", "[collector]\nebpf = \"off\"\n");
         idle(
             &daemon,
-            "polling /proc (collector.ebpf = \"off\")",
+            "idle, polling /proc (collector.ebpf = \"off\")",
             idle_seconds,
         );
     }
