@@ -56,11 +56,21 @@ fn toolchains() -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// The named toolchain's installed components (cross adds `rust-src` when it is missing).
+fn components() -> String {
+    Command::new("rustup")
+        .args(["component", "list", "--installed", "--toolchain", "1.95.0"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
 fn prove() -> Result<(), String> {
     if !crate::install::is_root() {
         return Err("needs root (debootstrap, podman storage)".into());
     }
     let before = toolchains()?;
+    let components_before = components();
     let started = Instant::now();
 
     say("image: bash targets/cross/build-image.sh");
@@ -169,6 +179,17 @@ fn prove() -> Result<(), String> {
     if before != after {
         return Err(format!(
             "`rustup toolchain list` changed!\nbefore:\n{before}\nafter:\n{after}"
+        ));
+    }
+    let components_after = components();
+    let added: Vec<&str> = components_after
+        .lines()
+        .filter(|c| !components_before.lines().any(|b| b == *c))
+        .collect();
+    if !added.is_empty() {
+        say(&format!(
+            "cross added components to the 1.95.0 toolchain: {}",
+            added.join(", ")
         ));
     }
     say(&format!(
