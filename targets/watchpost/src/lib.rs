@@ -8,6 +8,7 @@
 //! - [`procfs`]: reading processes from `/proc` with the core's canonical start times.
 //! - [`bootstrap`]: system facts and kernel symbols read at start.
 //! - [`collector`]: the `/proc` rescans and symbol reloads that keep the stores current.
+//! - [`runtimes`]: container enrichment from the runtimes' APIs (Docker API, containerd).
 //! - [`server`]: the query socket: access control, limits, answers.
 //! - [`client`]: `watchpost query`: requests, exit codes, human output.
 //! - [`wire`]: the query socket's framing and messages, shared by daemon and CLI.
@@ -22,6 +23,7 @@ pub mod collector;
 pub mod config;
 pub mod daemon;
 pub mod procfs;
+pub mod runtimes;
 pub mod server;
 pub mod stats;
 pub mod wire;

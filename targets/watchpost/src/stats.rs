@@ -58,6 +58,8 @@ pub struct DaemonCounters {
     pub kernel_events_lost: AtomicU64,
     /// Why the collection is degraded (`None`: it is not).
     pub degraded: Mutex<Option<String>>,
+    /// Container enrichment: endpoint states and counters.
+    pub enrichment: crate::runtimes::status::EnrichmentStatus,
 }
 
 /// Adds `n` to `counter`.
@@ -132,6 +134,7 @@ impl DaemonCounters {
             kernel_process_updates: get(&self.kernel_process_updates),
             kernel_dns_answers: get(&self.kernel_dns_answers),
             kernel_events_lost: get(&self.kernel_events_lost),
+            container_enrichment: Box::new(self.enrichment.snapshot()),
         }
     }
 }

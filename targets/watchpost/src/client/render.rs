@@ -216,6 +216,48 @@ fn daemon_stats(d: &DaemonStats) -> String {
     for line in body.lines() {
         let _ = writeln!(out, "  {line}");
     }
+    out.push_str(&enrichment_stats(&d.container_enrichment));
+    out
+}
+
+fn enrichment_stats(e: &crate::runtimes::status::EnrichmentStats) -> String {
+    let mut out = "container enrichment\n".to_owned();
+    let mut rows = vec![
+        ("enabled", e.enabled.to_string()),
+        ("containers described", e.enriched.to_string()),
+        ("removals", e.removed.to_string()),
+        ("not found", e.not_found.to_string()),
+        ("pending", e.pending.to_string()),
+        ("queue overflow", e.queue_overflow.to_string()),
+        ("coalesced", e.coalesced.to_string()),
+        ("runtime events", e.events.to_string()),
+        ("api calls", e.requests.to_string()),
+        ("failures", e.failures.to_string()),
+        ("timeouts", e.timeouts.to_string()),
+        ("garbage", e.garbage.to_string()),
+        ("too large", e.too_large.to_string()),
+        ("fields cut", e.fields_cut.to_string()),
+        ("labels cut", e.labels_cut.to_string()),
+        ("reconnects", e.reconnects.to_string()),
+    ];
+    for endpoint in &e.endpoints {
+        let state = match &endpoint.state {
+            crate::runtimes::status::EndpointState::Down(why) => format!("down: {why}"),
+            other => format!("{other:?}").to_lowercase(),
+        };
+        let name = if endpoint.engine.is_empty() {
+            endpoint.kind.label().to_owned()
+        } else {
+            endpoint.engine.clone()
+        };
+        rows.push((
+            "endpoint",
+            format!("{} {name}: {state}", endpoint.socket.display()),
+        ));
+    }
+    for line in block(&rows).lines() {
+        let _ = writeln!(out, "  {line}");
+    }
     out
 }
 

@@ -164,6 +164,10 @@ pub struct ContainerSection {
     pub capacity: usize,
     /// How long a removed container stays gettable (0 allowed).
     pub removal_grace_ms: u64,
+    /// Describe containers from their runtimes' APIs (off: ID and runtime from cgroups only).
+    pub enrichment: bool,
+    /// `[container.runtimes]`: the runtimes' sockets and the bounds on asking them.
+    pub runtimes: crate::runtimes::settings::RuntimesSection,
 }
 
 impl Default for ContainerSection {
@@ -171,6 +175,8 @@ impl Default for ContainerSection {
         ContainerSection {
             capacity: 512,
             removal_grace_ms: 30_000,
+            enrichment: true,
+            runtimes: Default::default(),
         }
     }
 }
@@ -575,6 +581,7 @@ impl Config {
                 );
             }
         }
+        problems.extend(self.container.runtimes.problems());
         if problems.is_empty() {
             Ok(())
         } else {

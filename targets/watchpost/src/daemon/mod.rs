@@ -253,12 +253,22 @@ async fn serve(
         group,
         stats,
     } = parts;
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    // Started before the bootstrap scan, so runtimes are listed while /proc is read.
+    let enricher = crate::runtimes::start_if_enabled(
+        config,
+        stores.containers.clone(),
+        stats.clone(),
+        reader.clone(),
+        shutdown_rx.clone(),
+    );
     let outputs = CollectorOutputs {
         processes: stores.processes.clone(),
         process_store: registry.processes(),
         containers: stores.containers.clone(),
         container_store: registry.containers(),
         events: events.clone(),
+        enrich: enricher.as_ref().map(|e| e.requests.clone()),
     };
     let mut collector = Collector::new(
         reader.clone(),
@@ -270,8 +280,14 @@ async fn serve(
     let started = Instant::now();
     let processes = tokio::select! {
         n = collector.bootstrap() => n?,
-        _ = sigterm.recv() => return Ok(()),
-        _ = sigint.recv() => return Ok(()),
+        _ = sigterm.recv() => {
+            let _ = shutdown_tx.send(true);
+            return Ok(());
+        }
+        _ = sigint.recv() => {
+            let _ = shutdown_tx.send(true);
+            return Ok(());
+        }
     };
     tracing::info!(
         processes,
@@ -288,7 +304,6 @@ async fn serve(
         (collector, config.collector.rescan_interval_ms)
     };
 
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let ctx = Arc::new(QueryContext {
         registry: registry.clone(),
         reader,
@@ -363,6 +378,9 @@ async fn serve(
         }
         if let Some(t) = symbols_task {
             let _ = t.await;
+        }
+        if let Some(e) = enricher {
+            e.stopped().await;
         }
     })
     .await;

@@ -39,6 +39,19 @@ pub struct QueryContext {
     pub engine: Option<DetectorEngine>,
 }
 
+/// Adds the runtimes' state to the container store's health entry: a healthy store whose
+/// runtimes fail is reported degraded, with why (`degraded: containerd unreachable (…)`).
+fn with_enrichment(entry: &mut StoreHealth, (status, message): (&'static str, String)) {
+    if status != "healthy" && entry.status == "healthy" {
+        entry.status = status.to_owned();
+    }
+    entry.message = if entry.message.is_empty() {
+        message
+    } else {
+        format!("{}; {message}", entry.message)
+    };
+}
+
 /// Why a request has no answer: a reply already worded, or a store error still to be explained
 /// (an unavailable store's health says why).
 #[derive(Debug)]
@@ -153,12 +166,16 @@ impl QueryContext {
                         .health(&name)
                         .await
                         .map_err(|e| store_error(e, || format!("store {name} vanished")))?;
-                    out.push(StoreHealth {
+                    let mut entry = StoreHealth {
                         store: name,
                         status: h.status.as_str().to_owned(),
                         message: h.message.as_str().to_owned(),
                         last_check: h.last_check,
-                    });
+                    };
+                    if entry.store == watchpost_core::error::store_names::CONTAINER {
+                        with_enrichment(&mut entry, self.stats.enrichment.health());
+                    }
+                    out.push(entry);
                 }
                 Ok(Answer::Health(out))
             }

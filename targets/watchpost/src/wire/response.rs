@@ -129,7 +129,7 @@ pub struct StoreMetricsReport {
 }
 
 /// The daemon's own counters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct DaemonStats {
     /// When the daemon started, epoch ns.
     pub started_at: EpochNanos,
@@ -183,6 +183,9 @@ pub struct DaemonStats {
     /// Records the kernel dropped because a ring buffer was full.
     #[serde(default)]
     pub kernel_events_lost: u64,
+    /// Container enrichment from the runtimes' APIs: counters and endpoints.
+    #[serde(default)]
+    pub container_enrichment: Box<crate::runtimes::status::EnrichmentStats>,
 }
 
 /// Metrics of the stores (and, when all were asked for, the daemon's counters).

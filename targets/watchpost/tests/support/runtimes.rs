@@ -585,6 +585,12 @@ impl Fixture {
         }
     }
 
+    /// Starts podman's API service again after [`Fixture::kill_podman_service`].
+    pub fn restart_podman_service(&mut self) -> Result<(), FixtureError> {
+        let _ = std::fs::remove_file(self.podman_socket());
+        self.start_podman_service()
+    }
+
     /// Kills containerd with SIGKILL.
     pub fn kill_containerd(&mut self) {
         if let Some(mut s) = self.containerd.take() {
