@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod fake_runtime;
 pub mod runtimes;
 
 use std::io::{Read, Write};
