@@ -58,6 +58,10 @@ pub struct DaemonCounters {
     pub kernel_events_lost: AtomicU64,
     /// Why the collection is degraded (`None`: it is not).
     pub degraded: Mutex<Option<String>>,
+    /// Kernel events whose container came from their cgroup ID.
+    pub kernel_container_lookups: AtomicU64,
+    /// Kernel events whose container had to be read from `/proc/<pid>/cgroup`.
+    pub kernel_container_proc_reads: AtomicU64,
     /// Container enrichment: endpoint states and counters.
     pub enrichment: crate::runtimes::status::EnrichmentStatus,
 }
@@ -134,6 +138,8 @@ impl DaemonCounters {
             kernel_process_updates: get(&self.kernel_process_updates),
             kernel_dns_answers: get(&self.kernel_dns_answers),
             kernel_events_lost: get(&self.kernel_events_lost),
+            kernel_container_lookups: get(&self.kernel_container_lookups),
+            kernel_container_proc_reads: get(&self.kernel_container_proc_reads),
             container_enrichment: Box::new(self.enrichment.snapshot()),
         }
     }

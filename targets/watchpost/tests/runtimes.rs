@@ -297,15 +297,15 @@ fn tmp_exec_in_a_real_container_names_the_container_and_image() {
         &daemon, "dropper"
     )
     .is_some()));
-    // A payload copied to /tmp and run (as `sleep`, so it lives long enough to be seen by a
-    // /proc scan too).
+    // A payload copied to /tmp and run; it exits at once (`sleep 0`), so its container must come
+    // from the exec event's cgroup ID, not from a later /proc read.
     fixture
         .podman_exec(
             &id,
             &[
                 "sh",
                 "-c",
-                "cp /bin/busybox /tmp/x && exec -a sleep /tmp/x 2",
+                "cp /bin/busybox /tmp/x && exec -a sleep /tmp/x 0",
             ],
         )
         .unwrap();
@@ -338,5 +338,45 @@ fn tmp_exec_in_a_real_container_names_the_container_and_image() {
     assert_eq!(
         detection["data"]["container_runtime"], "podman",
         "{detection}"
+    );
+    let metrics = daemon.query_json(&["metrics"]);
+    assert!(
+        metrics["daemon"]["kernel_container_lookups"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0,
+        "{metrics}"
+    );
+    assert_eq!(
+        metrics["daemon"]["kernel_container_proc_reads"], 0,
+        "no exec needed a /proc read: {metrics}"
+    );
+}
+
+#[test]
+fn the_kernel_reports_a_container_when_its_cgroup_appears_and_goes() {
+    let Some(mut fixture) = Fixture::start("cgroup-discovery") else {
+        return;
+    };
+    // No enrichment and no /proc reconciliation: only the kernel's cgroup records can tell.
+    let daemon = Daemon::start(
+        "cgroup-discovery",
+        "[container]\nenrichment = false\n\
+         [collector]\nebpf = \"required\"\nrescan_interval_ms = 3600000\n\
+         reconcile_interval_ms = 3600000\n",
+    );
+    let id = fixture.podman_run("kernel-found", &[]).unwrap();
+    let seen = eventually(Duration::from_secs(10), || {
+        listed_ids(&daemon).contains(&id)
+    });
+    assert!(seen, "not discovered from its cgroup:\n{}", daemon.stderr());
+    let c = daemon.query_json(&["container", &id]);
+    assert_eq!(c["runtime"], "podman");
+    assert_eq!(c["name"], "", "enrichment is off");
+    fixture.podman_rm(&id).unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || !listed_ids(&daemon)
+            .contains(&id)),
+        "still listed after its cgroup was removed"
     );
 }

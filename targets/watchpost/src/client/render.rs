@@ -212,6 +212,14 @@ fn daemon_stats(d: &DaemonStats) -> String {
         ),
         ("kernel dns answers", d.kernel_dns_answers.to_string()),
         ("kernel events lost", d.kernel_events_lost.to_string()),
+        (
+            "containers by cgroup id",
+            d.kernel_container_lookups.to_string(),
+        ),
+        (
+            "containers by /proc read",
+            d.kernel_container_proc_reads.to_string(),
+        ),
     ]);
     for line in body.lines() {
         let _ = writeln!(out, "  {line}");

@@ -12,6 +12,7 @@
 //! A store that restarted after a crash comes back empty; the collector notices the restart
 //! count change and sends the whole last scan again.
 
+pub mod cgroup_map;
 pub mod kernel;
 pub mod symbol_reload;
 pub mod tracker;

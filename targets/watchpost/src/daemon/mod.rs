@@ -340,9 +340,14 @@ async fn serve(
                 symbols: stores.symbols.clone(),
                 kallsyms: PathBuf::from(stores::KALLSYMS),
                 events,
+                containers: stores.containers.clone(),
+                enrich: enricher.as_ref().map(|e| e.requests.clone()),
             },
             stats: stats.clone(),
             apply_wait: ms(config.stores.call_timeout_ms),
+            cgroups: crate::collector::cgroup_map::CgroupMap::new(
+                config.container.capacity.saturating_mul(8),
+            ),
         };
         tokio::spawn(feed.run(
             ms(config.collector.lost_check_interval_ms),

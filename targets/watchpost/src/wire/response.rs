@@ -183,6 +183,13 @@ pub struct DaemonStats {
     /// Records the kernel dropped because a ring buffer was full.
     #[serde(default)]
     pub kernel_events_lost: u64,
+    /// Exec events whose container came from their cgroup ID (no `/proc` read).
+    #[serde(default)]
+    pub kernel_container_lookups: u64,
+    /// Exec events whose container had to be read from `/proc/<pid>/cgroup` (the cgroup map
+    /// could not tell: not attached, incomplete, or no cgroup ID).
+    #[serde(default)]
+    pub kernel_container_proc_reads: u64,
     /// Container enrichment from the runtimes' APIs: counters and endpoints.
     #[serde(default)]
     pub container_enrichment: Box<crate::runtimes::status::EnrichmentStats>,
