@@ -126,6 +126,35 @@ fn podman_containers_are_listed_with_image_digest_runtime_and_pod() {
     expected.sort_unstable();
     assert_eq!(ids, expected);
 
+    // `query process` names the container a process runs in.
+    let pid = fixture
+        .podman()
+        .args(["inspect", "--format", "{{.State.Pid}}", &member])
+        .output()
+        .unwrap();
+    let pid = String::from_utf8_lossy(&pid.stdout).trim().to_owned();
+    assert!(eventually(Duration::from_secs(20), || {
+        daemon.query(&["process", "--pid", &pid]).code == Some(0)
+    }));
+    let process = daemon.query_json(&["process", "--pid", &pid]);
+    assert_eq!(process["container"]["id"], member.as_str(), "{process}");
+    assert_eq!(process["container"]["name"], "shop-api", "{process}");
+    assert_eq!(process["container"]["image"], IMAGE, "{process}");
+    assert_eq!(
+        process["container"]["pod"]["name"], "shop-7d9f",
+        "{process}"
+    );
+    let human = daemon.query(&["process", "--pid", &pid]);
+    assert!(
+        human
+            .stdout
+            .contains(&format!("container  {} podman shop-api", &member[..12])),
+        "{}",
+        human.stdout
+    );
+    let host = daemon.query_json(&["process", "--pid", &daemon.pid().to_string()]);
+    assert!(host.get("container").is_none(), "{host}");
+
     let health = daemon.query_json(&["health", "container"]);
     let entry = &health[0];
     assert_eq!(entry["status"], "healthy", "{health}");
@@ -339,6 +368,18 @@ fn tmp_exec_in_a_real_container_names_the_container_and_image() {
         detection["data"]["container_runtime"], "podman",
         "{detection}"
     );
+    // The engine describes the container on every finding.
+    let c = &detection["container"];
+    assert_eq!(c["id"], id.as_str(), "{detection}");
+    assert_eq!(c["known"], true, "{detection}");
+    assert_eq!(c["name"], "dropper", "{detection}");
+    assert_eq!(c["image"], IMAGE, "{detection}");
+    assert_eq!(
+        c["image_digest"],
+        fixture.podman_image_digest.as_str(),
+        "{detection}"
+    );
+    assert_eq!(c["runtime"], "podman", "{detection}");
     let metrics = daemon.query_json(&["metrics"]);
     assert!(
         metrics["daemon"]["kernel_container_lookups"]

@@ -9,7 +9,7 @@ use watchpost_actors::stores::symbols::SymbolInfo;
 use watchpost_core::EpochNanos;
 
 use crate::wire::Answer;
-use crate::wire::response::{DaemonStats, StoreMetricsReport};
+use crate::wire::response::{DaemonStats, ProcessAnswer, StoreMetricsReport};
 
 /// `ns` since the epoch as UTC `YYYY-MM-DDTHH:MM:SS.mmmZ`; `-` for 0.
 pub fn format_time(ns: EpochNanos) -> String {
@@ -90,8 +90,30 @@ fn or_dash(s: &str) -> String {
     }
 }
 
-fn process(p: &ProcessInfo) -> String {
-    block(&[
+fn process_answer(a: &ProcessAnswer) -> String {
+    let mut rows = process_rows(&a.process);
+    let container = a.container.as_ref().map_or_else(
+        || "-".to_owned(),
+        |c| {
+            let mut text = format!("{} {}", c.id.get(..12).unwrap_or(&c.id), c.runtime);
+            for extra in [&c.name, &c.image] {
+                if !extra.is_empty() {
+                    text.push(' ');
+                    text.push_str(extra);
+                }
+            }
+            if let Some(pod) = &c.pod {
+                text.push_str(&format!(" pod {}/{}", pod.namespace, pod.name));
+            }
+            text
+        },
+    );
+    rows.push(("container", container));
+    block(&rows)
+}
+
+fn process_rows(p: &ProcessInfo) -> Vec<(&'static str, String)> {
+    vec![
         ("entity id", p.entity_id.to_string()),
         ("pid", p.pid.to_string()),
         ("ppid", p.ppid.to_string()),
@@ -104,7 +126,7 @@ fn process(p: &ProcessInfo) -> String {
             "exited",
             p.exit_time.map_or_else(|| "-".to_owned(), format_time),
         ),
-    ])
+    ]
 }
 
 fn processes(list: &[ProcessInfo]) -> String {
@@ -321,7 +343,7 @@ pub fn render(answer: &Answer) -> String {
                 ("init namespaces", or_dash(&namespaces)),
             ])
         }
-        Answer::Process(p) => process(p),
+        Answer::Process(p) => process_answer(p),
         Answer::Processes(list) if list.is_empty() => "(none)\n".to_owned(),
         Answer::Processes(list) => processes(list),
         Answer::Syscall(s) => format!("{} = {} ({})\n", s.name, s.id, s.arch),
@@ -401,7 +423,10 @@ mod tests {
             gid: 0,
             exit_time: None,
         };
-        let text = render(&Answer::Process(p.clone()));
+        let text = render(&Answer::Process(ProcessAnswer {
+            process: p.clone(),
+            container: None,
+        }));
         assert!(text.contains("exe        /usr/bin/sleep"), "{text}");
         let text = render(&Answer::Processes(vec![p]));
         assert!(

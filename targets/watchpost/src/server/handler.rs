@@ -10,7 +10,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use watchpost_actors::detect::{DetectorEngine, EngineStats};
-use watchpost_actors::stores::container::ContainerFilter;
+use watchpost_actors::stores::container::{ContainerFilter, ContainerInfo};
+use watchpost_actors::stores::process::ProcessInfo;
 use watchpost_actors::{ErrorKind, Registry, StoreError};
 use watchpost_core::entity_id::entity_id;
 use watchpost_core::syscall::Arch;
@@ -19,8 +20,8 @@ use crate::procfs::ProcReader;
 use crate::stats::DaemonCounters;
 use crate::wire::request::parse_arch;
 use crate::wire::response::{
-    MetricsReport, StoreHealth, StoreMetricsReport, StoreSummary, SymbolAddress, SymbolBatchEntry,
-    SyscallAnswer,
+    MetricsReport, ProcessAnswer, StoreHealth, StoreMetricsReport, StoreSummary, SymbolAddress,
+    SymbolBatchEntry, SyscallAnswer,
 };
 use crate::wire::{Answer, ErrorCode, ErrorReply, Request, Response};
 
@@ -212,12 +213,12 @@ impl QueryContext {
                     .map_err(|e| store_error(e, String::new))?;
                 Ok(Answer::System((*info).clone()))
             }
-            Request::Process { entity_id } => r
-                .processes()
-                .get_process(entity_id)
-                .await
-                .map(Answer::Process)
-                .map_err(|e| store_error(e, || format!("no process with entity id {entity_id}"))),
+            Request::Process { entity_id } => {
+                let info = r.processes().get_process(entity_id).await.map_err(|e| {
+                    store_error(e, || format!("no process with entity id {entity_id}"))
+                })?;
+                Ok(Answer::Process(self.with_container(info).await))
+            }
             Request::ProcessByPid { pid } => self.process_by_pid(pid).await,
             Request::Ancestry { entity_id, depth } => {
                 let chain = r
@@ -399,6 +400,46 @@ impl QueryContext {
         if info.pid != pid || info.start_time != start_time {
             return Err(reply(ErrorCode::NotFound, not_in_store()));
         }
-        Ok(Answer::Process(info))
+        Ok(Answer::Process(self.with_container(info).await))
+    }
+
+    /// `info` with its container, while the process runs (the same pid with the same start
+    /// time) in one: from `/proc/<pid>/cgroup`, described by the container store when it knows
+    /// the container.
+    async fn with_container(&self, info: ProcessInfo) -> ProcessAnswer {
+        let running = info.exit_time.is_none()
+            && self
+                .reader
+                .start_time(info.pid)
+                .is_ok_and(|t| t == info.start_time);
+        let found = running
+            .then(|| {
+                std::fs::read_to_string(self.reader.root().join(format!("{}/cgroup", info.pid)))
+                    .ok()
+            })
+            .flatten()
+            .and_then(|cgroup| crate::procfs::container_of(&cgroup));
+        let container = match found {
+            None => None,
+            Some(found) => Some(
+                match self
+                    .registry
+                    .containers()
+                    .get_container(found.id.as_str())
+                    .await
+                {
+                    Ok(c) => c,
+                    Err(_) => ContainerInfo {
+                        id: found.id.as_str().to_owned(),
+                        runtime: found.runtime.as_str().to_owned(),
+                        ..ContainerInfo::default()
+                    },
+                },
+            ),
+        };
+        ProcessAnswer {
+            process: info,
+            container,
+        }
     }
 }

@@ -234,6 +234,18 @@ pub struct SymbolBatchEntry {
     pub symbols: Vec<SymbolInfo>,
 }
 
+/// One process, with the container it runs in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessAnswer {
+    /// The process store's record.
+    #[serde(flatten)]
+    pub process: ProcessInfo,
+    /// Its container, while it runs in one: read from `/proc/<pid>/cgroup` at query time and
+    /// described by the container store (ID and runtime only when the store does not know it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<ContainerInfo>,
+}
+
 /// An answer, typed by what was asked.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data", rename_all = "snake_case")]
@@ -247,7 +259,7 @@ pub enum Answer {
     /// `system`
     System(SystemInfo),
     /// `process`, `process --pid`
-    Process(ProcessInfo),
+    Process(ProcessAnswer),
     /// `ancestry`, `children`
     Processes(Vec<ProcessInfo>),
     /// `syscall`
