@@ -439,7 +439,7 @@ impl QueryContext {
         };
         ProcessAnswer {
             process: info,
-            container,
+            container: container.map(Box::new),
         }
     }
 }

@@ -243,7 +243,7 @@ pub struct ProcessAnswer {
     /// Its container, while it runs in one: read from `/proc/<pid>/cgroup` at query time and
     /// described by the container store (ID and runtime only when the store does not know it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub container: Option<ContainerInfo>,
+    pub container: Option<Box<ContainerInfo>>,
 }
 
 /// An answer, typed by what was asked.
