@@ -151,9 +151,12 @@ fn container_change(cgroups: &mut CgroupMap, c: &CgroupChange, out: &mut Sorted)
     };
     match change {
         Change::ContainerCreated(found) => out.containers.push(ContainerUpdate::Observe(found)),
+        // Timed by the store's wall clock when applied (a few ms later): the kernel's clock
+        // converts to epoch time through the whole-second `btime` and can run up to a second
+        // early, which would cut the removal grace short.
         Change::ContainerRemoved(gone) => out.containers.push(ContainerUpdate::Remove {
             id: gone.id.as_str().to_owned(),
-            removed_at: c.time,
+            removed_at: 0,
         }),
         Change::Nothing => {}
     }
