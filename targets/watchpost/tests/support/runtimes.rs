@@ -139,7 +139,7 @@ fn ensure_packages() -> Result<(), FixtureError> {
     }
     let mut install = Command::new("apt-get");
     install
-        .args(["install", "-y", "--no-install-recommends"])
+        .args(["install", "-y"])
         .args(PACKAGES)
         .env("DEBIAN_FRONTEND", "noninteractive");
     if check(&mut install).is_err() {
