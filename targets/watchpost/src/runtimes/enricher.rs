@@ -155,9 +155,12 @@ impl Shared {
         &self.stats.enrichment
     }
 
-    /// Counts one API operation's outcome.
+    /// Counts one API operation's outcome (a socket that does not exist is no call at all).
     pub fn count<T>(&self, result: &Result<T, ApiError>) {
         let c = &self.status().counters;
+        if matches!(result, Err(ApiError::Absent)) {
+            return;
+        }
         bump(&c.requests);
         match result {
             Ok(_) | Err(ApiError::NotFound) => {}
