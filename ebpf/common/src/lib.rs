@@ -69,6 +69,9 @@ pub mod program_name {
     pub const CGROUP_MKDIR: &str = "cgroup_mkdir";
     /// `raw_tp/cgroup_rmdir`: a cgroup was removed.
     pub const CGROUP_RMDIR: &str = "cgroup_rmdir";
+    /// `raw_tp/cgroup_notify_populated`: a cgroup got its first process or lost its last one
+    /// (itself or below it).
+    pub const CGROUP_POPULATED: &str = "cgroup_notify_populated";
 }
 
 /// Values of [`RecordHeader::kind`]; also the slot of [`LOST_EVENTS_MAP`] that counts the kind.
@@ -93,6 +96,10 @@ pub mod cgroup_op {
     pub const MKDIR: u32 = 1;
     /// `cgroup_rmdir`.
     pub const RMDIR: u32 = 2;
+    /// `cgroup_notify_populated` with `val = 1`: a first process entered it (or a descendant).
+    pub const POPULATED: u32 = 3;
+    /// `cgroup_notify_populated` with `val = 0`: its last process (and its descendants') left.
+    pub const EMPTIED: u32 = 4;
 }
 
 /// Bits of [`TaskRecord::flags`].
@@ -192,8 +199,9 @@ pub struct ExitRecord {
     pub reserved: u32,
 }
 
-/// A cgroup of the cgroup v2 (default) hierarchy was created or removed: `cgroup_mkdir` /
-/// `cgroup_rmdir`. cgroups of v1 hierarchies are not reported.
+/// A cgroup of the cgroup v2 (default) hierarchy was created, removed, populated or emptied:
+/// `cgroup_mkdir`, `cgroup_rmdir`, `cgroup_notify_populated`. cgroups of v1 hierarchies are not
+/// reported.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CgroupRecord {

@@ -132,6 +132,8 @@ pub struct Attachments {
     pub module_loads: ModuleLoadSignal,
     /// `cgroup_mkdir`/`cgroup_rmdir` are attached.
     pub cgroup_events: bool,
+    /// `cgroup_notify_populated` is attached too.
+    pub cgroup_populated_events: bool,
 }
 
 /// Records the kernel dropped because a ring buffer was full, by kind, summed over CPUs.
@@ -458,6 +460,13 @@ impl Collector {
         if want_cgroups {
             attach_raw_tracepoint(&mut ebpf, program_name::CGROUP_MKDIR, "cgroup_mkdir")?;
             attach_raw_tracepoint(&mut ebpf, program_name::CGROUP_RMDIR, "cgroup_rmdir")?;
+            if layout.has_populated_tracepoint {
+                attach_raw_tracepoint(
+                    &mut ebpf,
+                    program_name::CGROUP_POPULATED,
+                    "cgroup_notify_populated",
+                )?;
+            }
         }
 
         let dns_cgroup_root = if options.dns_answers {
@@ -527,6 +536,7 @@ impl Collector {
             dns_cgroup_root,
             module_loads,
             cgroup_events: want_cgroups,
+            cgroup_populated_events: want_cgroups && layout.has_populated_tracepoint,
         };
         tracing::info!(
             ?attachments,

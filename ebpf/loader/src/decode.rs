@@ -40,7 +40,7 @@ pub enum DecodeError {
     #[error("DNS record with IP version {0}, expected 4 or 6")]
     IpVersion(u32),
     /// A cgroup record with an operation other than mkdir or rmdir.
-    #[error("cgroup record with operation {0}, expected 1 (mkdir) or 2 (rmdir)")]
+    #[error("cgroup record with operation {0}, expected 1 to 4 (mkdir, rmdir, populated, emptied)")]
     CgroupOp(u32),
     /// A start time does not convert to epoch nanoseconds.
     #[error("start time: {0}")]
@@ -205,6 +205,8 @@ pub fn decode_record(bytes: &[u8], clock: &BootClock) -> Result<KernelEvent, Dec
             let op = match fields.u32(offset_of!(CgroupRecord, op))? {
                 cgroup_op::MKDIR => CgroupOp::Created,
                 cgroup_op::RMDIR => CgroupOp::Removed,
+                cgroup_op::POPULATED => CgroupOp::Populated,
+                cgroup_op::EMPTIED => CgroupOp::Emptied,
                 other => return Err(DecodeError::CgroupOp(other)),
             };
             let written = fields.u32(offset_of!(CgroupRecord, path_len))? as usize;

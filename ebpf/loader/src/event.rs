@@ -143,9 +143,13 @@ pub enum CgroupOp {
     Created,
     /// `cgroup_rmdir`.
     Removed,
+    /// `cgroup_notify_populated(1)`: a first process entered it or a descendant.
+    Populated,
+    /// `cgroup_notify_populated(0)`: its last process left (and its descendants').
+    Emptied,
 }
 
-/// A cgroup v2 directory was created or removed.
+/// A cgroup v2 directory was created, removed, populated or emptied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CgroupChange {
     /// When, epoch ns.

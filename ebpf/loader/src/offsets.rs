@@ -15,6 +15,8 @@ pub struct KernelLayout {
     /// Whether the kernel has the `cgroup_mkdir`/`cgroup_rmdir` tracepoints and the cgroup
     /// members their program reads.
     pub has_cgroup_tracepoints: bool,
+    /// Whether it also has `cgroup_notify_populated` (Linux ≥ 5.3).
+    pub has_populated_tracepoint: bool,
 }
 
 /// Reads every offset the programs use. A member the process programs need and the kernel lacks
@@ -36,6 +38,10 @@ pub fn kernel_layout(btf: &KernelBtf) -> Result<KernelLayout, BtfError> {
     let has_cgroup_tracepoints = cgroup_members.is_some()
         && btf.tracepoint_arg_count("cgroup_mkdir")?.is_some()
         && btf.tracepoint_arg_count("cgroup_rmdir")?.is_some();
+    let has_populated_tracepoint = has_cgroup_tracepoints
+        && btf
+            .tracepoint_arg_count("cgroup_notify_populated")?
+            .is_some();
     let [
         cgroup_kn,
         cgroup_root,
@@ -77,5 +83,6 @@ pub fn kernel_layout(btf: &KernelBtf) -> Result<KernelLayout, BtfError> {
         offsets,
         has_module_load_tracepoint,
         has_cgroup_tracepoints,
+        has_populated_tracepoint,
     })
 }

@@ -855,6 +855,19 @@ fn cgroup_changes_and_exec_cgroup_ids(ctx: &Context) {
         );
         let outside = own_cgroup_v2_inode(ctx);
         assert_ne!(Some(inode), outside);
+        if ctx.collector.attachments.cgroup_populated_events {
+            for (op, what) in [
+                (CgroupOp::Populated, "the cgroup populated"),
+                (CgroupOp::Emptied, "the cgroup emptied"),
+            ] {
+                ctx.log.wait_until(mark, what, |ev| {
+                    ev.iter().any(|e| {
+                        matches!(e, KernelEvent::Cgroup(c)
+                            if c.op == op && c.path == path && c.cgroup_id == inode)
+                    })
+                });
+            }
+        }
     }));
     // Empty once the child is reaped; the kernel may need a moment.
     poll_until("the test cgroup to be removable", || {

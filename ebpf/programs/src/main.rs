@@ -356,6 +356,18 @@ pub fn cgroup_rmdir(ctx: RawTracePointContext) -> i32 {
     report_cgroup(&ctx, cgroup_op::RMDIR)
 }
 
+/// `cgroup_notify_populated(struct cgroup *cgrp, const char *path, int val)`.
+#[raw_tracepoint(tracepoint = "cgroup_notify_populated")]
+pub fn cgroup_notify_populated(ctx: RawTracePointContext) -> i32 {
+    let populated: u64 = ctx.arg(2);
+    let op = if populated as u32 != 0 {
+        cgroup_op::POPULATED
+    } else {
+        cgroup_op::EMPTIED
+    };
+    report_cgroup(&ctx, op)
+}
+
 /// Verdict of a cgroup_skb program that lets the packet through (we only observe).
 const ALLOW: i32 = 1;
 

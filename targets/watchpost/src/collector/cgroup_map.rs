@@ -147,6 +147,23 @@ impl CgroupMap {
         }
     }
 
+    /// A cgroup's first process arrived (`true`) or its last left (`false`): a container's own
+    /// cgroup running again, or stopped with its cgroup kept.
+    pub fn populated(&mut self, id: u64, path: &str, populated: bool) -> Change {
+        let Some(container) = parse_cgroup_path(path) else {
+            return Change::Nothing;
+        };
+        if !container.is_container_root {
+            return Change::Nothing;
+        }
+        if populated {
+            self.insert(id, container.clone());
+            Change::ContainerCreated(container)
+        } else {
+            Change::ContainerRemoved(container)
+        }
+    }
+
     /// A cgroup went away.
     pub fn removed(&mut self, id: u64, path: &str) -> Change {
         self.by_id.remove(&id);
@@ -204,6 +221,18 @@ mod tests {
         );
         assert!(matches!(m.lookup(100), Lookup::Container(_)));
         assert_eq!(m.created(101, "/user.slice"), Change::Nothing);
+        assert!(matches!(
+            m.populated(100, &path, false),
+            Change::ContainerRemoved(_)
+        ));
+        assert!(
+            matches!(m.lookup(100), Lookup::Container(_)),
+            "emptied, not removed"
+        );
+        assert!(matches!(
+            m.populated(100, &path, true),
+            Change::ContainerCreated(_)
+        ));
         assert!(matches!(m.removed(100, &path), Change::ContainerRemoved(_)));
         assert_eq!(m.lookup(100), Lookup::NotContainer);
         assert_eq!(m.lookup(0), Lookup::Unknown);

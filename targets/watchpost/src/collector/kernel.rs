@@ -148,6 +148,8 @@ fn container_change(cgroups: &mut CgroupMap, c: &CgroupChange, out: &mut Sorted)
     let change = match c.op {
         CgroupOp::Created => cgroups.created(c.cgroup_id, &c.path),
         CgroupOp::Removed => cgroups.removed(c.cgroup_id, &c.path),
+        CgroupOp::Populated => cgroups.populated(c.cgroup_id, &c.path, true),
+        CgroupOp::Emptied => cgroups.populated(c.cgroup_id, &c.path, false),
     };
     match change {
         Change::ContainerCreated(found) => out.containers.push(ContainerUpdate::Observe(found)),
