@@ -5,10 +5,12 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use support::runtimes::{Fixture, K8S_NAMESPACE, pids_mentioning, random_uuid};
+use support::runtimes::{Fixture, K8S_NAMESPACE, OUTSIDE_PATHS, pids_mentioning, random_uuid};
 
 /// What a fixture leaves on the machine that must be gone after its drop.
 struct Traces {
+    /// Which of the runtimes' paths outside the temp directory existed before.
+    outside_before: Vec<bool>,
     dir: PathBuf,
     cgroups: Vec<PathBuf>,
     pids: Vec<i32>,
@@ -69,6 +71,7 @@ fn populate(fixture: &mut Fixture) -> Traces {
         "conmon, shims and services mention the fixture's directory"
     );
     Traces {
+        outside_before: Vec::new(),
         dir: fixture.dir.clone(),
         cgroups,
         pids,
@@ -86,11 +89,29 @@ fn assert_gone(traces: &Traces) {
         assert!(!alive, "process {pid} left running");
     }
     assert!(pids_mentioning(&traces.dir).is_empty());
+    let outside_now: Vec<bool> = OUTSIDE_PATHS
+        .iter()
+        .map(|p| Path::new(p).exists())
+        .collect();
+    if !traces.outside_before.is_empty() {
+        assert_eq!(
+            outside_now, traces.outside_before,
+            "files outside the temp dir left behind ({OUTSIDE_PATHS:?})"
+        );
+    }
+}
+
+fn outside_paths_now() -> Vec<bool> {
+    OUTSIDE_PATHS
+        .iter()
+        .map(|p| Path::new(p).exists())
+        .collect()
 }
 
 #[test]
 fn the_fixture_runs_both_runtimes_and_cleans_up_even_after_a_panic() {
     // Normal drop.
+    let outside_before = outside_paths_now();
     let Some(mut fixture) = Fixture::start("fixture") else {
         return;
     };
@@ -99,7 +120,8 @@ fn the_fixture_runs_both_runtimes_and_cleans_up_even_after_a_panic() {
         fixture.podman_image_digest, fixture.containerd_image_digest,
         "both runtimes loaded the same archive"
     );
-    let traces = populate(&mut fixture);
+    let mut traces = populate(&mut fixture);
+    traces.outside_before = outside_before.clone();
     drop(fixture);
     assert_gone(&traces);
 
@@ -107,7 +129,9 @@ fn the_fixture_runs_both_runtimes_and_cleans_up_even_after_a_panic() {
     let mut traces = None;
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let mut fixture = Fixture::start("fixture-panic").expect("not skipped");
-        traces = Some(populate(&mut fixture));
+        let mut populated = populate(&mut fixture);
+        populated.outside_before = outside_before.clone();
+        traces = Some(populated);
         panic!("a failing test");
     }));
     assert!(outcome.is_err());

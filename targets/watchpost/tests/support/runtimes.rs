@@ -41,8 +41,9 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Paths outside the temp directory the runtimes write to; each is removed at the end if the
 /// fixture created it.
-const OUTSIDE_PATHS: &[&str] = &[
+pub const OUTSIDE_PATHS: &[&str] = &[
     "/dev/shm/libpod_lock",
+    "/run/mount",
     "/run/runc",
     "/run/containers",
     "/run/containerd",
@@ -670,8 +671,20 @@ impl Fixture {
                 }
             }
         }
-        for pid in pids_mentioning(&self.dir) {
-            kill_pid(pid);
+        // conmon starts `podman container cleanup` when a container dies, possibly after the
+        // services stopped: keep killing until nothing of ours has run for a while, so nothing
+        // recreates the files removed below.
+        let mut quiet_checks = 0;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while quiet_checks < 5 && Instant::now() < deadline {
+            let ours = pids_mentioning(&self.dir);
+            if ours.is_empty() {
+                quiet_checks += 1;
+            } else {
+                quiet_checks = 0;
+                ours.into_iter().for_each(kill_pid);
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
         // 4. cgroups: the containers' own, then parents the runtimes created (only if empty).
         for cg in &cgroups {
@@ -685,7 +698,9 @@ impl Fixture {
                 }
             }
         }
-        // 5. Files written outside the temp directory.
+        // 5. Mounts left under the temp directory (a runtime killed before unmounting), then
+        //    files written outside it (`umount` itself may write /run/mount).
+        unmount_under(&self.dir);
         for s in &started {
             let _ = std::fs::remove_dir_all(Path::new("/run/runc").join(&s.id));
             let _ = std::fs::remove_dir_all(
@@ -706,8 +721,7 @@ impl Fixture {
                 }
             }
         }
-        // 6. The temp directory (overlay mounts under it are gone with podman's containers).
-        unmount_under(&self.dir);
+        // 6. The temp directory.
         if let Err(e) = std::fs::remove_dir_all(&self.dir) {
             eprintln!("fixture: could not remove {}: {e}", self.dir.display());
         }
