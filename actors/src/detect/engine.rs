@@ -52,6 +52,30 @@ struct Counters {
     outputs: AtomicU64,
     errors: AtomicU64,
     timeouts: AtomicU64,
+    /// Per detector, in registration order.
+    per_detector: Vec<DetectorCounters>,
+}
+
+/// One detector's counters.
+#[derive(Default)]
+struct DetectorCounters {
+    evaluations: AtomicU64,
+    outputs: AtomicU64,
+    errors: AtomicU64,
+    timeouts: AtomicU64,
+}
+
+/// One detector's counters, as reported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DetectorStats {
+    /// Events given to it.
+    pub evaluations: u64,
+    /// Findings it reported.
+    pub outputs: u64,
+    /// Calls that returned an error.
+    pub errors: u64,
+    /// Calls that ran out of time.
+    pub timeouts: u64,
 }
 
 /// Runs a fixed set of initialised detectors over events.
@@ -89,11 +113,15 @@ impl DetectorEngine {
             tracing::info!(detector = detector.name(), "detector initialised");
             ready.push(Arc::from(detector));
         }
+        let counters = Counters {
+            per_detector: ready.iter().map(|_| DetectorCounters::default()).collect(),
+            ..Counters::default()
+        };
         Ok(DetectorEngine {
             detectors: ready.into(),
             permits: Arc::new(Semaphore::new(options.max_in_flight.max(1))),
             options,
-            counters: Arc::new(Counters::default()),
+            counters: Arc::new(counters),
         })
     }
 
@@ -113,6 +141,26 @@ impl DetectorEngine {
         }
     }
 
+    /// Each detector's counters, by name, in registration order.
+    pub fn stats_by_detector(&self) -> Vec<(&'static str, DetectorStats)> {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        self.detectors
+            .iter()
+            .zip(self.counters.per_detector.iter())
+            .map(|(d, c)| {
+                (
+                    d.name(),
+                    DetectorStats {
+                        evaluations: get(&c.evaluations),
+                        outputs: get(&c.outputs),
+                        errors: get(&c.errors),
+                        timeouts: get(&c.timeouts),
+                    },
+                )
+            })
+            .collect()
+    }
+
     /// Gives `event` to every detector concurrently and returns all their findings (in
     /// detector order).
     pub async fn process(&self, event: Event) -> Vec<DetectorOutput> {
@@ -127,7 +175,7 @@ impl DetectorEngine {
             let event = event.clone();
             let engine = self.clone();
             tasks.spawn(async move {
-                let found = engine.judge(detector.as_ref(), &event).await;
+                let found = engine.judge(index, detector.as_ref(), &event).await;
                 drop(permit);
                 (index, found)
             });
@@ -147,21 +195,36 @@ impl DetectorEngine {
         results.into_iter().flat_map(|(_, o)| o).collect()
     }
 
-    async fn judge(&self, detector: &dyn Detector, event: &Event) -> Vec<DetectorOutput> {
+    async fn judge(
+        &self,
+        index: usize,
+        detector: &dyn Detector,
+        event: &Event,
+    ) -> Vec<DetectorOutput> {
+        let own = self.counters.per_detector.get(index);
+        let bump = |pick: fn(&DetectorCounters) -> &AtomicU64, n: u64| {
+            if let Some(c) = own {
+                pick(c).fetch_add(n, Ordering::Relaxed);
+            }
+        };
+        bump(|c| &c.evaluations, 1);
         match tokio::time::timeout(self.options.detector_timeout, detector.on_event(event)).await {
             Ok(Ok(outputs)) => {
                 self.counters
                     .outputs
                     .fetch_add(outputs.len() as u64, Ordering::Relaxed);
+                bump(|c| &c.outputs, outputs.len() as u64);
                 outputs
             }
             Ok(Err(e)) => {
                 self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                bump(|c| &c.errors, 1);
                 tracing::warn!(detector = detector.name(), error = %e, "detector failed on an event");
                 Vec::new()
             }
             Err(_) => {
                 self.counters.timeouts.fetch_add(1, Ordering::Relaxed);
+                bump(|c| &c.timeouts, 1);
                 tracing::warn!(detector = detector.name(), "detector timed out on an event");
                 Vec::new()
             }
@@ -180,7 +243,7 @@ impl DetectorEngine {
         while let Some(event) = events.recv().await {
             self.counters.events.fetch_add(1, Ordering::Relaxed);
             let event = Arc::new(event);
-            for detector in self.detectors.iter() {
+            for (index, detector) in self.detectors.iter().enumerate() {
                 // Waiting for a permit here is the backpressure: no more events are taken.
                 let Ok(permit) = self.permits.clone().acquire_owned().await else {
                     return;
@@ -190,7 +253,7 @@ impl DetectorEngine {
                 let engine = self.clone();
                 let outputs = outputs.clone();
                 running.spawn(async move {
-                    for found in engine.judge(detector.as_ref(), &event).await {
+                    for found in engine.judge(index, detector.as_ref(), &event).await {
                         if outputs.send(found).await.is_err() {
                             break;
                         }

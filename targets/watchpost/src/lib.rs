@@ -12,6 +12,8 @@
 //! - [`client`]: `watchpost query`: requests, exit codes, human output.
 //! - [`wire`]: the query socket's framing and messages, shared by daemon and CLI.
 //! - [`stats`]: the daemon's own counters.
+//! - [`fleet`]: detection records, MQTT, threat intelligence, Prometheus metrics.
+//! - [`sinks`]: where detections go: stdout, a rotated file, MQTT through a crash-safe outbox.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -21,7 +23,9 @@ pub mod client;
 pub mod collector;
 pub mod config;
 pub mod daemon;
+pub mod fleet;
 pub mod procfs;
 pub mod server;
+pub mod sinks;
 pub mod stats;
 pub mod wire;

@@ -7,7 +7,7 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use watchpost::cli::{Cli, Command, ConfigArgs, RunArgs};
 use watchpost::client::command::{self, EXIT_ERROR};
-use watchpost::config::{Config, DEFAULT_TOML};
+use watchpost::config::{Config, DEFAULT_TOML, LogFormat};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -73,11 +73,13 @@ fn run(args: RunArgs) -> ExitCode {
     }
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(&config.daemon.log_level));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match config.daemon.log_format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logs.json().with_ansi(false).init(),
+    }
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

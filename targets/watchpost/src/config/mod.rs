@@ -7,6 +7,8 @@
 //! [`DEFAULT_TOML`] is the commented default `watchpost config --print-default` prints; a unit
 //! test keeps it equal to [`Config::default`].
 
+pub mod fleet;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -31,6 +33,19 @@ pub struct DaemonSection {
     pub log_level: String,
     /// Longest a clean shutdown may take.
     pub shutdown_timeout_ms: u64,
+    /// Log lines as `text` or `json` (one object per line).
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// For people.
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
 }
 
 impl Default for DaemonSection {
@@ -39,6 +54,7 @@ impl Default for DaemonSection {
             data_dir: PathBuf::from("/var/lib/watchpost"),
             log_level: "info".to_owned(),
             shutdown_timeout_ms: 10_000,
+            log_format: LogFormat::Text,
         }
     }
 }
@@ -367,6 +383,16 @@ pub struct Config {
     pub collector: CollectorSection,
     /// `[detectors]`
     pub detectors: DetectorsSection,
+    /// `[metrics]`
+    pub metrics: fleet::MetricsSection,
+    /// `[sinks]`
+    pub sinks: fleet::SinksSection,
+    /// `[mqtt]`
+    pub mqtt: fleet::MqttSection,
+    /// `[intel]`
+    pub intel: fleet::IntelSection,
+    /// `[follow]`
+    pub follow: fleet::FollowSection,
 }
 
 /// Why a configuration was refused.
@@ -574,6 +600,9 @@ impl Config {
                     &format!("{dir:?} is not an absolute path"),
                 );
             }
+        }
+        for (key, reason) in fleet::problems(self) {
+            problems.push(Problem { key, reason });
         }
         if problems.is_empty() {
             Ok(())

@@ -76,6 +76,9 @@ pub enum DaemonError {
     /// The bootstrap scan failed.
     #[error("bootstrap: {0}")]
     Collector(#[from] CollectorError),
+    /// A fleet part (outbox, metrics endpoint, intel feed) could not start.
+    #[error("{0}")]
+    Fleet(#[from] crate::fleet::start::FleetError),
     /// `collector.ebpf = "required"` and the eBPF collector could not start.
     #[error("collector.ebpf = \"required\" but the eBPF collector could not start: {0}")]
     EbpfRequired(watchpost_ebpf::LoadError),
@@ -179,7 +182,16 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         let engine = engine.clone();
         tokio::spawn(async move { engine.run(events_rx, outputs_tx).await })
     };
-    let printer_task = tokio::spawn(detections::print_detections(outputs_rx, stats.clone()));
+    let fleet = crate::fleet::start::start(crate::fleet::start::FleetInputs {
+        config: &config,
+        registry: &registry,
+        stats: stats.clone(),
+        engine: engine.clone(),
+        started_at,
+        outputs: outputs_rx,
+        ip_reputation: None,
+    })
+    .await?;
 
     let group = config
         .socket
@@ -199,6 +211,8 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         socket,
         group,
         stats,
+        fleet_state: fleet.state.clone(),
+        follow: fleet.follow.clone(),
     };
     let result = serve(&config, parts, &mut sigterm, &mut sigint).await;
     // The server removes its socket when it stops; if it never ran (an error or a signal during
@@ -211,9 +225,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     if tokio::time::timeout(left(), engine_task).await.is_err() {
         tracing::warn!("detectors did not finish in time");
     }
-    if tokio::time::timeout(left(), printer_task).await.is_err() {
-        tracing::warn!("detections still queued at shutdown were not printed");
-    }
+    fleet.stop(deadline).await;
     if tokio::time::timeout(left(), registry.shutdown())
         .await
         .is_err()
@@ -233,6 +245,8 @@ struct Parts {
     socket: listener::BoundSocket,
     group: Option<u32>,
     stats: Arc<DaemonCounters>,
+    fleet_state: crate::fleet::FleetState,
+    follow: tokio::sync::broadcast::Sender<Arc<str>>,
 }
 
 /// Bootstrap, serve, and wait for a signal; returns once the socket is gone and the collectors
@@ -252,6 +266,8 @@ async fn serve(
         socket,
         group,
         stats,
+        fleet_state,
+        follow,
     } = parts;
     let outputs = CollectorOutputs {
         processes: stores.processes.clone(),
@@ -295,6 +311,8 @@ async fn serve(
         host_arch: stores.host_arch,
         stats: stats.clone(),
         engine: Some(engine),
+        fleet: Some(fleet_state),
+        follow: Some(follow),
     });
     let s = &config.socket;
     let server = QueryServer::new(

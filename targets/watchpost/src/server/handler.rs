@@ -37,6 +37,10 @@ pub struct QueryContext {
     pub stats: Arc<DaemonCounters>,
     /// The detector engine, for its counters.
     pub engine: Option<DetectorEngine>,
+    /// The fleet parts, for their health.
+    pub fleet: Option<crate::fleet::FleetState>,
+    /// Detection records for `events --follow`.
+    pub follow: Option<tokio::sync::broadcast::Sender<Arc<str>>>,
 }
 
 /// Why a request has no answer: a reply already worded, or a store error still to be explained
@@ -147,6 +151,14 @@ impl QueryContext {
                         message,
                         last_check: watchpost_actors::clock::now(),
                     });
+                    for (name, status, message) in self.fleet.iter().flat_map(|f| f.health()) {
+                        out.push(StoreHealth {
+                            store: name.to_owned(),
+                            status: status.to_owned(),
+                            message,
+                            last_check: watchpost_actors::clock::now(),
+                        });
+                    }
                 }
                 for name in self.store_names(store).await? {
                     let h = r

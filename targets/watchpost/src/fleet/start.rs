@@ -1,0 +1,221 @@
+//! Starting the fleet parts beside the daemon — the detection dispatcher and its sinks, the MQTT
+//! publisher, the intel feed, the metrics endpoint — and stopping them in the right order: the
+//! dispatcher drains the detector outputs first (so every detection reaches the outbox), then the
+//! publisher gets its last acknowledgements, says `offline` and disconnects.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinHandle;
+use watchpost_actors::detect::{DetectorEngine, DetectorOutput};
+use watchpost_actors::{Registry, WriteHandle};
+use watchpost_core::EpochNanos;
+use watchpost_core::ip_reputation::IpReputationStore;
+
+use crate::config::Config;
+use crate::fleet::FleetState;
+use crate::fleet::identity::HostIdentity;
+use crate::fleet::intel::{IntelCounters, IntelFeed};
+use crate::fleet::metrics::{self, MetricsSources};
+use crate::fleet::record::RecordMaker;
+use crate::sinks::file::FileSink;
+use crate::sinks::mqtt::{ConnectionCounters, MqttPublisher};
+use crate::sinks::outbox::{Outbox, OutboxError};
+use crate::sinks::{Dispatcher, SinkCounters};
+use crate::stats::DaemonCounters;
+
+/// The outbox's file name in the data directory.
+pub const OUTBOX_FILE: &str = "outbox.redb";
+
+/// Why the fleet parts could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    /// The outbox could not be opened.
+    #[error("{0}")]
+    Outbox(#[from] OutboxError),
+    /// The metrics address could not be bound.
+    #[error("metrics.listen {address}: {source}")]
+    MetricsListen {
+        /// The address.
+        address: String,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `[intel]` is on but there is no `ip_reputation` store to write.
+    #[error("intel.enabled needs the ip_reputation store")]
+    NoReputationStore,
+}
+
+/// What the daemon's start hands over.
+pub struct FleetInputs<'a> {
+    /// The configuration.
+    pub config: &'a Config,
+    /// The stores.
+    pub registry: &'a Registry,
+    /// The daemon's counters.
+    pub stats: Arc<DaemonCounters>,
+    /// The detector engine.
+    pub engine: DetectorEngine,
+    /// When the daemon started.
+    pub started_at: EpochNanos,
+    /// The detector engine's outputs.
+    pub outputs: mpsc::Receiver<DetectorOutput>,
+    /// The IP reputation store's owner handle (the intel feed's way in).
+    pub ip_reputation: Option<WriteHandle<IpReputationStore>>,
+}
+
+/// The running fleet parts.
+pub struct FleetRunning {
+    /// Counters and outbox, for health and metrics.
+    pub state: FleetState,
+    /// Socket followers subscribe here.
+    pub follow: broadcast::Sender<Arc<str>>,
+    /// The metrics endpoint's address, when on.
+    pub metrics_address: Option<std::net::SocketAddr>,
+    dispatcher: JoinHandle<()>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for FleetRunning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FleetRunning")
+            .field("metrics_address", &self.metrics_address)
+            .finish()
+    }
+}
+
+/// Starts every fleet part the configuration turns on.
+pub async fn start(inputs: FleetInputs<'_>) -> Result<FleetRunning, FleetError> {
+    let FleetInputs {
+        config,
+        registry,
+        stats,
+        engine,
+        started_at,
+        outputs,
+        ip_reputation,
+    } = inputs;
+    let host = HostIdentity::read(Path::new("/proc"));
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let mut state = FleetState {
+        sinks: Arc::new(SinkCounters::default()),
+        ..FleetState::default()
+    };
+    let mut tasks = Vec::new();
+
+    let sinks = &config.sinks;
+    let outbox = if sinks.mqtt.enabled {
+        let path = config.daemon.data_dir.join(OUTBOX_FILE);
+        let limit = sinks.mqtt.outbox_max_records;
+        let outbox = tokio::task::spawn_blocking(move || Outbox::open(&path, limit))
+            .await
+            .map_err(|e| OutboxError::Storage {
+                operation: "open",
+                message: e.to_string(),
+            })??;
+        let outbox = Arc::new(outbox);
+        let waiting = outbox.stats().records;
+        tracing::info!(waiting, "MQTT outbox open");
+        let counters = Arc::new(ConnectionCounters::default());
+        let publisher = MqttPublisher {
+            outbox: outbox.clone(),
+            broker: config.mqtt.clone(),
+            sink: sinks.mqtt.clone(),
+            host: host.clone(),
+            counters: counters.clone(),
+        };
+        tasks.push(tokio::spawn(publisher.run(shutdown_rx.clone())));
+        state.mqtt = Some(counters);
+        state.outbox = Some(outbox.clone());
+        Some(outbox)
+    } else {
+        None
+    };
+
+    if config.intel.enabled {
+        let store = ip_reputation.ok_or(FleetError::NoReputationStore)?;
+        let counters = Arc::new(IntelCounters::default());
+        let connection = Arc::new(ConnectionCounters::default());
+        let feed = IntelFeed {
+            broker: config.mqtt.clone(),
+            intel: config.intel.clone(),
+            host: host.clone(),
+            store: Arc::new(store),
+            counters: counters.clone(),
+            connection: connection.clone(),
+        };
+        tasks.push(tokio::spawn(feed.run(shutdown_rx.clone())));
+        state.intel = Some(counters);
+        state.intel_connection = Some(connection);
+    }
+
+    let (follow, _) = broadcast::channel(config.follow.buffer_records.max(1));
+    let dispatcher = Dispatcher {
+        maker: RecordMaker::new(&host, started_at, registry.clone()),
+        stdout: sinks.stdout.enabled,
+        file: sinks
+            .file
+            .enabled
+            .then(|| FileSink::new(&sinks.file.path, sinks.file.max_bytes, sinks.file.keep)),
+        outbox,
+        follow: follow.clone(),
+        counters: state.sinks.clone(),
+        stats: stats.clone(),
+    };
+    let dispatcher = tokio::spawn(dispatcher.run(outputs));
+
+    let mut metrics_address = None;
+    if config.metrics.enabled {
+        let address = config.metrics.listen;
+        let listener = TcpListener::bind(address)
+            .await
+            .map_err(|source| FleetError::MetricsListen {
+                address: address.to_string(),
+                source,
+            })?;
+        let bound = listener.local_addr().ok();
+        metrics_address = bound;
+        tracing::info!(address = %bound.map_or(address, |a| a), "Prometheus metrics at /metrics");
+        let sources = Arc::new(MetricsSources {
+            registry: registry.clone(),
+            stats,
+            engine,
+            fleet: state.clone(),
+            capacities: vec![
+                ("container", config.container.capacity as u64),
+                ("dns", config.dns.max_names as u64),
+            ],
+        });
+        tasks.push(tokio::spawn(metrics::serve(listener, sources, shutdown_rx)));
+    }
+    Ok(FleetRunning {
+        state,
+        follow,
+        metrics_address,
+        dispatcher,
+        shutdown,
+        tasks,
+    })
+}
+
+impl FleetRunning {
+    /// Waits for the dispatcher (it ends once the detector engine's output senders are gone),
+    /// then stops the rest; nothing waits past `deadline`.
+    pub async fn stop(self, deadline: Instant) {
+        let left = || deadline.saturating_duration_since(Instant::now());
+        if tokio::time::timeout(left(), self.dispatcher).await.is_err() {
+            tracing::warn!("detections still queued at shutdown were not dispatched");
+        }
+        let _ = self.shutdown.send(true);
+        for task in self.tasks {
+            if tokio::time::timeout(left(), task).await.is_err() {
+                tracing::warn!("a fleet task did not stop in time");
+            }
+        }
+    }
+}
