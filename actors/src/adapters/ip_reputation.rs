@@ -106,7 +106,10 @@ fn apply_feed(
             let _ = IpReputationStore::clear(store, source, now);
             for part in before.chunks(chunk) {
                 if IpReputationStore::write_batch(store, source, part, now).is_err() {
-                    tracing::error!(source, "apply_feed: restoring the source's previous records failed");
+                    tracing::error!(
+                        source,
+                        "apply_feed: restoring the source's previous records failed"
+                    );
                 }
             }
             Err(e)

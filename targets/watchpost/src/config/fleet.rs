@@ -264,7 +264,10 @@ pub fn problems(c: &super::Config) -> Vec<(String, String)> {
         bad("mqtt.password", "needs mqtt.username".to_owned());
     }
     if q.tls && q.ca_file.as_os_str().is_empty() {
-        bad("mqtt.ca_file", "is required with mqtt.tls = true".to_owned());
+        bad(
+            "mqtt.ca_file",
+            "is required with mqtt.tls = true".to_owned(),
+        );
     }
     if q.client_cert_file.as_os_str().is_empty() != q.client_key_file.as_os_str().is_empty() {
         bad(
@@ -278,7 +281,11 @@ pub fn problems(c: &super::Config) -> Vec<(String, String)> {
     if let Some(r) = range(q.reconnect_min_ms, 1, MAX_INTERVAL_MS) {
         bad("mqtt.reconnect_min_ms", r);
     }
-    if let Some(r) = range(q.reconnect_max_ms, q.reconnect_min_ms.max(1), MAX_INTERVAL_MS) {
+    if let Some(r) = range(
+        q.reconnect_max_ms,
+        q.reconnect_min_ms.max(1),
+        MAX_INTERVAL_MS,
+    ) {
         bad("mqtt.reconnect_max_ms", r);
     }
     let i = &c.intel;
@@ -288,17 +295,17 @@ pub fn problems(c: &super::Config) -> Vec<(String, String)> {
             "must be topic levels without wildcards or leading/trailing '/'".to_owned(),
         );
     }
-    if let Some(r) = range(i.max_message_bytes as u64, 1024, MAX_INTEL_MESSAGE_BYTES as u64) {
+    if let Some(r) = range(
+        i.max_message_bytes as u64,
+        1024,
+        MAX_INTEL_MESSAGE_BYTES as u64,
+    ) {
         bad("intel.max_message_bytes", r);
     }
     if let Some(r) = range(i.max_entries as u64, 1, MAX_INTEL_ENTRIES as u64) {
         bad("intel.max_entries", r);
     }
-    if let Some(r) = range(
-        c.follow.buffer_records as u64,
-        1,
-        MAX_FOLLOW_BUFFER as u64,
-    ) {
+    if let Some(r) = range(c.follow.buffer_records as u64, 1, MAX_FOLLOW_BUFFER as u64) {
         bad("follow.buffer_records", r);
     }
     out

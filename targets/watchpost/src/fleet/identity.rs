@@ -29,7 +29,11 @@ impl HostIdentity {
         let boot_id = std::fs::read_to_string(proc.join("sys/kernel/random/boot_id"))
             .ok()
             .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-'))
+            .filter(|s| {
+                !s.is_empty()
+                    && s.len() <= 64
+                    && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+            })
             .unwrap_or_else(|| "unknown".to_owned());
         HostIdentity {
             host_name: if host_name.is_empty() {
@@ -45,7 +49,13 @@ impl HostIdentity {
     pub fn topic_level(&self) -> String {
         self.host_name
             .chars()
-            .map(|c| if matches!(c, '/' | '+' | '#' | '\0') { '_' } else { c })
+            .map(|c| {
+                if matches!(c, '/' | '+' | '#' | '\0') {
+                    '_'
+                } else {
+                    c
+                }
+            })
             .collect()
     }
 }

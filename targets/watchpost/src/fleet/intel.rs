@@ -137,7 +137,10 @@ impl IntelCounters {
 
     /// Total rejected.
     pub fn rejected_total(&self) -> u64 {
-        self.rejected.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+        self.rejected
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum()
     }
 
     fn count(&self, reason: RejectReason) {
@@ -218,8 +221,12 @@ pub fn parse_message(
             ),
         ));
     }
-    let wire: WireMessage = serde_json::from_slice(payload)
-        .map_err(|e| reject(RejectReason::Malformed, format!("not a {FORMAT_V1} message: {e}")))?;
+    let wire: WireMessage = serde_json::from_slice(payload).map_err(|e| {
+        reject(
+            RejectReason::Malformed,
+            format!("not a {FORMAT_V1} message: {e}"),
+        )
+    })?;
     if wire.format != FORMAT_V1 {
         return Err(reject(
             RejectReason::Format,
@@ -242,15 +249,24 @@ pub fn parse_message(
     if count > limits.max_entries {
         return Err(reject(
             RejectReason::TooMany,
-            format!("{count} entries, more than intel.max_entries = {}", limits.max_entries),
+            format!(
+                "{count} entries, more than intel.max_entries = {}",
+                limits.max_entries
+            ),
         ));
     }
     match wire.kind {
         MessageKind::Clear if !wire.entries.is_empty() || !wire.remove.is_empty() => {
-            return Err(reject(RejectReason::Malformed, "a clear message carries no entries"));
+            return Err(reject(
+                RejectReason::Malformed,
+                "a clear message carries no entries",
+            ));
         }
         MessageKind::Full if !wire.remove.is_empty() => {
-            return Err(reject(RejectReason::Malformed, "a full message has no removals"));
+            return Err(reject(
+                RejectReason::Malformed,
+                "a full message has no removals",
+            ));
         }
         _ => {}
     }
@@ -265,10 +281,17 @@ pub fn parse_message(
     let mut records = Vec::with_capacity(wire.entries.len());
     let mut seen = std::collections::HashSet::with_capacity(count);
     for (i, e) in wire.entries.iter().enumerate() {
-        let ip = parse_ip(&e.ip)
-            .map_err(|err| reject(RejectReason::Address, format!("entry {i}: {:?}: {err}", e.ip)))?;
+        let ip = parse_ip(&e.ip).map_err(|err| {
+            reject(
+                RejectReason::Address,
+                format!("entry {i}: {:?}: {err}", e.ip),
+            )
+        })?;
         if !seen.insert(ip) {
-            return Err(reject(RejectReason::Duplicate, format!("entry {i}: {ip} appears twice")));
+            return Err(reject(
+                RejectReason::Duplicate,
+                format!("entry {i}: {ip} appears twice"),
+            ));
         }
         let status = match e.status.as_str() {
             "allow" => ReputationStatus::Allow,
@@ -298,9 +321,9 @@ pub fn parse_message(
                 .map_err(|err| reject(RejectReason::Value, format!("entry {i}: tag: {err}")))?;
         }
         for (k, v) in &e.metadata {
-            record
-                .set_metadata(k, v)
-                .map_err(|err| reject(RejectReason::Value, format!("entry {i}: metadata: {err}")))?;
+            record.set_metadata(k, v).map_err(|err| {
+                reject(RejectReason::Value, format!("entry {i}: metadata: {err}"))
+            })?;
         }
         record
             .check()
@@ -309,10 +332,17 @@ pub fn parse_message(
     }
     let mut remove = Vec::with_capacity(wire.remove.len());
     for (i, text) in wire.remove.iter().enumerate() {
-        let ip = parse_ip(text)
-            .map_err(|err| reject(RejectReason::Address, format!("remove {i}: {text:?}: {err}")))?;
+        let ip = parse_ip(text).map_err(|err| {
+            reject(
+                RejectReason::Address,
+                format!("remove {i}: {text:?}: {err}"),
+            )
+        })?;
         if !seen.insert(ip) {
-            return Err(reject(RejectReason::Duplicate, format!("remove {i}: {ip} appears twice")));
+            return Err(reject(
+                RejectReason::Duplicate,
+                format!("remove {i}: {ip} appears twice"),
+            ));
         }
         remove.push(ip);
     }
@@ -338,8 +368,14 @@ pub async fn apply(
         .apply_feed(&message.source, replace, records, remove)
         .await
         .map_err(|e| match e.rejection() {
-            Some(rejection) => reject(RejectReason::Store, format!("the store refused it: {rejection:?}")),
-            None => reject(RejectReason::Unavailable, format!("the store did not answer: {e}")),
+            Some(rejection) => reject(
+                RejectReason::Store,
+                format!("the store refused it: {rejection:?}"),
+            ),
+            None => reject(
+                RejectReason::Unavailable,
+                format!("the store did not answer: {e}"),
+            ),
         })
 }
 
@@ -452,7 +488,11 @@ impl IntelFeed {
             }
             Err(e) => {
                 self.counters.count(e.reason);
-                tracing::warn!(topic, reason = e.reason.as_str(), "intel message rejected: {e}");
+                tracing::warn!(
+                    topic,
+                    reason = e.reason.as_str(),
+                    "intel message rejected: {e}"
+                );
             }
         }
     }
@@ -529,14 +569,21 @@ mod tests {
         ];
         for (payload, source, reason) in cases {
             let e = parse_message(payload, source, &limits(), 0).unwrap_err();
-            assert_eq!(e.reason, reason, "{}: {e}", String::from_utf8_lossy(payload));
+            assert_eq!(
+                e.reason,
+                reason,
+                "{}: {e}",
+                String::from_utf8_lossy(payload)
+            );
         }
         let small = IntelSection {
             max_message_bytes: 10,
             ..limits()
         };
         assert_eq!(
-            parse_message(b"{\"format\":1234567}", "a", &small, 0).unwrap_err().reason,
+            parse_message(b"{\"format\":1234567}", "a", &small, 0)
+                .unwrap_err()
+                .reason,
             RejectReason::Oversized
         );
     }

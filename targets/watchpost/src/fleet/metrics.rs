@@ -102,7 +102,11 @@ pub fn own_usage() -> (u64, f64) {
     let ticks = rustix::param::clock_ticks_per_second().max(1) as f64;
     let cpu = std::fs::read("/proc/self/stat")
         .ok()
-        .and_then(|raw| watchpost_core::start_time::parse_proc_stat(&raw).ok().map(|_| raw))
+        .and_then(|raw| {
+            watchpost_core::start_time::parse_proc_stat(&raw)
+                .ok()
+                .map(|_| raw)
+        })
         .and_then(|raw| {
             // Fields after the command's closing parenthesis: utime and stime are the 12th and
             // 13th of them (14th and 15th of the line).
@@ -219,16 +223,32 @@ impl MetricsSources {
             "Items a store can hold (fixed at start).",
             capacity,
         );
-        s.counter("watchpost_store_requests", "Requests a store answered or refused.", requests);
-        s.counter("watchpost_store_hits", "Lookups that found their entity.", hits);
-        s.counter("watchpost_store_misses", "Lookups answered not found.", misses);
+        s.counter(
+            "watchpost_store_requests",
+            "Requests a store answered or refused.",
+            requests,
+        );
+        s.counter(
+            "watchpost_store_hits",
+            "Lookups that found their entity.",
+            hits,
+        );
+        s.counter(
+            "watchpost_store_misses",
+            "Lookups answered not found.",
+            misses,
+        );
         s.counter("watchpost_store_errors", "Requests that failed.", errors);
         s.gauge(
             "watchpost_store_health",
             "1 for the store's current health status, 0 for the others.",
             health,
         );
-        s.counter("watchpost_store_restarts", "Rebuilds of a store after a panic.", restarts);
+        s.counter(
+            "watchpost_store_restarts",
+            "Rebuilds of a store after a panic.",
+            restarts,
+        );
         s.counter(
             "watchpost_store_evictions",
             "Entries removed to make room or because they expired, by reason.",
@@ -305,10 +325,26 @@ impl MetricsSources {
             timeouts.push((l.clone(), d.timeouts));
             failures.push((l, d.errors));
         }
-        s.counter("watchpost_detector_evaluations", "Events a detector judged.", evaluations);
-        s.counter("watchpost_detector_outputs", "Findings a detector reported.", outputs);
-        s.counter("watchpost_detector_timeouts", "Detector calls that ran out of time.", timeouts);
-        s.counter("watchpost_detector_errors", "Detector calls that failed.", failures);
+        s.counter(
+            "watchpost_detector_evaluations",
+            "Events a detector judged.",
+            evaluations,
+        );
+        s.counter(
+            "watchpost_detector_outputs",
+            "Findings a detector reported.",
+            outputs,
+        );
+        s.counter(
+            "watchpost_detector_timeouts",
+            "Detector calls that ran out of time.",
+            timeouts,
+        );
+        s.counter(
+            "watchpost_detector_errors",
+            "Detector calls that failed.",
+            failures,
+        );
         s.counter(
             "watchpost_socket_requests",
             "Query socket requests answered.",
@@ -402,8 +438,16 @@ impl MetricsSources {
             }
         }
         if !connected.is_empty() {
-            s.gauge("watchpost_mqtt_connected", "1 while connected to the broker.", connected);
-            s.counter("watchpost_mqtt_connections", "Successful broker connections.", connections);
+            s.gauge(
+                "watchpost_mqtt_connected",
+                "1 while connected to the broker.",
+                connected,
+            );
+            s.counter(
+                "watchpost_mqtt_connections",
+                "Successful broker connections.",
+                connections,
+            );
             s.counter(
                 "watchpost_mqtt_connection_errors",
                 "Failed connection attempts and lost sessions.",
@@ -502,7 +546,9 @@ async fn answer(mut stream: TcpStream, sources: &MetricsSources) -> std::io::Res
             let line = head.split(|b| *b == b'\r').next().unwrap_or(&[]);
             let mut parts = line.split(|b| *b == b' ');
             match (parts.next(), parts.next()) {
-                (Some(b"GET"), Some(b"/metrics")) => ("200 OK", CONTENT_TYPE, sources.render().await),
+                (Some(b"GET"), Some(b"/metrics")) => {
+                    ("200 OK", CONTENT_TYPE, sources.render().await)
+                }
                 (Some(b"GET"), Some(_)) => (
                     "404 Not Found",
                     "text/plain; charset=utf-8",

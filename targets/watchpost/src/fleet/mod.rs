@@ -53,7 +53,9 @@ impl FleetState {
             out.push((
                 "sinks",
                 "degraded",
-                format!("{file_errors} detection-file writes and {outbox_errors} outbox commits failed"),
+                format!(
+                    "{file_errors} detection-file writes and {outbox_errors} outbox commits failed"
+                ),
             ));
         } else {
             out.push(("sinks", "healthy", String::new()));
@@ -74,7 +76,11 @@ impl FleetState {
                     .unwrap_or_else(|| "not connected yet".to_owned());
                 message = format!("broker unreachable ({last}); {message}");
             }
-            let status = if connected && o.dropped == 0 { "healthy" } else { "degraded" };
+            let status = if connected && o.dropped == 0 {
+                "healthy"
+            } else {
+                "degraded"
+            };
             out.push(("mqtt", status, message));
         }
         if let (Some(c), Some(conn)) = (&self.intel, &self.intel_connection) {
@@ -85,7 +91,11 @@ impl FleetState {
                 c.rejected_total(),
                 c.entries_applied.load(Ordering::Relaxed)
             );
-            out.push(("intel", if connected { "healthy" } else { "degraded" }, message));
+            out.push((
+                "intel",
+                if connected { "healthy" } else { "degraded" },
+                message,
+            ));
         }
         out
     }

@@ -172,12 +172,13 @@ pub async fn start(inputs: FleetInputs<'_>) -> Result<FleetRunning, FleetError> 
     let mut metrics_address = None;
     if config.metrics.enabled {
         let address = config.metrics.listen;
-        let listener = TcpListener::bind(address)
-            .await
-            .map_err(|source| FleetError::MetricsListen {
-                address: address.to_string(),
-                source,
-            })?;
+        let listener =
+            TcpListener::bind(address)
+                .await
+                .map_err(|source| FleetError::MetricsListen {
+                    address: address.to_string(),
+                    source,
+                })?;
         let bound = listener.local_addr().ok();
         metrics_address = bound;
         tracing::info!(address = %bound.map_or(address, |a| a), "Prometheus metrics at /metrics");

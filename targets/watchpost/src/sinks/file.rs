@@ -125,7 +125,10 @@ mod tests {
         assert!(dir.join("d.jsonl.2").exists());
         assert!(!dir.join("d.jsonl.3").exists());
         assert_eq!(sink.rotations, 4);
-        let total: u64 = std::fs::read_dir(&dir).unwrap().map(|e| len(&e.unwrap().path())).sum();
+        let total: u64 = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| len(&e.unwrap().path()))
+            .sum();
         assert_eq!(total, 40 * 6, "10 lines written, the oldest 4 rotated away");
         let _ = std::fs::remove_dir_all(&dir);
     }

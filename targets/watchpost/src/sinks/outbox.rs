@@ -22,7 +22,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+};
 
 /// Records, by key.
 const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("records");
@@ -142,15 +144,18 @@ impl Outbox {
             let records = tx.open_table(RECORDS).map_err(err("open"))?;
             let meta = tx.open_table(META).map_err(err("open"))?;
             let held = records.len().map_err(err("open"))?;
-            let last = records
-                .last()
+            let last = records.last().map_err(err("open"))?.map(|(k, _)| k.value());
+            let stored_next = meta
+                .get("next_key")
                 .map_err(err("open"))?
-                .map(|(k, _)| k.value());
-            let stored_next = meta.get("next_key").map_err(err("open"))?.map(|v| v.value());
+                .map(|v| v.value());
             let next_key = stored_next
                 .unwrap_or(1)
                 .max(last.map_or(1, |k| k.saturating_add(1)));
-            let dropped = meta.get("dropped").map_err(err("open"))?.map_or(0, |v| v.value());
+            let dropped = meta
+                .get("dropped")
+                .map_err(err("open"))?
+                .map_or(0, |v| v.value());
             State {
                 next_key,
                 records: held,
@@ -227,8 +232,10 @@ impl Outbox {
             }
             next.dropped += outcome.dropped;
             let mut meta = tx.open_table(META).map_err(err("append"))?;
-            meta.insert("next_key", next.next_key).map_err(err("append"))?;
-            meta.insert("dropped", next.dropped).map_err(err("append"))?;
+            meta.insert("next_key", next.next_key)
+                .map_err(err("append"))?;
+            meta.insert("dropped", next.dropped)
+                .map_err(err("append"))?;
         }
         tx.commit().map_err(err("append"))?;
         *state = next;
@@ -342,7 +349,10 @@ mod tests {
             o.append(&[b"a".as_slice(), b"b"]).unwrap();
             o.append(&[b"c".as_slice()]).unwrap();
             let got = o.read_after(None, 10).unwrap();
-            assert_eq!(got.iter().map(|(_, v)| v.as_slice()).collect::<Vec<_>>(), [b"a", b"b", b"c"]);
+            assert_eq!(
+                got.iter().map(|(_, v)| v.as_slice()).collect::<Vec<_>>(),
+                [b"a", b"b", b"c"]
+            );
             o.remove(&[got[0].0], false).unwrap();
         }
         let o = Outbox::open(&path, 100).unwrap();
@@ -365,7 +375,12 @@ mod tests {
         for r in [b"1", b"2", b"3", b"4", b"5"] {
             o.append(&[r.as_slice()]).unwrap();
         }
-        let got: Vec<Vec<u8>> = o.read_after(None, 10).unwrap().into_iter().map(|(_, v)| v).collect();
+        let got: Vec<Vec<u8>> = o
+            .read_after(None, 10)
+            .unwrap()
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect();
         assert_eq!(got, [b"3".to_vec(), b"4".to_vec(), b"5".to_vec()]);
         let s = o.stats();
         assert_eq!((s.records, s.dropped, s.appended), (3, 2, 5));
@@ -375,7 +390,12 @@ mod tests {
         // One batch larger than the bound keeps its newest records.
         let a = o.append(&[b"6".as_slice(), b"7", b"8", b"9"]).unwrap();
         assert_eq!((a.stored, a.dropped), (3, 4));
-        let got: Vec<Vec<u8>> = o.read_after(None, 10).unwrap().into_iter().map(|(_, v)| v).collect();
+        let got: Vec<Vec<u8>> = o
+            .read_after(None, 10)
+            .unwrap()
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect();
         assert_eq!(got, [b"7".to_vec(), b"8".to_vec(), b"9".to_vec()]);
         drop(o);
         let o = Outbox::open(&path, 3).unwrap();
