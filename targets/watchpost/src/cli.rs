@@ -22,6 +22,14 @@ pub enum Command {
     Query(QueryArgs),
     /// Show or check the configuration.
     Config(ConfigArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff); `cargo xtask man` writes it to a file.
+    #[command(hide = true)]
+    Man,
 }
 
 /// `watchpost run`.
@@ -156,6 +164,17 @@ pub enum Query {
         /// Runtime: docker, containerd, crio, podman, garden, unknown.
         #[arg(long)]
         runtime: Option<String>,
+    },
+    /// The IP reputation store's merged verdict on an address.
+    Reputation {
+        /// IPv4 or IPv6 address.
+        ip: String,
+    },
+    /// Detection records as they happen (JSON lines with --json, one line each otherwise).
+    Events {
+        /// Keep streaming until interrupted (required: past detections are not kept).
+        #[arg(long, required = true)]
+        follow: bool,
     },
 }
 

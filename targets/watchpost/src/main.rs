@@ -27,6 +27,21 @@ fn main() -> ExitCode {
             runtime.block_on(command::run(args))
         }
         Command::Config(args) => config(args),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "watchpost", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::Man => {
+            let command = <Cli as clap::CommandFactory>::command();
+            match clap_mangen::Man::new(command).render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("watchpost: {e}");
+                    ExitCode::from(EXIT_ERROR)
+                }
+            }
+        }
     }
 }
 

@@ -301,6 +301,25 @@ pub fn render(answer: &Answer) -> String {
                 .collect();
             table(&["ID", "NAME", "RUNTIME", "IMAGE"], &rows)
         }
+        Answer::Reputation(v) => {
+            let tags: Vec<&str> = v.record.tags.iter().map(|t| t.as_str()).collect();
+            block(&[
+                ("ip", v.record.ip.to_string()),
+                ("status", v.record.status.as_str().to_owned()),
+                ("severity", v.record.severity.to_string()),
+                ("source", v.source.clone()),
+                ("tags", or_dash(&tags.join(", "))),
+            ])
+        }
+        Answer::Detection(r) => format!(
+            "{} {} {} {}: {}\n",
+            r["time"].as_str().unwrap_or("-"),
+            r["host"]["name"].as_str().unwrap_or("-"),
+            r["severity"].as_str().unwrap_or("-"),
+            r["detector"].as_str().unwrap_or("-"),
+            r["description"].as_str().unwrap_or("")
+        ),
+        Answer::Skipped(n) => format!("(skipped {n} detections: this follower read too slowly)\n"),
     }
 }
 

@@ -359,6 +359,25 @@ impl Default for DetectorsSection {
     }
 }
 
+/// The IP reputation store (fed by `[intel]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IpReputationSection {
+    /// Most entries (one per source and address).
+    pub max_entries: usize,
+    /// Most sources holding data at once.
+    pub max_sources: usize,
+}
+
+impl Default for IpReputationSection {
+    fn default() -> Self {
+        IpReputationSection {
+            max_entries: 20_000,
+            max_sources: 32,
+        }
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -383,6 +402,8 @@ pub struct Config {
     pub collector: CollectorSection,
     /// `[detectors]`
     pub detectors: DetectorsSection,
+    /// `[ip_reputation]`
+    pub ip_reputation: IpReputationSection,
     /// `[metrics]`
     pub metrics: fleet::MetricsSection,
     /// `[sinks]`
@@ -518,6 +539,14 @@ impl Config {
             "collector.max_tracked_processes",
             c.max_tracked_processes as u64,
         );
+        positive(
+            "ip_reputation.max_entries",
+            self.ip_reputation.max_entries as u64,
+        );
+        positive(
+            "ip_reputation.max_sources",
+            self.ip_reputation.max_sources as u64,
+        );
         let de = &self.detectors;
         positive("detectors.event_queue", de.event_queue as u64);
         positive("detectors.output_queue", de.output_queue as u64);
@@ -600,6 +629,12 @@ impl Config {
                     &format!("{dir:?} is not an absolute path"),
                 );
             }
+        }
+        if self.ip_reputation.max_entries > 10_000_000 {
+            invalid("ip_reputation.max_entries", "must be at most 10000000");
+        }
+        if self.ip_reputation.max_sources > 1_024 {
+            invalid("ip_reputation.max_sources", "must be at most 1024");
         }
         for (key, reason) in fleet::problems(self) {
             problems.push(Problem { key, reason });

@@ -189,7 +189,6 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         engine: engine.clone(),
         started_at,
         outputs: outputs_rx,
-        ip_reputation: None,
     })
     .await?;
 
@@ -305,6 +304,7 @@ async fn serve(
     };
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let fleet_state_for_intel = fleet_state.clone();
     let ctx = Arc::new(QueryContext {
         registry: registry.clone(),
         reader,
@@ -313,6 +313,7 @@ async fn serve(
         engine: Some(engine),
         fleet: Some(fleet_state),
         follow: Some(follow),
+        follow_counters: fleet_state_for_intel.follow.clone(),
     });
     let s = &config.socket;
     let server = QueryServer::new(
@@ -352,6 +353,12 @@ async fn serve(
             shutdown_rx.clone(),
         ))
     });
+    let intel_task = crate::fleet::start::start_intel(
+        config,
+        &fleet_state_for_intel,
+        stores.ip_reputation,
+        shutdown_rx.clone(),
+    );
     let symbols_task = config.symbols.reload_on_module_change.then(|| {
         let reloader = SymbolReloader {
             kallsyms: PathBuf::from(stores::KALLSYMS),
@@ -380,6 +387,9 @@ async fn serve(
             let _ = t.await;
         }
         if let Some(t) = symbols_task {
+            let _ = t.await;
+        }
+        if let Some(t) = intel_task {
             let _ = t.await;
         }
     })

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use watchpost_actors::adapters::container::container_table_factory;
 use watchpost_actors::adapters::dns::dns_cache_factory;
+use watchpost_actors::adapters::ip_reputation::ip_reputation_factory;
 use watchpost_actors::adapters::process::process_table_factory;
 use watchpost_actors::adapters::symbols::KernelSymbols;
 use watchpost_actors::adapters::system::SystemFacts;
@@ -16,7 +17,8 @@ use watchpost_actors::stores::container::ContainerUpdate;
 use watchpost_actors::stores::dns::DnsPacket;
 use watchpost_actors::stores::process::ProcessUpdate;
 use watchpost_actors::stores::symbols::SymbolTableSwap;
-use watchpost_actors::{BuildContext, IntakeSender, RegistrationError, Registry};
+use watchpost_actors::{BuildContext, IntakeSender, RegistrationError, Registry, WriteHandle};
+use watchpost_core::ip_reputation::{IpReputationConfig, IpReputationStore};
 use watchpost_core::symbols::KernelSymbolTable;
 use watchpost_core::syscall::{Arch, SyscallStore};
 use watchpost_core::system_info::SystemInfo;
@@ -40,6 +42,8 @@ pub struct RegisteredStores {
     pub dns: IntakeSender<DnsPacket>,
     /// The architecture the syscall store serves, if this machine's has a table.
     pub host_arch: Option<Arch>,
+    /// The IP reputation store's owner handle (written by the intel feed).
+    pub ip_reputation: WriteHandle<IpReputationStore>,
 }
 
 /// Reads kallsyms, or an empty table (the store then reports itself unhealthy) with a warning.
@@ -125,7 +129,21 @@ pub async fn register_all(
         .await?;
     // Until the eBPF collector feeds it, the DNS store stays empty: every lookup is NotFound.
     let dns = registry
-        .register_dns_store(dns_cache_factory(config.dns_cache()), options)
+        .register_dns_store(dns_cache_factory(config.dns_cache()), options.clone())
+        .await?;
+    let r = &config.ip_reputation;
+    let ip_reputation = registry
+        .register_writable_store(
+            "ip_reputation",
+            ip_reputation_factory(
+                IpReputationConfig {
+                    max_sources: r.max_sources,
+                    ..IpReputationConfig::new(r.max_entries)
+                },
+                Vec::new(),
+            ),
+            options,
+        )
         .await?;
     Ok(RegisteredStores {
         processes,
@@ -133,5 +151,6 @@ pub async fn register_all(
         symbols,
         dns,
         host_arch,
+        ip_reputation,
     })
 }

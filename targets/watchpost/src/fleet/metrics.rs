@@ -466,6 +466,21 @@ impl MetricsSources {
                 vec![(vec![], get(&c.acknowledged))],
             );
         }
+        s.gauge(
+            "watchpost_follow_streams",
+            "Clients following detections on the query socket.",
+            vec![(vec![], signed(get(&f.follow.followers)))],
+        );
+        s.counter(
+            "watchpost_follow_skipped",
+            "Detections followers skipped because they read too slowly.",
+            vec![(vec![], get(&f.follow.skipped))],
+        );
+        s.counter(
+            "watchpost_follow_dropped",
+            "Followers disconnected because they stopped reading.",
+            vec![(vec![], get(&f.follow.dropped))],
+        );
         if let Some(i) = &f.intel {
             s.counter(
                 "watchpost_intel_messages",

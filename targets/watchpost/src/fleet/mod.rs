@@ -37,6 +37,8 @@ pub struct FleetState {
     pub intel_connection: Option<Arc<ConnectionCounters>>,
     /// The intel feed's counters, when it is on.
     pub intel: Option<Arc<intel::IntelCounters>>,
+    /// The socket's `events --follow` streams.
+    pub follow: Arc<crate::server::follow::FollowCounters>,
 }
 
 /// One entry of `query health`: (name, status, message).

@@ -45,9 +45,6 @@ pub enum FleetError {
         #[source]
         source: std::io::Error,
     },
-    /// `[intel]` is on but there is no `ip_reputation` store to write.
-    #[error("intel.enabled needs the ip_reputation store")]
-    NoReputationStore,
 }
 
 /// What the daemon's start hands over.
@@ -64,8 +61,6 @@ pub struct FleetInputs<'a> {
     pub started_at: EpochNanos,
     /// The detector engine's outputs.
     pub outputs: mpsc::Receiver<DetectorOutput>,
-    /// The IP reputation store's owner handle (the intel feed's way in).
-    pub ip_reputation: Option<WriteHandle<IpReputationStore>>,
 }
 
 /// The running fleet parts.
@@ -98,7 +93,6 @@ pub async fn start(inputs: FleetInputs<'_>) -> Result<FleetRunning, FleetError> 
         engine,
         started_at,
         outputs,
-        ip_reputation,
     } = inputs;
     let host = HostIdentity::read(Path::new("/proc"));
     let (shutdown, shutdown_rx) = watch::channel(false);
@@ -138,20 +132,10 @@ pub async fn start(inputs: FleetInputs<'_>) -> Result<FleetRunning, FleetError> 
     };
 
     if config.intel.enabled {
-        let store = ip_reputation.ok_or(FleetError::NoReputationStore)?;
-        let counters = Arc::new(IntelCounters::default());
-        let connection = Arc::new(ConnectionCounters::default());
-        let feed = IntelFeed {
-            broker: config.mqtt.clone(),
-            intel: config.intel.clone(),
-            host: host.clone(),
-            store: Arc::new(store),
-            counters: counters.clone(),
-            connection: connection.clone(),
-        };
-        tasks.push(tokio::spawn(feed.run(shutdown_rx.clone())));
-        state.intel = Some(counters);
-        state.intel_connection = Some(connection);
+        // The feed itself starts with the collectors ([`start_intel`]); its counters exist
+        // from now on for health and metrics.
+        state.intel = Some(Arc::new(IntelCounters::default()));
+        state.intel_connection = Some(Arc::new(ConnectionCounters::default()));
     }
 
     let (follow, _) = broadcast::channel(config.follow.buffer_records.max(1));
@@ -202,6 +186,28 @@ pub async fn start(inputs: FleetInputs<'_>) -> Result<FleetRunning, FleetError> 
         shutdown,
         tasks,
     })
+}
+
+/// Starts the intel feed (when `[intel]` is on) with the store's owner handle; it stops when
+/// `shutdown` turns true.
+pub fn start_intel(
+    config: &Config,
+    state: &FleetState,
+    store: WriteHandle<IpReputationStore>,
+    shutdown: watch::Receiver<bool>,
+) -> Option<JoinHandle<()>> {
+    let (Some(counters), Some(connection)) = (&state.intel, &state.intel_connection) else {
+        return None;
+    };
+    let feed = IntelFeed {
+        broker: config.mqtt.clone(),
+        intel: config.intel.clone(),
+        host: HostIdentity::read(Path::new("/proc")),
+        store: Arc::new(store),
+        counters: counters.clone(),
+        connection: connection.clone(),
+    };
+    Some(tokio::spawn(feed.run(shutdown)))
 }
 
 impl FleetRunning {

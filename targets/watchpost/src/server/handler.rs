@@ -41,6 +41,8 @@ pub struct QueryContext {
     pub fleet: Option<crate::fleet::FleetState>,
     /// Detection records for `events --follow`.
     pub follow: Option<tokio::sync::broadcast::Sender<Arc<str>>>,
+    /// Counters of the follow streams.
+    pub follow_counters: Arc<crate::server::follow::FollowCounters>,
 }
 
 /// Why a request has no answer: a reply already worded, or a store error still to be explained
@@ -352,6 +354,23 @@ impl QueryContext {
                 .await
                 .map(Answer::Containers)
                 .map_err(|e| store_error(e, String::new)),
+            Request::Reputation { ip } => {
+                let store = r
+                    .get_custom_typed::<watchpost_core::ip_reputation::IpReputationStore>(
+                        "ip_reputation",
+                    )
+                    .await
+                    .map_err(|e| store_error(e, || "no ip_reputation store".to_owned()))?;
+                store
+                    .get_reputation(ip.as_str())
+                    .await
+                    .map(Answer::Reputation)
+                    .map_err(|e| store_error(e, || format!("no reputation for {ip}")))
+            }
+            Request::Events {} => Err(reply(
+                ErrorCode::BadRequest,
+                "events are streamed on their own connection",
+            )),
         }
     }
 

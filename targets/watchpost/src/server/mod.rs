@@ -10,6 +10,7 @@
 //! an error reply and the connection stays usable.
 
 pub mod access;
+pub mod follow;
 pub mod handler;
 pub mod listener;
 
@@ -242,6 +243,30 @@ impl Connection {
                 continue;
             }
             bump(&self.stats.requests);
+            if matches!(request, Request::Events {}) {
+                match &self.ctx.follow {
+                    Some(records) => {
+                        follow::stream_events(
+                            stream,
+                            records,
+                            limits.write_timeout,
+                            &self.ctx.follow_counters,
+                        )
+                        .await;
+                        return;
+                    }
+                    None => {
+                        let _ = self
+                            .refuse(
+                                &mut stream,
+                                ErrorCode::NotImplemented,
+                                "this daemon streams no events".to_owned(),
+                            )
+                            .await;
+                        return;
+                    }
+                }
+            }
             let response = self.ctx.answer(request).await;
             if !self.reply(&mut stream, &response).await {
                 return;

@@ -113,6 +113,13 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         runtime: Option<String>,
     },
+    /// The merged verdict of the `ip_reputation` store on an address.
+    Reputation {
+        /// IPv4 or IPv6 address.
+        ip: String,
+    },
+    /// Stream every detection record from now on, one frame each (`query events --follow`).
+    Events {},
 }
 
 /// Why a decoded request is refused.
@@ -203,6 +210,8 @@ impl Request {
                 optional_text("image", image)?;
                 optional_text("runtime", runtime)
             }
+            Request::Reputation { ip } => text("ip", ip),
+            Request::Events {} => Ok(()),
         }
     }
 }

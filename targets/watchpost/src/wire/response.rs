@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 use watchpost_actors::stores::container::ContainerInfo;
 use watchpost_actors::stores::dns::DnsResponse;
+use watchpost_actors::stores::ip_reputation::Verdict;
 use watchpost_actors::stores::process::ProcessInfo;
 use watchpost_actors::stores::symbols::SymbolInfo;
 use watchpost_actors::stores::system::SystemInfo;
@@ -254,6 +255,12 @@ pub enum Answer {
     Container(ContainerInfo),
     /// `containers`
     Containers(Vec<ContainerInfo>),
+    /// `reputation`
+    Reputation(Verdict),
+    /// `events --follow`: one detection record (schema `watchpost.detection.v1`).
+    Detection(serde_json::Value),
+    /// `events --follow`: records this follower missed because it read too slowly.
+    Skipped(u64),
 }
 
 #[cfg(test)]

@@ -226,16 +226,18 @@ impl FleetDaemon {
         std::fs::create_dir_all(dir).unwrap();
         let socket = dir.join("s.sock");
         let config = dir.join("watchpost.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[daemon]\ndata_dir = \"{}\"\n[socket]\npath = \"{}\"\n\
-                 [metrics]\nlisten = \"127.0.0.1:0\"\n{extra}",
-                dir.join("data").display(),
-                socket.display()
-            ),
-        )
+        let mut table: toml::Table = toml::from_str(&format!(
+            "[daemon]\ndata_dir = \"{}\"\n[socket]\npath = \"{}\"\n\
+             [metrics]\nlisten = \"127.0.0.1:0\"\n",
+            dir.join("data").display(),
+            socket.display()
+        ))
         .unwrap();
+        merge(
+            &mut table,
+            toml::from_str(extra).expect("extra config is TOML"),
+        );
+        std::fs::write(&config, toml::to_string(&table).unwrap()).unwrap();
         let mut d = FleetDaemon {
             dir: dir.to_path_buf(),
             socket,
@@ -356,6 +358,18 @@ impl Drop for FleetDaemon {
             }
             let _ = child.kill();
             let _ = child.wait();
+        }
+    }
+}
+
+/// Merges table `extra` into `base`, key by key.
+fn merge(base: &mut toml::Table, extra: toml::Table) {
+    for (key, value) in extra {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(e)) => merge(b, e),
+            (_, value) => {
+                base.insert(key, value);
+            }
         }
     }
 }
