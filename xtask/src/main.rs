@@ -3,6 +3,7 @@
 //! A small subcommand dispatcher; each command lives in its own module. Run `cargo xtask help`.
 
 mod gen_syscalls;
+mod man_page;
 mod syscall_tbl;
 mod test_command;
 
@@ -18,6 +19,7 @@ commands:
                            and fail if the committed files are stale
   test [--fuzz-seconds N]  run every test suite, the bare-metal builds, the generated-code
                            check and a fuzz smoke run of N seconds per target (default 10)
+  man [--out DIR]          write the watchpost(1) man page (default target/man/watchpost.1)
   help                     print this text
 ";
 
@@ -30,6 +32,7 @@ fn main() -> ExitCode {
     match command.as_str() {
         "gen-syscalls" => gen_syscalls::run(options),
         "test" => test_command::run(options),
+        "man" => man_page::run(options),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             ExitCode::SUCCESS

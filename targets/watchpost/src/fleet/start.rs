@@ -174,6 +174,7 @@ pub async fn start(inputs: FleetInputs<'_>) -> Result<FleetRunning, FleetError> 
             capacities: vec![
                 ("container", config.container.capacity as u64),
                 ("dns", config.dns.max_names as u64),
+                ("ip_reputation", config.ip_reputation.max_entries as u64),
             ],
         });
         tasks.push(tokio::spawn(metrics::serve(listener, sources, shutdown_rx)));
