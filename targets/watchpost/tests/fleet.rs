@@ -415,3 +415,77 @@ fn a_full_outbox_drops_the_oldest_counts_them_and_memory_stays_flat() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A record with every optional part (a container with its pod, a null uid) validates, and the
+/// schema refuses what it must (a missing id, an unknown field, a bad severity, a time that is
+/// not RFC 3339).
+#[test]
+fn the_schema_file_accepts_full_records_and_refuses_bad_ones() {
+    use watchpost::fleet::record::{
+        AncestorPart, ContainerPart, DetectionRecord, HostPart, PodPart, ProcessPart, SCHEMA_V1,
+        rfc3339,
+    };
+    use watchpost_actors::detect::{OutputValue, Severity};
+    let record = DetectionRecord {
+        schema: SCHEMA_V1.to_owned(),
+        id: "4bd6126a-6ec9-4edd-9248-e12534b4029b-18a0b3c4d5e6f708-17".to_owned(),
+        time: rfc3339(1_796_518_472_060_465_580),
+        time_ns: 1_796_518_472_060_465_580,
+        host: HostPart {
+            name: "gw-1".to_owned(),
+            boot_id: "4bd6126a-6ec9-4edd-9248-e12534b4029b".to_owned(),
+        },
+        detector: "tmp_exec_in_container".to_owned(),
+        severity: Severity::Medium,
+        description: "a program ran from /tmp in a container".to_owned(),
+        process: ProcessPart {
+            entity_id: 7,
+            pid: 42,
+            exe: "/tmp/x".to_owned(),
+            uid: None,
+            ancestry: vec![AncestorPart {
+                entity_id: 7,
+                pid: 42,
+                name: "x".to_owned(),
+                exe: "/tmp/x".to_owned(),
+            }],
+        },
+        container: Some(ContainerPart {
+            id: "a".repeat(64),
+            name: "web".to_owned(),
+            image: "nginx:1".to_owned(),
+            runtime: "containerd".to_owned(),
+            pod: Some(PodPart {
+                name: "web-0".to_owned(),
+                namespace: "default".to_owned(),
+                uid: "u".to_owned(),
+            }),
+        }),
+        data: [
+            ("flag".to_owned(), OutputValue::Flag(true)),
+            ("list".to_owned(), OutputValue::List(vec!["a".to_owned()])),
+            ("n".to_owned(), OutputValue::Number(3)),
+        ]
+        .into_iter()
+        .collect(),
+    };
+    let validator = record_validator();
+    let value = serde_json::to_value(&record).unwrap();
+    assert_valid(&validator, std::slice::from_ref(&value));
+    assert_eq!(
+        serde_json::from_value::<DetectionRecord>(value.clone()).unwrap(),
+        record
+    );
+    let mut bad = value.clone();
+    bad.as_object_mut().unwrap().remove("id");
+    assert!(!validator.is_valid(&bad));
+    let mut bad = value.clone();
+    bad["surprise"] = serde_json::json!(1);
+    assert!(!validator.is_valid(&bad));
+    let mut bad = value.clone();
+    bad["severity"] = serde_json::json!("dire");
+    assert!(!validator.is_valid(&bad));
+    let mut bad = value;
+    bad["time"] = serde_json::json!("yesterday");
+    assert!(!validator.is_valid(&bad));
+}

@@ -310,3 +310,57 @@ pub fn problems(c: &super::Config) -> Vec<(String, String)> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, ConfigError};
+
+    fn keys(text: &str) -> Vec<String> {
+        match Config::from_toml(text, None) {
+            Err(ConfigError::Invalid { problems, .. }) => {
+                problems.into_iter().map(|p| p.key).collect()
+            }
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_fleet_number_has_limits_and_bad_values_name_their_key() {
+        let found = keys(
+            "[sinks.mqtt]\nenabled = true\noutbox_max_records = 0\ninflight = 5000\ntopic_prefix = \"a/#\"\n\
+             [sinks.file]\nmax_bytes = 10\nkeep = 1000\n\
+             [mqtt]\ntls = true\npassword = \"x\"\nkeep_alive_secs = 1\nreconnect_min_ms = 10\nreconnect_max_ms = 5\n\
+             [intel]\nmax_message_bytes = 1000000000\nmax_entries = 0\n\
+             [follow]\nbuffer_records = 100000\n",
+        );
+        for key in [
+            "sinks.mqtt.outbox_max_records",
+            "sinks.mqtt.inflight",
+            "sinks.mqtt.topic_prefix",
+            "sinks.file.max_bytes",
+            "sinks.file.keep",
+            "mqtt.ca_file",
+            "mqtt.password",
+            "mqtt.keep_alive_secs",
+            "mqtt.reconnect_max_ms",
+            "intel.max_message_bytes",
+            "intel.max_entries",
+            "follow.buffer_records",
+        ] {
+            assert!(
+                found.iter().any(|k| k == key),
+                "{key} not reported: {found:?}"
+            );
+        }
+        let found = keys("[sinks.mqtt]\noutbox_max_records = 20000000\n");
+        assert_eq!(found, ["sinks.mqtt.outbox_max_records"]);
+        assert!(Config::from_toml("[metrics]\nlisten = \"nowhere\"\n", None).is_err());
+        assert!(Config::from_toml("[daemon]\nlog_format = \"xml\"\n", None).is_err());
+        let c = Config::from_toml(
+            "[daemon]\nlog_format = \"json\"\n[metrics]\nenabled = false\n",
+            None,
+        )
+        .unwrap();
+        assert!(!c.metrics.enabled);
+    }
+}
