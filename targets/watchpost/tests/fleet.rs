@@ -489,3 +489,161 @@ fn the_schema_file_accepts_full_records_and_refuses_bad_ones() {
     bad["time"] = serde_json::json!("yesterday");
     assert!(!validator.is_valid(&bad));
 }
+
+/// Runs a command that must succeed.
+fn sh(dir: &std::path::Path, program: &str, args: &[&str]) {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// TLS with a CA the test makes, a user and password, and the last will: detections arrive over
+/// TLS; a wrong password is refused and shown in health; a `kill -9` makes the broker publish
+/// the retained `offline` status.
+#[test]
+fn tls_credentials_and_the_last_will() {
+    if !fleet_tests_may_run() {
+        return;
+    }
+    let dir = temp_dir("mqtttls");
+    let pki = dir.join("pki");
+    std::fs::create_dir_all(&pki).unwrap();
+    sh(
+        &pki,
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=watchpost-test-ca",
+        ],
+    );
+    sh(
+        &pki,
+        "openssl",
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ],
+    );
+    std::fs::write(
+        pki.join("ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    sh(
+        &pki,
+        "openssl",
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext",
+        ],
+    );
+    sh(
+        &pki,
+        "mosquitto_passwd",
+        &["-b", "-c", "passwords", "gateway", "s3cret"],
+    );
+    let plain = fleet_support::free_port();
+    let tls = fleet_support::free_port();
+    let p = pki.display();
+    let _broker = Broker::with_config(
+        &dir.join("broker"),
+        &format!(
+            "per_listener_settings true\n\
+             listener {plain} 127.0.0.1\nallow_anonymous true\n\
+             listener {tls} 127.0.0.1\ncafile {p}/ca.pem\ncertfile {p}/server.pem\nkeyfile {p}/server.key\n\
+             allow_anonymous false\npassword_file {p}/passwords\n"
+        ),
+        tls,
+    );
+    let subscriber = Subscriber::start(plain, "watchpost/#", "wp-test-tls");
+    let mqtt = |password: &str| {
+        format!(
+            "[sinks.stdout]\nenabled = false\n[sinks.mqtt]\nenabled = true\n\
+             [mqtt]\nhost = \"localhost\"\nport = {tls}\ntls = true\nca_file = \"{p}/ca.pem\"\n\
+             username = \"gateway\"\npassword = \"{password}\"\nkeep_alive_secs = 5\nreconnect_max_ms = 500\n"
+        )
+    };
+    // A wrong password: refused, said in health, nothing lost (it waits in the outbox).
+    let mut refused = FleetDaemon::start(&dir.join("refused"), &mqtt("wrong"));
+    let said = eventually(Duration::from_secs(30), || {
+        let health = refused.query_json(&["health"]);
+        health.as_array().unwrap().iter().any(|h| {
+            h["store"] == "mqtt"
+                && h["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("unreachable"))
+        })
+    });
+    assert!(said, "{}", refused.query_json(&["health"]));
+    refused.terminate();
+
+    let mut daemon = FleetDaemon::start(&dir.join("daemon"), &mqtt("s3cret"));
+    let work = dir.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let pids = produce(&daemon, &work, 100, 100, |_| {});
+    let topic = detections_topic();
+    let arrived = eventually(Duration::from_secs(60), || {
+        let (unique, _) = dedupe(&subscriber.json_on(&topic));
+        ours(&unique, &pids).len() >= 100
+    });
+    assert!(
+        arrived,
+        "detections over TLS did not arrive:\n{}",
+        daemon.stderr()
+    );
+    let status = topic.replace("/detections", "/status");
+    assert!(eventually(Duration::from_secs(10), || {
+        subscriber
+            .raw_on(&status)
+            .last()
+            .is_some_and(|s| s == b"online")
+    }));
+    daemon.kill9();
+    let offline = eventually(Duration::from_secs(30), || {
+        subscriber
+            .raw_on(&status)
+            .last()
+            .is_some_and(|s| s == b"offline")
+    });
+    assert!(offline, "the last will did not mark the gateway offline");
+    let _ = std::fs::remove_dir_all(&dir);
+}

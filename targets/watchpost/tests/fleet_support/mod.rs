@@ -72,7 +72,7 @@ impl Broker {
         std::fs::write(
             &conf,
             format!(
-                "listener {} 127.0.0.1\nallow_anonymous true\npersistence true\n\
+                "user root\nlistener {} 127.0.0.1\nallow_anonymous true\npersistence true\n\
                  persistence_location {}/\nmax_queued_messages 0\nmax_inflight_messages 0\n\
                  log_dest file {}/mosquitto.log\n",
                 self.port,
@@ -95,6 +95,31 @@ impl Broker {
             std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
         });
         assert!(up, "mosquitto did not listen on {port}");
+    }
+
+    /// Starts mosquitto with the configuration `conf` (written to `dir`), and waits until
+    /// `wait_port` accepts connections.
+    pub fn with_config(dir: &Path, conf: &str, wait_port: u16) -> Broker {
+        std::fs::create_dir_all(dir).unwrap();
+        let path = dir.join("mosquitto.conf");
+        std::fs::write(&path, format!("user root\n{conf}")).unwrap();
+        let child = Command::new("/usr/sbin/mosquitto")
+            .arg("-c")
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto starts");
+        let up = eventually(Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", wait_port)).is_ok()
+        });
+        assert!(up, "mosquitto did not listen on {wait_port}");
+        Broker {
+            port: wait_port,
+            dir: dir.to_path_buf(),
+            child: Some(child),
+        }
     }
 
     /// Stops it with SIGTERM (it saves its persistence file) and waits for the exit.
