@@ -364,7 +364,7 @@ impl QueryContext {
                 store
                     .get_reputation(ip.as_str())
                     .await
-                    .map(Answer::Reputation)
+                    .map(|v| Answer::Reputation(Box::new(v)))
                     .map_err(|e| store_error(e, || format!("no reputation for {ip}")))
             }
             Request::Events {} => Err(reply(

@@ -255,8 +255,8 @@ pub enum Answer {
     Container(ContainerInfo),
     /// `containers`
     Containers(Vec<ContainerInfo>),
-    /// `reputation`
-    Reputation(Verdict),
+    /// `reputation` (boxed: a verdict carries ~1 KiB of inline tags and metadata)
+    Reputation(Box<Verdict>),
     /// `events --follow`: one detection record (schema `watchpost.detection.v1`).
     Detection(serde_json::Value),
     /// `events --follow`: records this follower missed because it read too slowly.

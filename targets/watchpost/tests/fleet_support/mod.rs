@@ -145,11 +145,14 @@ pub fn signal(pid: u32, how: &str) {
     let _ = Command::new("kill").args([how, &pid.to_string()]).status();
 }
 
+/// (topic, payload) pairs shared with the subscriber's thread.
+pub type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
 /// Messages received on a topic filter, in arrival order, by a subscriber with a persistent
 /// session (QoS 1) that reconnects by itself.
 pub struct Subscriber {
     /// (topic, payload) in arrival order.
-    pub messages: Arc<Mutex<Vec<(String, Vec<u8>)>>>,
+    pub messages: Received,
     stop: Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
