@@ -240,7 +240,15 @@ fn introspection_and_json() {
         .collect();
     assert_eq!(
         names,
-        ["container", "dns", "process", "symbol", "syscall", "system"]
+        [
+            "container",
+            "dns",
+            "ip_reputation",
+            "process",
+            "symbol",
+            "syscall",
+            "system"
+        ]
     );
     assert!(
         stores
@@ -277,7 +285,7 @@ fn introspection_and_json() {
         m["metrics"]["cache_misses"].as_u64().unwrap() + 1
     );
     let all = daemon.query_json(&["metrics"]);
-    assert_eq!(all["stores"].as_array().unwrap().len(), 6);
+    assert_eq!(all["stores"].as_array().unwrap().len(), 7);
     assert!(all["daemon"]["proc_scans"].as_u64().unwrap() >= 1, "{all}");
     assert!(all["daemon"]["requests"].as_u64().unwrap() >= 3, "{all}");
 
