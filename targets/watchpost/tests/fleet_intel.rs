@@ -85,7 +85,8 @@ fn intel_full_set_updates_rejections_and_a_second_source() {
     let daemon = FleetDaemon::start(
         &dir.join("daemon"),
         &format!(
-            "[intel]\nenabled = true\nmax_message_bytes = 2097152\n\
+            "[daemon]\nlog_format = \"json\"\n\
+             [intel]\nenabled = true\nmax_message_bytes = 2097152\n\
              [mqtt]\nport = {}\nreconnect_max_ms = 500\n",
             broker.port
         ),
@@ -214,6 +215,14 @@ fn intel_full_set_updates_rejections_and_a_second_source() {
     assert!(eventually(Duration::from_secs(30), || items(&daemon) == 9_900.0));
     let v = daemon.query_json(&["reputation", &ip(7)]);
     assert_eq!(v["source"], "feed-a", "{v}");
+    // daemon.log_format = "json": every log line is one JSON object.
+    let log = daemon.stderr();
+    assert!(log.lines().count() > 5);
+    for line in log.lines() {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("{e}: not a JSON log line: {line}"));
+        assert!(v["level"].is_string() && v["fields"].is_object(), "{line}");
+    }
     let health = daemon.query_json(&["health"]);
     let intel = health
         .as_array()

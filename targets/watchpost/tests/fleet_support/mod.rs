@@ -402,9 +402,13 @@ fn merge(base: &mut toml::Table, extra: toml::Table) {
     }
 }
 
-/// The metrics address from a daemon's log.
+/// The metrics address from a daemon's log (text or JSON lines).
 pub fn metrics_address_in(log: &str) -> Option<String> {
     let line = log.lines().find(|l| l.contains("Prometheus metrics at"))?;
+    if line.starts_with('{') {
+        let v: serde_json::Value = serde_json::from_str(line).ok()?;
+        return v["fields"]["address"].as_str().map(str::to_owned);
+    }
     let at = line.find("address=")? + "address=".len();
     Some(line[at..].split_whitespace().next()?.to_owned())
 }
