@@ -674,3 +674,30 @@ fn tls_credentials_and_the_last_will() {
     assert!(offline, "the last will did not mark the gateway offline");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A metrics port already taken does not stop the daemon: it runs, says why in health.
+#[test]
+fn a_busy_metrics_port_degrades_health_but_the_daemon_runs() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let daemon = Daemon::start(
+        "metricsbusy",
+        &format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
+    );
+    let health = daemon.query_json(&["health"]);
+    let metrics = health
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["store"] == "metrics")
+        .unwrap_or_else(|| panic!("no metrics entry: {health}"))
+        .clone();
+    assert_eq!(metrics["status"], "degraded");
+    assert!(
+        metrics["message"]
+            .as_str()
+            .unwrap()
+            .contains(&port.to_string()),
+        "{metrics}"
+    );
+}

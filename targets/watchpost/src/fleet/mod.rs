@@ -39,6 +39,8 @@ pub struct FleetState {
     pub intel: Option<Arc<intel::IntelCounters>>,
     /// The socket's `events --follow` streams.
     pub follow: Arc<crate::server::follow::FollowCounters>,
+    /// Why the metrics endpoint is not served, when it is on but could not listen.
+    pub metrics_error: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 /// One entry of `query health`: (name, status, message).
@@ -84,6 +86,9 @@ impl FleetState {
                 "degraded"
             };
             out.push(("mqtt", status, message));
+        }
+        if let Some(e) = self.metrics_error.lock().ok().and_then(|e| e.clone()) {
+            out.push(("metrics", "degraded", e));
         }
         if let (Some(c), Some(conn)) = (&self.intel, &self.intel_connection) {
             let connected = conn.connected.load(Ordering::Relaxed) == 1;

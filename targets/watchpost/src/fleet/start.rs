@@ -156,13 +156,29 @@ pub async fn start(inputs: FleetInputs<'_>) -> Result<FleetRunning, FleetError> 
     let mut metrics_address = None;
     if config.metrics.enabled {
         let address = config.metrics.listen;
-        let listener =
-            TcpListener::bind(address)
-                .await
-                .map_err(|source| FleetError::MetricsListen {
+        // A busy port must not stop detection: the daemon runs on without the endpoint, says so
+        // once, and `query health` shows `metrics` degraded.
+        let listener = match TcpListener::bind(address).await {
+            Ok(l) => l,
+            Err(source) => {
+                let e = FleetError::MetricsListen {
                     address: address.to_string(),
                     source,
-                })?;
+                };
+                tracing::error!("no Prometheus endpoint: {e}");
+                if let Ok(mut m) = state.metrics_error.lock() {
+                    *m = Some(e.to_string());
+                }
+                return Ok(FleetRunning {
+                    state,
+                    follow,
+                    metrics_address,
+                    dispatcher,
+                    shutdown,
+                    tasks,
+                });
+            }
+        };
         let bound = listener.local_addr().ok();
         metrics_address = bound;
         tracing::info!(address = %bound.map_or(address, |a| a), "Prometheus metrics at /metrics");
