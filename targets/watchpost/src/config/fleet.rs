@@ -102,7 +102,7 @@ impl Default for MqttSinkSection {
         MqttSinkSection {
             enabled: false,
             topic_prefix: "watchpost".to_owned(),
-            outbox_max_records: 100_000,
+            outbox_max_records: 20_000,
             inflight: 256,
         }
     }
