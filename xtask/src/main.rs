@@ -2,6 +2,7 @@
 //!
 //! A small subcommand dispatcher; each command lives in its own module. Run `cargo xtask help`.
 
+mod cpu_hog;
 mod gen_syscalls;
 mod syscall_tbl;
 mod test_command;
@@ -18,6 +19,7 @@ commands:
                            and fail if the committed files are stale
   test [--fuzz-seconds N]  run every test suite, the bare-metal builds, the generated-code
                            check and a fuzz smoke run of N seconds per target (default 10)
+  test --under-load        run the test suites while a busy thread per core loads the machine
   help                     print this text
 ";
 
