@@ -36,8 +36,10 @@ fn config(args: ConfigArgs) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if let Some(file) = args.check {
-        return match Config::load(&file) {
-            Ok(_) => {
+        return match Config::load(&file)
+            .and_then(|c| watchpost::config::system::check(&c, Some(&file)))
+        {
+            Ok(()) => {
                 println!("{}: ok", file.display());
                 ExitCode::SUCCESS
             }
@@ -67,7 +69,10 @@ fn run(args: RunArgs) -> ExitCode {
     if let Some(socket) = args.socket {
         config.socket.path = socket;
     }
-    if let Err(e) = config.validate(args.config.as_deref()) {
+    if let Err(e) = config
+        .validate(args.config.as_deref())
+        .and_then(|()| watchpost::config::system::check(&config, args.config.as_deref()))
+    {
         eprintln!("watchpost: {e}");
         return ExitCode::from(EXIT_ERROR);
     }

@@ -108,9 +108,7 @@ fn start_ebpf(
             );
             let max_batch = config.intake.max_batch_len.max(1);
             stats.ebpf_active.store(1, Ordering::Relaxed);
-            Ok(Some(
-                collector.spawn(config.intake.queue_batches, max_batch),
-            ))
+            Ok(Some(collector.spawn(c.reader_queue_batches, max_batch)))
         }
         Err(e) if c.ebpf == EbpfMode::Required => Err(DaemonError::EbpfRequired(e)),
         Err(e) => {
@@ -185,7 +183,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         .socket
         .group
         .as_deref()
-        .map(|g| resolve_group(g, Path::new("/etc/group")))
+        .map(resolve_group)
         .transpose()?;
     let socket = listener::bind(&config.socket.path, group)?;
     let socket_identity = socket.identity();

@@ -12,6 +12,7 @@
 pub mod access;
 pub mod handler;
 pub mod listener;
+pub mod peer_groups;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -158,7 +159,9 @@ impl Connection {
             gid: cred.gid(),
             pid: cred.pid().and_then(|p| u32::try_from(p).ok()),
         };
-        self.policy.allows(peer, || supplementary_groups(peer.pid))
+        self.policy.allows(peer, || {
+            supplementary_groups(std::os::fd::AsFd::as_fd(stream))
+        })
     }
 
     async fn serve(&self, mut stream: UnixStream, _permit: OwnedSemaphorePermit) {
