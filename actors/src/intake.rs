@@ -231,6 +231,7 @@ async fn drain<P: Protocol>(
         let updates: usize = taken.iter().map(Vec::len).sum();
         let Some(actor) = slot.wait_for_actor(options.restart_wait).await else {
             slot.dropped(updates);
+            slot.counters.progress.notify_waiters();
             taken.clear();
             continue;
         };
@@ -248,5 +249,6 @@ async fn drain<P: Protocol>(
                 slot.dropped(updates);
             }
         }
+        slot.counters.progress.notify_waiters();
     }
 }

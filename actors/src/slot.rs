@@ -86,6 +86,9 @@ pub(crate) struct SlotCounters {
     pub applied_updates: AtomicU64,
     /// Updates the store refused.
     pub rejected_updates: AtomicU64,
+    /// Woken whenever the intake made progress (a batch applied, rejected or dropped), so a
+    /// producer can wait for its updates without polling.
+    pub progress: tokio::sync::Notify,
 }
 
 fn bump(counter: &AtomicU64) {

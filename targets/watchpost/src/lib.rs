@@ -22,6 +22,9 @@ pub mod client;
 pub mod collector;
 pub mod config;
 pub mod daemon;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
+pub mod memory;
 pub mod procfs;
 pub mod server;
 pub mod stats;

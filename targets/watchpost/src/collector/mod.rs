@@ -17,7 +17,7 @@ pub mod symbol_reload;
 pub mod tracker;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use watchpost_actors::IntakeSender;
@@ -240,10 +240,12 @@ impl Collector {
 
 /// Waits until the process store has dealt with every update the daemon submitted (or `wait`
 /// ends). The collectors are the intake's only producers and count what they submit in
-/// `stats.process_updates_submitted`.
+/// `stats.process_updates_submitted`. Woken by the intake's progress, never polling.
 pub async fn wait_applied(store: &ProcessHandle, stats: &DaemonCounters, wait: Duration) {
-    let deadline = Instant::now() + wait;
+    let deadline = tokio::time::Instant::now() + wait;
     loop {
+        // Registered before the counters are read, so progress in between is not missed.
+        let progressed = store.intake_progress();
         let s = store.supervision();
         let done = s
             .intake_applied_updates
@@ -255,14 +257,16 @@ pub async fn wait_applied(store: &ProcessHandle, stats: &DaemonCounters, wait: D
         if done >= submitted {
             return;
         }
-        if Instant::now() >= deadline {
-            tracing::debug!(
-                submitted,
-                done,
-                "process store still applying; sending events anyway"
-            );
-            return;
+        tokio::select! {
+            () = progressed => {}
+            () = tokio::time::sleep_until(deadline) => {
+                tracing::debug!(
+                    submitted,
+                    done,
+                    "process store still applying; sending events anyway"
+                );
+                return;
+            }
         }
-        tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }

@@ -1,5 +1,9 @@
 //! `watchpost run`: start every store, bootstrap them from `/proc`, keep them current, feed the
-//! detectors, answer queries, and stop cleanly on SIGINT or SIGTERM.
+//! detectors, answer queries, and stop cleanly on SIGINT, SIGTERM or SIGQUIT (every other
+//! signal is handled on purpose: [`signals`]; SIGHUP reloads: [`reload`]).
+//!
+//! The long-lived tasks run under a [`supervise::Supervisor`]: a task that panics or fails is
+//! restarted (counted, shown in health) or, failing too often, stops the daemon with an error.
 //!
 //! Start order: signal handlers first (a signal during start-up still ends in a clean stop), the
 //! data directory, the registry and stores, the detector engine, the socket (bound early so a
@@ -11,6 +15,9 @@
 //! bounded by `daemon.shutdown_timeout_ms`.
 
 pub mod detections;
+pub mod reload;
+pub mod signals;
+pub mod supervise;
 pub mod stores;
 
 use std::os::unix::fs::PermissionsExt;
@@ -19,7 +26,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 use watchpost_actors::detect::{DetectorEngine, Event};
 use watchpost_actors::{Registry, RegistryConfig, clock};
@@ -79,6 +85,14 @@ pub enum DaemonError {
     /// `collector.ebpf = "required"` and the eBPF collector could not start.
     #[error("collector.ebpf = \"required\" but the eBPF collector could not start: {0}")]
     EbpfRequired(watchpost_ebpf::LoadError),
+    /// A supervised task failed too often: the daemon stopped rather than run without it.
+    #[error("the {task} task failed too often, last: {reason}")]
+    TaskFailed {
+        /// The task.
+        task: &'static str,
+        /// Its last failure.
+        reason: String,
+    },
 }
 
 /// Starts the eBPF collector as `config.collector.ebpf` asks. `Ok(None)`: poll `/proc` instead
@@ -147,10 +161,14 @@ fn prepare_data_dir(dir: &Path) -> Result<(), DaemonError> {
     Ok(())
 }
 
-/// Runs the daemon until SIGINT or SIGTERM.
+/// Runs the daemon until SIGINT, SIGTERM or SIGQUIT (SIGHUP reloads nothing: no file).
 pub async fn run(config: Config) -> Result<(), DaemonError> {
-    let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
-    let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
+    run_with(config, reload::LiveReload::default()).await
+}
+
+/// Runs the daemon until SIGINT, SIGTERM or SIGQUIT; SIGHUP reloads as `live` allows.
+pub async fn run_with(config: Config, live: reload::LiveReload) -> Result<(), DaemonError> {
+    let mut signals = signals::Signals::install().map_err(DaemonError::Signals)?;
     let started_at = clock::now();
     let stats = Arc::new(DaemonCounters::new(started_at));
 
@@ -168,7 +186,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         call_timeout: ms(config.stores.call_timeout_ms),
     })
     .await?;
-    let stores = stores::register_all(&registry, &config, system).await?;
+    let stores = stores::register_all(&registry, &config, system, stats.clone()).await?;
 
     let engine = detections::start_engine(&registry, &config).await?;
     let (events_tx, events_rx) = mpsc::channel(config.detectors.event_queue);
@@ -177,7 +195,10 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         let engine = engine.clone();
         tokio::spawn(async move { engine.run(events_rx, outputs_tx).await })
     };
-    let printer_task = tokio::spawn(detections::print_detections(outputs_rx, stats.clone()));
+    let printer_task = {
+        let stats = stats.clone();
+        tokio::task::spawn_blocking(move || detections::print_detections(outputs_rx, &stats))
+    };
 
     let group = config
         .socket
@@ -198,7 +219,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         group,
         stats,
     };
-    let result = serve(&config, parts, &mut sigterm, &mut sigint).await;
+    let result = serve(&config, parts, &mut signals, &live).await;
     // The server removes its socket when it stops; if it never ran (an error or a signal during
     // the bootstrap), the file is removed here. A no-op when already gone.
     let (path, dev, ino) = socket_identity;
@@ -238,8 +259,8 @@ struct Parts {
 async fn serve(
     config: &Config,
     parts: Parts,
-    sigterm: &mut Signal,
-    sigint: &mut Signal,
+    signals: &mut signals::Signals,
+    live: &reload::LiveReload,
 ) -> Result<(), DaemonError> {
     let Parts {
         registry,
@@ -258,18 +279,22 @@ async fn serve(
         container_store: registry.containers(),
         events: events.clone(),
     };
-    let mut collector = Collector::new(
-        reader.clone(),
-        outputs,
-        stats.clone(),
-        config.collector.max_tracked_processes,
-        ms(config.stores.call_timeout_ms),
-    );
+    let new_collector = {
+        let (reader, stats) = (reader.clone(), stats.clone());
+        let (limit, wait) = (
+            config.collector.max_tracked_processes,
+            ms(config.stores.call_timeout_ms),
+        );
+        move || Collector::new(reader.clone(), outputs.clone(), stats.clone(), limit, wait)
+    };
+    let mut collector = new_collector();
     let started = Instant::now();
     let processes = tokio::select! {
         n = collector.bootstrap() => n?,
-        _ = sigterm.recv() => return Ok(()),
-        _ = sigint.recv() => return Ok(()),
+        name = signals.stop_requested() => {
+            tracing::info!(signal = name, "stopped during start-up");
+            return Ok(());
+        }
     };
     tracing::info!(
         processes,
@@ -277,7 +302,8 @@ async fn serve(
         "process tree bootstrapped from /proc"
     );
     let kernel = start_ebpf(config, &stats)?;
-    let (collector, rescan_interval) = if kernel.is_some() {
+    let kernel_feeds = kernel.is_some();
+    let (collector, rescan_interval) = if kernel_feeds {
         (
             collector.without_detector_events(),
             config.collector.reconcile_interval_ms,
@@ -287,6 +313,16 @@ async fn serve(
     };
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (supervisor, mut fatal) = supervise::Supervisor::new(
+        supervise::RestartBudget {
+            max_restarts: config.stores.max_restarts,
+            window: ms(config.stores.restart_window_ms),
+            backoff: std::time::Duration::from_millis(100),
+        },
+        stats.clone(),
+        shutdown_rx.clone(),
+    );
+    let engine_for_reload = engine.clone();
     let ctx = Arc::new(QueryContext {
         registry: registry.clone(),
         reader,
@@ -306,51 +342,159 @@ async fn serve(
             max_request_bytes: s.max_request_bytes,
             read_timeout: ms(s.read_timeout_ms),
             write_timeout: ms(s.write_timeout_ms),
+            max_reply_bytes: s.max_reply_bytes,
+            max_answers_in_flight: s.max_answers_in_flight,
         },
         ctx,
         stats.clone(),
     );
     let socket_path = s.path.display().to_string();
-    let server_task = tokio::spawn(server.run(shutdown_rx.clone()));
-    let collector_task = tokio::spawn(collector.run(ms(rescan_interval), shutdown_rx.clone()));
+    let server = Arc::new(server);
+    let server_task = {
+        let shutdown = shutdown_rx.clone();
+        supervisor.spawn("server", move || {
+            let run = server.clone().run(shutdown.clone());
+            async move {
+                run.await;
+                supervise::TaskExit::Done
+            }
+        })
+    };
+    let collector_task = {
+        let shutdown = shutdown_rx.clone();
+        let interval = ms(rescan_interval);
+        let mut first = Some(collector);
+        supervisor.spawn("collector", move || {
+            let first = first.take();
+            let fresh = new_collector.clone();
+            let shutdown = shutdown.clone();
+            async move {
+                let collector = match first {
+                    Some(c) => c,
+                    // A restarted collector describes what runs again (no events), then rescans.
+                    None => {
+                        let mut c = fresh();
+                        if kernel_feeds {
+                            c = c.without_detector_events();
+                        }
+                        if let Err(e) = c.bootstrap().await {
+                            return supervise::TaskExit::Failed(format!("bootstrap: {e}"));
+                        }
+                        c
+                    }
+                };
+                collector.run(interval, shutdown).await;
+                supervise::TaskExit::Done
+            }
+        })
+    };
     let kernel_task = kernel.map(|task| {
-        let feed = KernelFeed {
-            task,
-            out: KernelOutputs {
-                processes: stores.processes.clone(),
-                process_store: registry.processes(),
-                dns: stores.dns.clone(),
-                symbols: stores.symbols.clone(),
-                kallsyms: PathBuf::from(stores::KALLSYMS),
-                events,
-            },
-            stats: stats.clone(),
-            apply_wait: ms(config.stores.call_timeout_ms),
+        let out = KernelOutputs {
+            processes: stores.processes.clone(),
+            process_store: registry.processes(),
+            dns: stores.dns.clone(),
+            symbols: stores.symbols.clone(),
+            kallsyms: PathBuf::from(stores::KALLSYMS),
+            events,
         };
-        tokio::spawn(feed.run(
-            ms(config.collector.lost_check_interval_ms),
-            shutdown_rx.clone(),
-        ))
+        let (stats, apply_wait) = (stats.clone(), ms(config.stores.call_timeout_ms));
+        let lost_interval = ms(config.collector.lost_check_interval_ms);
+        let shutdown = shutdown_rx.clone();
+        let config = config.clone();
+        let mut first = Some(task);
+        supervisor.spawn("kernel feed", move || {
+            let first = first.take();
+            let (out, stats, shutdown, config) =
+                (out.clone(), stats.clone(), shutdown.clone(), config.clone());
+            async move {
+                // A restarted feed loads and attaches the programs again.
+                let task = match first {
+                    Some(task) => task,
+                    None => match start_ebpf(&config, &stats) {
+                        Ok(Some(task)) => task,
+                        Ok(None) => {
+                            return supervise::TaskExit::Failed(
+                                "the eBPF collector could not be reloaded".to_owned(),
+                            );
+                        }
+                        Err(e) => return supervise::TaskExit::Failed(e.to_string()),
+                    },
+                };
+                let feed = KernelFeed {
+                    task,
+                    out,
+                    stats,
+                    apply_wait,
+                };
+                match feed.run(lost_interval, shutdown).await {
+                    Ok(()) => supervise::TaskExit::Done,
+                    Err(reason) => supervise::TaskExit::Failed(reason),
+                }
+            }
+        })
     });
     let symbols_task = config.symbols.reload_on_module_change.then(|| {
-        let reloader = SymbolReloader {
-            kallsyms: PathBuf::from(stores::KALLSYMS),
-            modules: ModuleWatch::new("/proc/modules"),
-            intake: stores.symbols.clone(),
-            stats: stats.clone(),
-        };
-        tokio::spawn(reloader.run(
-            ms(config.symbols.module_check_interval_ms),
-            shutdown_rx.clone(),
-        ))
+        let (intake, stats) = (stores.symbols.clone(), stats.clone());
+        let interval = ms(config.symbols.module_check_interval_ms);
+        let shutdown = shutdown_rx.clone();
+        supervisor.spawn("symbol reloader", move || {
+            let reloader = SymbolReloader {
+                kallsyms: PathBuf::from(stores::KALLSYMS),
+                modules: ModuleWatch::new("/proc/modules"),
+                intake: intake.clone(),
+                stats: stats.clone(),
+            };
+            let run = reloader.run(interval, shutdown.clone());
+            async move {
+                run.await;
+                supervise::TaskExit::Done
+            }
+        })
     });
     tracing::info!(socket = %socket_path, "watchpost ready");
 
-    let signal_name = tokio::select! {
-        _ = sigterm.recv() => "SIGTERM",
-        _ = sigint.recv() => "SIGINT",
+    let mut running = config.clone();
+    let outcome = loop {
+        let action = tokio::select! {
+            action = signals.next() => action,
+            Some(f) = fatal.recv() => break Err(DaemonError::TaskFailed {
+                task: f.task,
+                reason: f.reason,
+            }),
+        };
+        match action {
+            signals::SignalAction::Stop(name) => {
+                tracing::info!(signal = name, "shutting down");
+                break Ok(());
+            }
+            signals::SignalAction::Reload => {
+                match reload::reload(live, &mut running, &registry, &engine_for_reload).await {
+                    Ok(done) => tracing::info!(
+                        applied = ?done.applied,
+                        need_restart = ?done.need_restart,
+                        "SIGHUP: configuration reloaded"
+                    ),
+                    Err(e) => tracing::error!("SIGHUP: configuration not reloaded: {e}"),
+                }
+            }
+            signals::SignalAction::Status => {
+                let (status, message) = stats.daemon_health(clock::now());
+                tracing::info!(
+                    rss_bytes = crate::memory::rss::resident_bytes().unwrap_or(0),
+                    requests = stats.requests.load(Ordering::Relaxed),
+                    kernel_events = stats.kernel_events.load(Ordering::Relaxed),
+                    status,
+                    "SIGUSR1: {message}"
+                );
+            }
+            signals::SignalAction::Ignore(name) => {
+                tracing::info!(signal = name, "signal ignored: it means nothing to the daemon");
+            }
+        }
     };
-    tracing::info!(signal = signal_name, "shutting down");
+    if let Err(e) = &outcome {
+        tracing::error!("stopping: {e}");
+    }
     let _ = shutdown_tx.send(true);
     let limit = ms(config.daemon.shutdown_timeout_ms);
     let stopped = tokio::time::timeout(limit, async {
@@ -370,5 +514,5 @@ async fn serve(
             "collectors or the query server did not stop in time"
         );
     }
-    Ok(())
+    outcome
 }

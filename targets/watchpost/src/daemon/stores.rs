@@ -23,6 +23,8 @@ use watchpost_core::system_info::SystemInfo;
 
 use crate::bootstrap::symbols::load_kallsyms;
 use crate::config::Config;
+use crate::memory::budget::Budget;
+use crate::stats::DaemonCounters;
 
 /// `/proc/kallsyms`.
 pub const KALLSYMS: &str = "/proc/kallsyms";
@@ -67,6 +69,7 @@ pub async fn register_all(
     registry: &Registry,
     config: &Config,
     system: SystemInfo,
+    ledger: Arc<DaemonCounters>,
 ) -> Result<RegisteredStores, RegistrationError> {
     let options = config.store_options();
     let host_arch = system.arch();
@@ -96,6 +99,13 @@ pub async fn register_all(
         .await
         .unwrap_or_else(|_| KernelSymbolTable::empty());
     tracing::info!(symbols = first_table.len(), "kernel symbols loaded");
+    let symbol_bytes = first_table.bytes_reserved() as u64;
+    ledger.memory.set("symbol store", symbol_bytes);
+    // The budget's other parts follow from the configuration; each store's own reservation is
+    // recorded by its factory below, on every (re)build.
+    for part in Budget::beyond_stores(config, symbol_bytes).parts {
+        ledger.memory.set(part.name, part.bytes);
+    }
     let first_table = Arc::new(Mutex::new(Some(first_table)));
     let symbols = registry
         .register_symbol_store(
@@ -111,22 +121,45 @@ pub async fn register_all(
         )
         .await?;
 
+    let build = process_table_factory(config.process_table());
+    let l = ledger.clone();
     let processes = registry
         .register_process_store(
-            process_table_factory(config.process_table()),
+            move |ctx: &BuildContext| {
+                let table = build(ctx)?;
+                l.memory.set("process store", table.bytes_reserved() as u64);
+                Ok(table)
+            },
             options.clone(),
         )
         .await?;
+    let build = container_table_factory(config.container_table());
+    let l = ledger.clone();
     let containers = registry
         .register_container_store(
-            container_table_factory(config.container_table()),
+            move |ctx: &BuildContext| {
+                let table = build(ctx)?;
+                l.memory
+                    .set("container store", table.bytes_reserved() as u64);
+                Ok(table)
+            },
             options.clone(),
         )
         .await?;
     // Until the eBPF collector feeds it, the DNS store stays empty: every lookup is NotFound.
+    let build = dns_cache_factory(config.dns_cache());
+    let l = ledger.clone();
     let dns = registry
-        .register_dns_store(dns_cache_factory(config.dns_cache()), options)
+        .register_dns_store(
+            move |ctx: &BuildContext| {
+                let cache = build(ctx)?;
+                l.memory.set("dns store", cache.bytes_reserved() as u64);
+                Ok(cache)
+            },
+            options,
+        )
         .await?;
+    ledger.memory.set_budget(ledger.memory.total());
     Ok(RegisteredStores {
         processes,
         containers,

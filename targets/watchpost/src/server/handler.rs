@@ -19,7 +19,7 @@ use crate::procfs::ProcReader;
 use crate::stats::DaemonCounters;
 use crate::wire::request::parse_arch;
 use crate::wire::response::{
-    MetricsReport, StoreHealth, StoreMetricsReport, StoreSummary, SymbolAddress, SymbolBatchEntry,
+    MemoryReport, MetricsReport, StoreHealth, StoreMetricsReport, StoreSummary, SymbolAddress, SymbolBatchEntry,
     SyscallAnswer,
 };
 use crate::wire::{Answer, ErrorCode, ErrorReply, Request, Response};
@@ -140,7 +140,7 @@ impl QueryContext {
             Request::Health { store } => {
                 let mut out = Vec::new();
                 if store.is_none() {
-                    let (status, message) = self.stats.collection_health();
+                    let (status, message) = self.stats.daemon_health(watchpost_actors::clock::now());
                     out.push(StoreHealth {
                         store: "daemon".to_owned(),
                         status: status.to_owned(),
@@ -178,13 +178,27 @@ impl QueryContext {
                         supervision,
                     });
                 }
-                let daemon = all.then(|| {
+                let daemon = if all {
                     let engine = self
                         .engine
                         .as_ref()
                         .map_or(EngineStats::default(), DetectorEngine::stats);
-                    self.stats.snapshot(engine)
-                });
+                    let mut daemon = self.stats.snapshot(engine);
+                    // A /proc read: on the blocking pool, not on a runtime thread.
+                    let rss = tokio::task::spawn_blocking(crate::memory::rss::resident_bytes)
+                        .await
+                        .ok()
+                        .flatten()
+                        .unwrap_or(0);
+                    daemon.memory = Some(MemoryReport {
+                        rss_bytes: rss,
+                        reserved_bytes: self.stats.memory.parts(),
+                        budget_bytes: self.stats.memory.budget(),
+                    });
+                    Some(daemon)
+                } else {
+                    None
+                };
                 Ok(Answer::Metrics(MetricsReport { stores, daemon }))
             }
             Request::System {} => {
@@ -356,7 +370,12 @@ impl QueryContext {
     }
 
     async fn process_by_pid(&self, pid: u32) -> Answered {
-        let start_time = match self.reader.start_time(pid) {
+        // A /proc read: on the blocking pool, not on a runtime thread.
+        let reader = self.reader.clone();
+        let read = tokio::task::spawn_blocking(move || reader.start_time(pid))
+            .await
+            .map_err(|e| reply(ErrorCode::Internal, format!("reading /proc/{pid}: {e}")))?;
+        let start_time = match read {
             Ok(t) => t,
             Err(e) if e.is_gone() => {
                 return Err(reply(

@@ -129,7 +129,7 @@ pub struct StoreMetricsReport {
 }
 
 /// The daemon's own counters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct DaemonStats {
     /// When the daemon started, epoch ns.
     pub started_at: EpochNanos,
@@ -183,6 +183,29 @@ pub struct DaemonStats {
     /// Records the kernel dropped because a ring buffer was full.
     #[serde(default)]
     pub kernel_events_lost: u64,
+    /// Restarts of the daemon's supervised tasks (server, collector, kernel feed, …), by task.
+    #[serde(default)]
+    pub task_restarts: std::collections::BTreeMap<String, u64>,
+    /// Kernel-feed batches lost to intake errors (the feed went on).
+    #[serde(default)]
+    pub kernel_feed_errors: u64,
+    /// Replies refused for being longer than `socket.max_reply_bytes`.
+    #[serde(default)]
+    pub replies_too_large: u64,
+    /// Where the daemon's memory goes.
+    #[serde(default)]
+    pub memory: Option<MemoryReport>,
+}
+
+/// The daemon's memory: what each part reserved, and what the process holds.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct MemoryReport {
+    /// Resident set size of the daemon process, bytes (`/proc/self/statm`).
+    pub rss_bytes: u64,
+    /// Bytes each store and part reserved or may hold at most, by part.
+    pub reserved_bytes: std::collections::BTreeMap<String, u64>,
+    /// The configured budget: the estimate `watchpost config --check` prints.
+    pub budget_bytes: u64,
 }
 
 /// Metrics of the stores (and, when all were asked for, the daemon's counters).
