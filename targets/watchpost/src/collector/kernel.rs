@@ -16,7 +16,6 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
-use watchpost_actors::{IntakeError, IntakeSender};
 use watchpost_actors::adapters::symbols::KernelSymbols;
 use watchpost_actors::detect::{Event, EventKind};
 use watchpost_actors::stores::dns::DnsPacket;
@@ -24,6 +23,7 @@ use watchpost_actors::stores::process::{
     ProcessExec, ProcessExit, ProcessHandle, ProcessStart, ProcessUpdate,
 };
 use watchpost_actors::stores::symbols::SymbolTableSwap;
+use watchpost_actors::{IntakeError, IntakeSender};
 use watchpost_core::entity_id::entity_id;
 use watchpost_ebpf::{CollectorTask, KernelEvent, ProcessIdentity};
 

@@ -76,7 +76,7 @@ impl Default for SocketSection {
             group: None,
             max_clients: 16,
             max_request_bytes: 131_072,
-            max_reply_bytes: 524_288,
+            max_reply_bytes: 1_048_576,
             max_answers_in_flight: 2,
             read_timeout_ms: 5_000,
             write_timeout_ms: 5_000,

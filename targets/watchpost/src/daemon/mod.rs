@@ -17,8 +17,8 @@
 pub mod detections;
 pub mod reload;
 pub mod signals;
-pub mod supervise;
 pub mod stores;
+pub mod supervise;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -488,7 +488,10 @@ async fn serve(
                 );
             }
             signals::SignalAction::Ignore(name) => {
-                tracing::info!(signal = name, "signal ignored: it means nothing to the daemon");
+                tracing::info!(
+                    signal = name,
+                    "signal ignored: it means nothing to the daemon"
+                );
             }
         }
     };

@@ -109,11 +109,7 @@ pub async fn reload(
             outcome.need_restart.push(key);
         }
     }
-    if outcome
-        .applied
-        .iter()
-        .any(|k| k.starts_with("detectors."))
-    {
+    if outcome.applied.iter().any(|k| k.starts_with("detectors.")) {
         let mut next = running.clone();
         next.detectors.shell_from_service = fresh.detectors.shell_from_service.clone();
         next.detectors.tmp_exec_in_container = fresh.detectors.tmp_exec_in_container.clone();

@@ -120,7 +120,11 @@ impl Supervisor {
                 this.stats.count_task_restart(task);
                 consecutive = consecutive.saturating_add(1);
                 let wait = this.budget.backoff * 2u32.pow(consecutive.min(4) - 1).min(8);
-                tracing::error!(task, wait_ms = wait.as_millis() as u64, "{task} {reason}; restarting it");
+                tracing::error!(
+                    task,
+                    wait_ms = wait.as_millis() as u64,
+                    "{task} {reason}; restarting it"
+                );
                 let mut shutdown = this.shutdown.clone();
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
@@ -171,9 +175,11 @@ mod tests {
         let stats = Arc::new(DaemonCounters::default());
         let (_stop, shutdown) = watch::channel(false);
         let (sup, mut fatal) = Supervisor::new(budget(2), stats.clone(), shutdown);
-        sup.spawn("collector", || async { TaskExit::Failed("scan broke".into()) })
-            .await
-            .unwrap();
+        sup.spawn("collector", || async {
+            TaskExit::Failed("scan broke".into())
+        })
+        .await
+        .unwrap();
         let f = fatal.recv().await.unwrap();
         assert_eq!(f.task, "collector");
         assert_eq!(f.reason, "scan broke");

@@ -37,9 +37,9 @@ pub const TYPICAL_DNS_ANSWER: u64 = 256;
 pub const TYPICAL_CONTAINER_HEAP: u64 = 256;
 /// Heap bytes of a typical detection line.
 pub const TYPICAL_DETECTION: u64 = 512;
-/// A reply is held as the answer's structures, then as its JSON: about three times its length
-/// at the peak.
-pub const REPLY_COPIES: u64 = 3;
+/// A reply is held as the answer's structures while its JSON is encoded (the structures are
+/// dropped before the JSON is written): about twice its length at the peak.
+pub const REPLY_COPIES: u64 = 2;
 
 /// One part of the budget.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,7 +160,10 @@ impl Budget {
         };
         bounded(
             "process intake",
-            mul(queued_updates, size::<ProcessUpdate>() + TYPICAL_PROCESS_HEAP),
+            mul(
+                queued_updates,
+                size::<ProcessUpdate>() + TYPICAL_PROCESS_HEAP,
+            ),
         );
         bounded(
             "container intake",

@@ -6,3 +6,4 @@
 pub mod budget;
 pub mod ledger;
 pub mod rss;
+pub mod trim;

@@ -19,7 +19,10 @@ mod tests {
 
     #[test]
     fn statm_is_read() {
-        assert_eq!(resident_bytes_of("1000 250 30 4 0 50 0\n", 4096), Some(1_024_000));
+        assert_eq!(
+            resident_bytes_of("1000 250 30 4 0 50 0\n", 4096),
+            Some(1_024_000)
+        );
         assert_eq!(resident_bytes_of("1000\n", 4096), None);
         assert_eq!(resident_bytes_of("1 x 2", 4096), None);
         assert_eq!(resident_bytes_of(&format!("1 {} 2", u64::MAX), 4096), None);

@@ -19,8 +19,8 @@ use crate::procfs::ProcReader;
 use crate::stats::DaemonCounters;
 use crate::wire::request::parse_arch;
 use crate::wire::response::{
-    MemoryReport, MetricsReport, StoreHealth, StoreMetricsReport, StoreSummary, SymbolAddress, SymbolBatchEntry,
-    SyscallAnswer,
+    MemoryReport, MetricsReport, StoreHealth, StoreMetricsReport, StoreSummary, SymbolAddress,
+    SymbolBatchEntry, SyscallAnswer,
 };
 use crate::wire::{Answer, ErrorCode, ErrorReply, Request, Response};
 
@@ -140,7 +140,8 @@ impl QueryContext {
             Request::Health { store } => {
                 let mut out = Vec::new();
                 if store.is_none() {
-                    let (status, message) = self.stats.daemon_health(watchpost_actors::clock::now());
+                    let (status, message) =
+                        self.stats.daemon_health(watchpost_actors::clock::now());
                     out.push(StoreHealth {
                         store: "daemon".to_owned(),
                         status: status.to_owned(),
@@ -222,13 +223,13 @@ impl QueryContext {
                     .get_ancestry(entity_id, depth)
                     .await
                     .map_err(|e| store_error(e, String::new))?;
-                // The contract answers an unknown process with an empty chain; the CLI needs
-                // to tell that from a found one (exit code 1).
-                if chain.is_empty() && depth > 0 {
-                    return Err(reply(
-                        ErrorCode::NotFound,
-                        format!("no process with entity id {entity_id}"),
-                    ));
+                // The contract answers an unknown process with an empty chain, and so it does
+                // any process for depth <= 0; the CLI needs to tell an unknown process (exit
+                // code 1) from a known one, so an empty chain is checked against the store.
+                if chain.is_empty() {
+                    r.processes().get_process(entity_id).await.map_err(|e| {
+                        store_error(e, || format!("no process with entity id {entity_id}"))
+                    })?;
                 }
                 Ok(Answer::Processes(chain))
             }

@@ -70,7 +70,12 @@ struct Connection {
     stats: Arc<DaemonCounters>,
     /// Permits to build and write an answer (`socket.max_answers_in_flight`).
     answers: Arc<Semaphore>,
+    /// A release of free heap is queued or running (see [`Connection::after_large_reply`]).
+    trimming: Arc<std::sync::atomic::AtomicBool>,
 }
+
+/// A reply at least this long makes the heap worth trimming once no answer is in flight.
+const LARGE_REPLY_BYTES: usize = 64 * 1024;
 
 fn encode(response: &Response) -> Vec<u8> {
     serde_json::to_vec(response).unwrap_or_else(|e| {
@@ -115,6 +120,7 @@ impl QueryServer {
                     .max_answers_in_flight
                     .clamp(1, Semaphore::MAX_PERMITS),
             )),
+            trimming: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         });
         let mut running = JoinSet::new();
         loop {
@@ -187,6 +193,25 @@ impl Connection {
         })
     }
 
+    /// Once the last answer in flight is done after a large one, the allocator's free pages go
+    /// back to the kernel (one trim at a time, on the blocking pool), so RSS returns after a
+    /// burst instead of staying at its peak.
+    fn after_large_reply(&self) {
+        use std::sync::atomic::Ordering;
+        let idle = self.answers.available_permits()
+            >= self
+                .limits
+                .max_answers_in_flight
+                .clamp(1, Semaphore::MAX_PERMITS);
+        if idle && !self.trimming.swap(true, Ordering::AcqRel) {
+            let trimming = self.trimming.clone();
+            tokio::task::spawn_blocking(move || {
+                crate::memory::trim::release_free_memory();
+                trimming.store(false, Ordering::Release);
+            });
+        }
+    }
+
     async fn serve(&self, mut stream: UnixStream, _permit: OwnedSemaphorePermit) {
         if !self.peer_allowed(&stream) {
             bump(&self.stats.connections_denied);
@@ -244,7 +269,11 @@ impl Connection {
                     return;
                 }
             };
-            let request = match serde_json::from_slice::<Request>(&payload) {
+            let parsed = serde_json::from_slice::<Request>(&payload);
+            // The frame's bytes are not needed once parsed: a client waiting for its turn to be
+            // answered holds only its parsed request.
+            drop(payload);
+            let request = match parsed {
                 Ok(r) => r,
                 Err(e) => {
                     let message = format!("malformed request: {e}");
@@ -273,8 +302,7 @@ impl Connection {
             };
             let advice = reply_limit::advice(&request);
             let response = self.ctx.answer(request).await;
-            let payload = match reply_limit::encode_within(&response, self.limits.max_reply_bytes)
-            {
+            let payload = match reply_limit::encode_within(&response, self.limits.max_reply_bytes) {
                 Ok(payload) => payload,
                 Err(too_long) => {
                     bump(&self.stats.replies_too_large);
@@ -291,6 +319,12 @@ impl Connection {
                 .await,
                 Ok(Ok(()))
             );
+            let large = payload.len() >= LARGE_REPLY_BYTES;
+            drop(payload);
+            drop(_answering);
+            if large {
+                self.after_large_reply();
+            }
             if !written {
                 return;
             }

@@ -77,7 +77,10 @@ mod tests {
         let long = Response::error(ErrorCode::NotFound, "y".repeat(5_000));
         assert_eq!(encode_within(&long, 4_096), Err(ReplyTooLong));
         let text = ReplyTooLong.message(4_096, advice(&Request::Symbols { addresses: vec![] }));
-        assert!(text.contains("socket.max_reply_bytes (4096 bytes)"), "{text}");
+        assert!(
+            text.contains("socket.max_reply_bytes (4096 bytes)"),
+            "{text}"
+        );
         assert!(text.contains("fewer addresses"), "{text}");
     }
 }
