@@ -27,7 +27,7 @@ pub struct DaemonCounters {
     pub proc_read_races: AtomicU64,
     /// Unreadable processes.
     pub proc_read_errors: AtomicU64,
-    /// Processes over the scan limit.
+    /// Processes the last scan left out (over the scan limit).
     pub proc_over_limit: AtomicU64,
     /// Events refused by the detectors' queue.
     pub events_dropped: AtomicU64,
@@ -73,6 +73,9 @@ pub struct DaemonCounters {
     pub replies_too_large: AtomicU64,
     /// What each part of the daemon reserved or may hold.
     pub memory: crate::memory::ledger::MemoryLedger,
+    /// The boot clock, built once at start by the `/proc` reader and shared with the eBPF
+    /// collector.
+    pub boot_clock: std::sync::OnceLock<watchpost_core::start_time::BootClock>,
 }
 
 /// How long a task restart or a feed error keeps the daemon's health "degraded".
@@ -140,6 +143,13 @@ impl DaemonCounters {
             message.push_str(&format!(
                 "; the kernel feed lost {} batches to intake errors (last: {last})",
                 self.kernel_feed_errors.load(Ordering::Relaxed)
+            ));
+        }
+        let over = self.proc_over_limit.load(Ordering::Relaxed);
+        if over > 0 {
+            status = "degraded";
+            message.push_str(&format!(
+                "; {over} processes beyond collector.max_tracked_processes are not tracked"
             ));
         }
         let restarts = self.task_restarts();

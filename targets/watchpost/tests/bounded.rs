@@ -248,7 +248,7 @@ fn symbols_request(addresses: &[u64]) -> Vec<u8> {
 fn the_largest_documented_batch_fits_and_an_over_long_reply_says_how_to_ask_for_less() {
     let daemon = Daemon::start(
         "replies",
-        "[collector]\nebpf = \"off\"\n[socket]\nmax_reply_bytes = 4096\n",
+        "[collector]\nebpf = \"off\"\n[socket]\nmax_reply_bytes = 65536\n",
     );
     // 4,096 addresses of 20 digits each: the largest request the documentation promises.
     let largest: Vec<u64> = (0..4_096u64).map(|i| u64::MAX - i).collect();
@@ -261,12 +261,12 @@ fn the_largest_documented_batch_fits_and_an_over_long_reply_says_how_to_ask_for_
         return;
     }
     let reply =
-        raw_exchange(&daemon.socket, &symbols_request(&kernel_addresses(500))).expect("a reply");
+        raw_exchange(&daemon.socket, &symbols_request(&kernel_addresses(2_000))).expect("a reply");
     assert_eq!(reply["status"], "error", "{reply}");
     assert_eq!(reply["error"]["kind"], "too_large", "{reply}");
     let message = reply["error"]["message"].as_str().unwrap();
     assert!(
-        message.contains("socket.max_reply_bytes (4096 bytes)"),
+        message.contains("socket.max_reply_bytes (65536 bytes)"),
         "{message}"
     );
     assert!(message.contains("fewer addresses"), "{message}");
@@ -389,4 +389,70 @@ fn metrics_report_the_rss_and_reserved_bytes_per_part() {
         .map(|v| v.as_u64().unwrap())
         .sum();
     assert_eq!(memory["budget_bytes"].as_u64().unwrap(), total, "{memory}");
+}
+
+#[test]
+fn the_scan_limit_is_told_once_and_evictions_are_counted_and_explained() {
+    let daemon = Daemon::start(
+        "limits-truth",
+        "[collector]\nebpf = \"off\"\nmax_tracked_processes = 20\n[process]\ncapacity = 10\n",
+    );
+    let metrics_now = || daemon.query_json(&["metrics"]);
+    assert!(
+        eventually(Duration::from_secs(60), || {
+            metrics_now()["daemon"]["proc_scans"]
+                .as_u64()
+                .is_some_and(|n| n >= 5)
+        }),
+        "rescans do not run"
+    );
+    let metrics = metrics_now();
+    let over = metrics["daemon"]["proc_over_limit"].as_u64().unwrap();
+    assert!(
+        over > 0,
+        "this machine runs more than 20 processes: {metrics}"
+    );
+    let log = daemon.stderr();
+    assert_eq!(
+        log.matches("more processes than collector.max_tracked_processes")
+            .count(),
+        1,
+        "said once, not per rescan:\n{log}"
+    );
+    let health = daemon.query_json(&["health"]);
+    let entry = health
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["store"] == "daemon")
+        .cloned()
+        .unwrap();
+    assert!(
+        entry["message"]
+            .as_str()
+            .unwrap()
+            .contains("beyond collector.max_tracked_processes are not tracked"),
+        "{entry}"
+    );
+
+    // The process store (10 records for 20 tracked processes) evicted, and says so.
+    let stores = metrics["stores"].as_array().unwrap();
+    let process = stores.iter().find(|s| s["store"] == "process").unwrap();
+    let counters = &process["counters"];
+    assert!(counters["evicted_live"].as_u64().unwrap() > 0, "{counters}");
+    assert!(counters["id_collisions"].as_u64().is_some(), "{counters}");
+    let dns = stores.iter().find(|s| s["store"] == "dns").unwrap();
+    assert!(dns["counters"]["names_evicted"].as_u64().is_some(), "{dns}");
+
+    // A process the start-up scan saw but the full store evicted is explained as evicted.
+    let mut pids: Vec<u32> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    pids.sort_unstable();
+    let explained = pids.iter().take(20).any(|pid| {
+        let out = daemon.query(&["process", "--pid", &pid.to_string()]);
+        out.code == Some(1) && out.stderr.contains("was evicted from the process store")
+    });
+    assert!(explained, "no evicted process was explained as evicted");
 }

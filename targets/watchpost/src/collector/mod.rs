@@ -114,12 +114,18 @@ impl Collector {
         bump(&self.stats.proc_scans);
         add(&self.stats.proc_read_races, scan.gone);
         add(&self.stats.proc_read_errors, scan.errors);
-        if scan.over_limit > 0 {
-            add(&self.stats.proc_over_limit, scan.over_limit);
+        // A gauge (the last scan's count), shown in health; logged once when it starts, not on
+        // every rescan.
+        let before = self
+            .stats
+            .proc_over_limit
+            .swap(scan.over_limit, std::sync::atomic::Ordering::Relaxed);
+        if scan.over_limit > 0 && before == 0 {
             tracing::warn!(
                 over_limit = scan.over_limit,
                 limit = self.limit,
-                "more processes than collector.max_tracked_processes: the rest are not tracked"
+                "more processes than collector.max_tracked_processes: the rest are not tracked \
+                 (query health shows how many)"
             );
         }
         Ok(scan)

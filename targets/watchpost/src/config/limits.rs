@@ -132,8 +132,19 @@ pub fn limits(c: &Config) -> Vec<Limit> {
     ]
 }
 
+/// The smallest `socket.max_reply_bytes`: `health` and `metrics` for every store must fit.
+pub const MIN_REPLY_BYTES: u32 = 65_536;
+
 /// A problem for every setting above its limit.
 pub fn check(config: &Config, problems: &mut Vec<Problem>) {
+    if config.socket.max_reply_bytes < MIN_REPLY_BYTES {
+        problems.push(Problem {
+            key: "socket.max_reply_bytes".to_owned(),
+            reason: format!(
+                "must be at least {MIN_REPLY_BYTES} (health and metrics replies must fit)"
+            ),
+        });
+    }
     for l in limits(config) {
         if l.value > l.max {
             problems.push(Problem {

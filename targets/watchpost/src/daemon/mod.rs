@@ -110,6 +110,8 @@ fn start_ebpf(
     let options = watchpost_ebpf::CollectorOptions {
         kernel_ring_bytes: c.kernel_ring_bytes,
         dns_ring_bytes: c.dns_ring_bytes,
+        // The clock the /proc reader built at start: one clock for both feeds.
+        boot_clock: stats.boot_clock.get().copied(),
         ..Default::default()
     };
     let started = Instant::now();
@@ -174,6 +176,7 @@ pub async fn run_with(config: Config, live: reload::LiveReload) -> Result<(), Da
 
     prepare_data_dir(&config.daemon.data_dir)?;
     let reader = ProcReader::system()?;
+    let _ = stats.boot_clock.set(reader.clock());
     let system = bootstrap::system::collect(Path::new("/proc"), started_at)?;
     tracing::info!(
         arch = system.architecture.as_str(),

@@ -126,6 +126,10 @@ pub struct StoreMetricsReport {
     pub metrics: DataStoreMetrics,
     /// Restarts, intake and handle-side counters.
     pub supervision: SupervisionStats,
+    /// The store's own counters, where it keeps them: evictions by reason, ID collisions,
+    /// overflows (process, DNS and container stores).
+    #[serde(default)]
+    pub counters: std::collections::BTreeMap<String, u64>,
 }
 
 /// The daemon's own counters.
@@ -145,7 +149,7 @@ pub struct DaemonStats {
     pub proc_read_races: u64,
     /// Processes that could not be read for another reason.
     pub proc_read_errors: u64,
-    /// Processes left out of scans by `collector.max_tracked_processes`.
+    /// Processes the last scan left out (over `collector.max_tracked_processes`).
     pub proc_over_limit: u64,
     /// Events the detectors' queue refused (full).
     pub events_dropped: u64,
