@@ -4,6 +4,7 @@
 
 mod cpu_hog;
 mod gen_syscalls;
+mod soak;
 mod syscall_tbl;
 mod test_command;
 
@@ -20,6 +21,10 @@ commands:
   test [--fuzz-seconds N]  run every test suite, the bare-metal builds, the generated-code
                            check and a fuzz smoke run of N seconds per target (default 10)
   test --under-load        run the test suites while a busy thread per core loads the machine
+  soak [--minutes N] [--processes N] [--dns N] [--budget-mib N] [--ci] [--no-build]
+                           run the release daemon under real process, DNS and query load,
+                           sample its RSS every second; fail over the budget (24 MiB) or on
+                           an upward trend (defaults: 1 M lifecycles, 1 M answers, 30 min)
   help                     print this text
 ";
 
@@ -32,6 +37,7 @@ fn main() -> ExitCode {
     match command.as_str() {
         "gen-syscalls" => gen_syscalls::run(options),
         "test" => test_command::run(options),
+        "soak" => soak::run(options),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             ExitCode::SUCCESS

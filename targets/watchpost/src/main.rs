@@ -10,6 +10,7 @@ use watchpost::client::command::{self, EXIT_ERROR};
 use watchpost::config::{Config, DEFAULT_TOML};
 
 fn main() -> ExitCode {
+    watchpost::memory::trim::tune_allocator();
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => run(args),

@@ -126,9 +126,9 @@ pub struct IntakeSection {
 impl Default for IntakeSection {
     fn default() -> Self {
         IntakeSection {
-            queue_batches: 16,
-            max_batch_len: 1_024,
-            batches_per_apply: 16,
+            queue_batches: 8,
+            max_batch_len: 512,
+            batches_per_apply: 4,
             restart_wait_ms: 5_000,
         }
     }
@@ -270,7 +270,7 @@ impl Default for CollectorSection {
             ebpf: EbpfMode::Auto,
             rescan_interval_ms: 1_000,
             reconcile_interval_ms: 2_000,
-            max_tracked_processes: 65_536,
+            max_tracked_processes: 16_384,
             kernel_ring_bytes: 256 << 10,
             dns_ring_bytes: 256 << 10,
             reader_queue_batches: 4,
@@ -345,8 +345,8 @@ pub struct DetectorsSection {
 impl Default for DetectorsSection {
     fn default() -> Self {
         DetectorsSection {
-            event_queue: 4_096,
-            output_queue: 1_024,
+            event_queue: 1_024,
+            output_queue: 256,
             max_in_flight: 256,
             timeout_ms: 5_000,
             shell_from_service: ShellFromServiceSection::default(),

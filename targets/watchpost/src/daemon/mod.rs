@@ -454,6 +454,8 @@ async fn serve(
             }
         })
     });
+    // Start-up parsed kallsyms, BTF and all of /proc: give that garbage back before serving.
+    tokio::task::spawn_blocking(crate::memory::trim::release_free_memory);
     tracing::info!(socket = %socket_path, "watchpost ready");
 
     let mut running = config.clone();

@@ -4,6 +4,21 @@
 //! [`release_free_memory`] once a burst of large answers is over; other allocators need nothing.
 #![allow(unsafe_code)]
 
+/// Tunes glibc's allocator for a long-running daemon with a small, steady heap (call first
+/// thing in `main`, before any thread starts): free memory above 128 KiB at the top of the heap
+/// goes back to the kernel at once (the default threshold adapts upward and kept ~13 MiB of
+/// start-up garbage — kallsyms and BTF parsing — resident for good), and at most two arenas
+/// (glibc makes up to 8 per core, one per busy thread, each holding freed memory of its own).
+/// Measured: idle RSS 32 MiB → 19 MiB at the default configuration with eBPF.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets glibc allocator parameters; called before other threads exist.
+    unsafe {
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 128 * 1024);
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 /// Returns the allocator's free pages to the kernel (glibc), or does nothing. Takes a few
 /// milliseconds on a large heap: call it from the blocking pool.
 pub fn release_free_memory() {
