@@ -20,11 +20,12 @@ commands:
                            and fail if the committed files are stale
   test [--fuzz-seconds N]  run every test suite, the bare-metal builds, the generated-code
                            check and a fuzz smoke run of N seconds per target (default 10)
+                           and a 3-minute soak (--no-soak leaves it out)
   test --under-load        run the test suites while a busy thread per core loads the machine
   soak [--minutes N] [--processes N] [--dns N] [--budget-mib N] [--ci] [--no-build]
                            run the release daemon under real process, DNS and query load,
                            sample its RSS every second; fail over the budget (24 MiB) or on
-                           an upward trend (defaults: 1 M lifecycles, 1 M answers, 30 min)
+                           an upward trend (defaults: 1 M lifecycles, 1 M answers, 12 min)
   help                     print this text
 ";
 

@@ -2,6 +2,10 @@
 //! runs. It runs every test suite, proves the core still builds bare-metal, checks that generated
 //! code is current, and gives each fuzz target a short smoke run.
 //!
+//! Last comes the 3-minute soak (`cargo xtask soak --ci`: the release daemon under load, RSS
+//! against its budget); `--no-soak` or `WATCHPOST_SKIP_PRIVILEGED_TESTS=1` leaves it out (it
+//! needs root for eBPF and dnsmasq on port 53).
+//!
 //! `--under-load` runs the test suites only, while a CPU hog keeps every core busy
 //! ([`crate::cpu_hog`]): the proof that no test depends on the machine's speed.
 
@@ -19,6 +23,7 @@ pub const FUZZ_TARGETS: &[&str] = &["kallsyms", "cgroup", "os_release", "dns", "
 struct TestOptions {
     fuzz_seconds: u64,
     under_load: bool,
+    soak: bool,
 }
 
 pub fn run(options: &[String]) -> ExitCode {
@@ -119,6 +124,9 @@ pub fn run(options: &[String]) -> ExitCode {
             eprintln!("xtask test: cargo-fuzz not installed; skipping fuzz smoke runs");
         }
     }
+    if options.soak && std::env::var_os("WATCHPOST_SKIP_PRIVILEGED_TESTS").is_none() {
+        steps.push(("soak, 3 minutes", vec!["xtask", "soak", "--ci"]));
+    }
     for (what, args) in &steps {
         let started = Instant::now();
         // Fuzz steps are `rustup run nightly cargo fuzz …`; every other step is plain cargo.
@@ -199,11 +207,13 @@ fn parse_options(options: &[String]) -> Result<TestOptions, String> {
     let mut parsed = TestOptions {
         fuzz_seconds: DEFAULT_FUZZ_SECONDS,
         under_load: false,
+        soak: true,
     };
     let mut rest = options.iter();
     while let Some(flag) = rest.next() {
         match flag.as_str() {
             "--under-load" => parsed.under_load = true,
+            "--no-soak" => parsed.soak = false,
             "--fuzz-seconds" => {
                 let value = rest
                     .next()
@@ -214,7 +224,7 @@ fn parse_options(options: &[String]) -> Result<TestOptions, String> {
             }
             other => {
                 return Err(format!(
-                    "unexpected argument `{other}` (expected: [--fuzz-seconds N] [--under-load])"
+                    "unexpected argument `{other}` (expected: [--fuzz-seconds N] [--under-load] [--no-soak])"
                 ));
             }
         }
@@ -238,6 +248,7 @@ mod tests {
         let default = TestOptions {
             fuzz_seconds: DEFAULT_FUZZ_SECONDS,
             under_load: false,
+            soak: true,
         };
         assert_eq!(parse_options(&[]), Ok(default));
         assert_eq!(

@@ -350,6 +350,10 @@ fn two_hundred_fifty_clients_asking_large_replies_stay_within_a_memory_budget() 
         "RSS grew by {} bytes (before {before}, peak {peak}); budget {budget}",
         peak.saturating_sub(before)
     );
+    eprintln!(
+        "250 clients, {reply_bytes}-byte replies: RSS before {before}, peak {peak} (+{}), budget +{budget}",
+        peak - before
+    );
     // Memory returns after the burst.
     assert!(
         eventually(Duration::from_secs(30), || daemon.rss_bytes()
@@ -357,6 +361,7 @@ fn two_hundred_fifty_clients_asking_large_replies_stay_within_a_memory_budget() 
         "RSS stayed at {} after the burst (before {before})",
         daemon.rss_bytes()
     );
+    eprintln!("250 clients: RSS after the burst {}", daemon.rss_bytes());
 }
 
 #[test]

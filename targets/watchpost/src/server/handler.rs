@@ -198,7 +198,7 @@ impl QueryContext {
                         reserved_bytes: self.stats.memory.parts(),
                         budget_bytes: self.stats.memory.budget(),
                     });
-                    Some(daemon)
+                    Some(Box::new(daemon))
                 } else {
                     None
                 };
