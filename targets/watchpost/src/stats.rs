@@ -223,3 +223,40 @@ impl DaemonCounters {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_feed_error_or_a_restart_degrades_for_a_while_then_the_daemon_recovers() {
+        let stats = DaemonCounters::new(0);
+        stats.ebpf_active.store(1, Ordering::Relaxed);
+        let t0 = 1_000 * DEGRADED_AFTER_INCIDENT_NS;
+        assert_eq!(stats.daemon_health(t0).0, "healthy");
+        stats.record_kernel_feed_error("batch of 600 updates exceeds the intake limit".into());
+        let at = stats.last_kernel_feed_error_at.load(Ordering::Relaxed);
+        let (status, message) = stats.daemon_health(at + 1);
+        assert_eq!(status, "degraded");
+        assert!(
+            message.contains("lost 1 batches to intake errors"),
+            "{message}"
+        );
+        assert!(message.contains("exceeds the intake limit"), "{message}");
+        // The feed went on; once the window passes the daemon is healthy again.
+        let (status, _) = stats.daemon_health(at + DEGRADED_AFTER_INCIDENT_NS + 1);
+        assert_eq!(status, "healthy");
+
+        stats.count_task_restart("server");
+        let at = stats.last_task_restart_at.load(Ordering::Relaxed);
+        let (status, message) = stats.daemon_health(at + 1);
+        assert_eq!(status, "degraded");
+        assert!(message.contains("task restarts: server 1"), "{message}");
+        let (status, message) = stats.daemon_health(at + DEGRADED_AFTER_INCIDENT_NS + 1);
+        assert_eq!(status, "healthy");
+        assert!(
+            message.contains("task restarts: server 1"),
+            "still counted: {message}"
+        );
+    }
+}

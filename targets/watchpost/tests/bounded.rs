@@ -461,3 +461,18 @@ fn the_scan_limit_is_told_once_and_evictions_are_counted_and_explained() {
     });
     assert!(explained, "no evicted process was explained as evicted");
 }
+
+#[test]
+fn ancestry_of_an_unknown_process_is_not_found_at_any_depth() {
+    let daemon = Daemon::start("ancestry", "[collector]\nebpf = \"off\"\n");
+    for depth in ["0", "-1", "3"] {
+        let out = daemon.query(&["ancestry", "4000000001", &format!("--depth={depth}")]);
+        assert_eq!(out.code, Some(1), "depth {depth}: {out:?}");
+        assert!(out.stderr.contains("no process with entity id"), "{out:?}");
+    }
+    // A known process with depth 0 is an empty chain, found.
+    let me = daemon.query_json(&["process", "--pid", &std::process::id().to_string()]);
+    let id = me["entity_id"].as_u64().unwrap().to_string();
+    let out = daemon.query(&["ancestry", &id, "--depth=0"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+}
