@@ -58,7 +58,8 @@ async fn a_flood_is_refused_and_counted_never_buffered() {
         .register_writable_store("notes", support::notes_factory(1_000), options)
         .await
         .unwrap()
-        .with_timeout(Duration::from_secs(5));
+        // Patient: the held write lasts the whole flood, however slow the machine is.
+        .with_timeout(Duration::from_secs(300));
     let intake = owner.intake().clone();
     let owner = std::sync::Arc::new(owner);
 
