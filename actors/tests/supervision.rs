@@ -220,3 +220,55 @@ async fn a_store_that_keeps_failing_is_given_up_on() {
     );
     reg.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_drain_task_is_started_again_and_the_intake_goes_on() {
+    let reg = support::registry().await;
+    let owner = reg
+        .register_writable_store(
+            "notes",
+            support::notes_factory(1_000),
+            StoreOptions::default(),
+        )
+        .await
+        .unwrap();
+    let intake = owner.intake().clone();
+    intake.inject_drain_panic();
+    // This batch is taken by the drain task, which panics holding it: counted as dropped.
+    intake
+        .submit(vec![NotesWrite::Put("lost".into(), "v".into())])
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            owner.supervision().intake_drain_restarts == 1
+        })
+        .await,
+        "{:?}",
+        owner.supervision()
+    );
+    // A new drain task serves the same queue.
+    intake
+        .submit(vec![NotesWrite::Put("kept".into(), "v".into())])
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            owner.supervision().intake_applied_updates == 1
+        })
+        .await,
+        "{:?}",
+        owner.supervision()
+    );
+    let s = owner.supervision();
+    assert_eq!(s.intake_dropped_updates, 1, "{s:?}");
+    assert_eq!(
+        owner
+            .read(NotesRead::Get("kept".into()))
+            .await
+            .unwrap()
+            .unwrap(),
+        "v"
+    );
+    reg.shutdown().await;
+}
