@@ -3,6 +3,8 @@
 //!
 //! - `server-panic`: the query server's accept loop panics after its first accepted connection
 //!   (the daemon's supervisor must restart it; `query health` then shows the restart).
+//! - `engine-panic`: the detector engine panics as it starts (the daemon must stop with an
+//!   error, not run on without detections).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -16,5 +18,12 @@ fn armed(name: &str) -> bool {
 pub fn on_server_accept() {
     if armed("server-panic") {
         panic!("fault injection: the query server was told to panic");
+    }
+}
+
+/// Called by the detector engine's task as it starts.
+pub fn on_engine_start() {
+    if armed("engine-panic") {
+        panic!("fault injection: the detector engine was told to panic");
     }
 }

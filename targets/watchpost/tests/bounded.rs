@@ -476,3 +476,31 @@ fn ancestry_of_an_unknown_process_is_not_found_at_any_depth() {
     let out = daemon.query(&["ancestry", &id, "--depth=0"]);
     assert_eq!(out.code, Some(0), "{out:?}");
 }
+
+#[test]
+fn a_dead_detector_engine_stops_the_daemon_with_an_error() {
+    let dir = temp_dir("engine-panic");
+    let path = dir.join("watchpost.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[daemon]\ndata_dir = \"{}\"\n[socket]\npath = \"{}\"\n[collector]\nebpf = \"off\"\n",
+            dir.join("data").display(),
+            dir.join("s.sock").display()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(support::BIN)
+        .args(["run", "--config", path.to_str().unwrap()])
+        .env("WATCHPOST_FAULT", "engine-panic")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("the detector engine task failed for good"),
+        "{stderr}"
+    );
+    assert!(!dir.join("s.sock").exists(), "socket left behind");
+}

@@ -86,7 +86,7 @@ pub enum DaemonError {
     #[error("collector.ebpf = \"required\" but the eBPF collector could not start: {0}")]
     EbpfRequired(watchpost_ebpf::LoadError),
     /// A supervised task failed too often: the daemon stopped rather than run without it.
-    #[error("the {task} task failed too often, last: {reason}")]
+    #[error("the {task} task failed for good: {reason}")]
     TaskFailed {
         /// The task.
         task: &'static str,
@@ -194,13 +194,47 @@ pub async fn run_with(config: Config, live: reload::LiveReload) -> Result<(), Da
     let engine = detections::start_engine(&registry, &config).await?;
     let (events_tx, events_rx) = mpsc::channel(config.detectors.event_queue);
     let (outputs_tx, outputs_rx) = mpsc::channel(config.detectors.output_queue);
+    // The detector engine and the printer own their queues' receivers, so they are not
+    // restarted: if either dies (panics) the daemon stops with an error instead of running on
+    // without detections.
+    let (critical_tx, critical_rx) = mpsc::channel::<supervise::Fatal>(2);
     let engine_task = {
         let engine = engine.clone();
-        tokio::spawn(async move { engine.run(events_rx, outputs_tx).await })
+        let critical = critical_tx.clone();
+        tokio::spawn(async move {
+            let run = tokio::spawn(async move {
+                #[cfg(feature = "fault-injection")]
+                crate::fault::on_engine_start();
+                engine.run(events_rx, outputs_tx).await
+            });
+            if let Err(e) = run.await {
+                let reason = format!("ended: {e}");
+                let _ = critical
+                    .send(supervise::Fatal {
+                        task: "detector engine",
+                        reason,
+                    })
+                    .await;
+            }
+        })
     };
     let printer_task = {
         let stats = stats.clone();
-        tokio::task::spawn_blocking(move || detections::print_detections(outputs_rx, &stats))
+        let critical = critical_tx;
+        tokio::spawn(async move {
+            let run = tokio::task::spawn_blocking(move || {
+                detections::print_detections(outputs_rx, &stats)
+            });
+            if let Err(e) = run.await {
+                let reason = format!("ended: {e}");
+                let _ = critical
+                    .send(supervise::Fatal {
+                        task: "detection printer",
+                        reason,
+                    })
+                    .await;
+            }
+        })
     };
 
     let group = config
@@ -221,6 +255,7 @@ pub async fn run_with(config: Config, live: reload::LiveReload) -> Result<(), Da
         socket,
         group,
         stats,
+        critical: critical_rx,
     };
     let result = serve(&config, parts, &mut signals, &live).await;
     // The server removes its socket when it stops; if it never ran (an error or a signal during
@@ -255,6 +290,8 @@ struct Parts {
     socket: listener::BoundSocket,
     group: Option<u32>,
     stats: Arc<DaemonCounters>,
+    /// Reports of the unsupervised tasks (detector engine, printer) dying.
+    critical: mpsc::Receiver<supervise::Fatal>,
 }
 
 /// Bootstrap, serve, and wait for a signal; returns once the socket is gone and the collectors
@@ -274,6 +311,7 @@ async fn serve(
         socket,
         group,
         stats,
+        mut critical,
     } = parts;
     let outputs = CollectorOutputs {
         processes: stores.processes.clone(),
@@ -463,6 +501,10 @@ async fn serve(
         let action = tokio::select! {
             action = signals.next() => action,
             Some(f) = fatal.recv() => break Err(DaemonError::TaskFailed {
+                task: f.task,
+                reason: f.reason,
+            }),
+            Some(f) = critical.recv() => break Err(DaemonError::TaskFailed {
                 task: f.task,
                 reason: f.reason,
             }),
