@@ -15,14 +15,15 @@ pub(crate) trait NextLinks {
 }
 
 /// Sorts the list that starts at `head` and ends at the sentinel `end`, stably, so that
-/// `before(a, b)` is false for every consecutive pair `(b, a)` (i.e. ascending by `before`).
-/// Walks at most `max_len` slots (a corrupt, cyclic list is cut there). Returns the new head.
+/// `before(links, a, b)` is false for every consecutive pair `(b, a)` (i.e. ascending by
+/// `before`; the links are passed so that keys can live beside them). Walks at most `max_len`
+/// slots (a corrupt, cyclic list is cut there). Returns the new head.
 pub(crate) fn sort_list<L: NextLinks + ?Sized>(
     links: &mut L,
     head: u32,
     end: u32,
     max_len: usize,
-    before: impl Fn(u32, u32) -> bool,
+    before: impl Fn(&L, u32, u32) -> bool,
 ) -> u32 {
     // parts[i]: a sorted list of 2^i slots (or `end`); lower i holds later slots.
     let mut parts = [end; 64];
@@ -64,11 +65,11 @@ fn merge<L: NextLinks + ?Sized>(
     first: u32,
     second: u32,
     end: u32,
-    before: &impl Fn(u32, u32) -> bool,
+    before: &impl Fn(&L, u32, u32) -> bool,
 ) -> u32 {
     let (mut a, mut b) = (first, second);
-    let take_b = |a: u32, b: u32| before(b, a);
-    let head = if a == end || (b != end && take_b(a, b)) {
+    let take_b = |links: &L, a: u32, b: u32| before(links, b, a);
+    let head = if a == end || (b != end && take_b(links, a, b)) {
         let h = b;
         b = links.next(b);
         h
@@ -82,7 +83,7 @@ fn merge<L: NextLinks + ?Sized>(
     }
     let mut tail = head;
     while a != end && b != end {
-        let pick = if take_b(a, b) {
+        let pick = if take_b(links, a, b) {
             let p = b;
             b = links.next(b);
             p
@@ -132,7 +133,7 @@ mod tests {
                 links.0[w[0] as usize] = w[1];
             }
             let head = order.first().copied().unwrap_or(END);
-            let head = sort_list(&mut links, head, END, n, |a, b| keys[a as usize] < keys[b as usize]);
+            let head = sort_list(&mut links, head, END, n, |_, a, b| keys[a as usize] < keys[b as usize]);
             let mut got = Vec::new();
             let mut c = head;
             while c != END { got.push(c); c = links.0[c as usize]; }

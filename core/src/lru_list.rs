@@ -145,7 +145,7 @@ impl LruList {
             self.oldest,
             NIL,
             len,
-            |a, b| key(a) < key(b),
+            |_, a, b| key(a) < key(b),
         );
         // Repair the backward links and both ends.
         let mut prev = NIL;

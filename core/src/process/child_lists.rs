@@ -174,7 +174,7 @@ impl ChildLists {
             head,
             NO_SLOT,
             max,
-            before,
+            |_, a, b| before(a, b),
         );
         let mut prev = NO_SLOT;
         let mut cursor = head;
