@@ -17,6 +17,7 @@
 
 pub mod policy;
 pub mod record;
+pub mod snapshot_record;
 #[cfg(feature = "alloc")]
 pub mod store;
 
@@ -26,5 +27,7 @@ pub use record::{
 };
 #[cfg(feature = "alloc")]
 pub use store::{
-    CheckIps, IpReputationConfig, IpReputationStats, IpReputationStore, ReputationView, SourceNames,
+    CheckIps, IpReputationConfig, IpReputationStats, IpReputationStore, ReputationRestoreReport,
+    ReputationView, SourceNames,
 };
+pub use snapshot_record::ReputationRecord;
