@@ -28,6 +28,10 @@ pub enum StoreMsg<P: Protocol> {
     Health(RpcReplyPort<HealthInfo>),
     /// Current metrics of the backend.
     Metrics(RpcReplyPort<DataStoreMetrics>),
+    /// Runs a closure on the backend, between two messages (snapshots copy records out this
+    /// way, a bounded chunk per message, so queries keep flowing). The closure receives the
+    /// backend as `Any` and downcasts it; see [`crate::StoreHandle::inspect`].
+    Inspect(Box<dyn FnOnce(&mut dyn std::any::Any) + Send>),
     /// Panic inside the actor (supervision tests only).
     #[cfg(feature = "fault-injection")]
     Panic,

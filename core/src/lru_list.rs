@@ -225,7 +225,10 @@ mod tests {
         }
         let keys = [30u32, 0, 10, 0, 20, 5];
         lru.sort_by_key(|s| keys[s as usize]);
-        assert_eq!(lru.iter_least_recent_first().collect::<Vec<_>>(), [5, 2, 4, 0]);
+        assert_eq!(
+            lru.iter_least_recent_first().collect::<Vec<_>>(),
+            [5, 2, 4, 0]
+        );
         assert_eq!(lru.pop_least_recent(), Some(5));
         lru.touch(2);
         assert_eq!(lru.iter_least_recent_first().collect::<Vec<_>>(), [4, 0, 2]);

@@ -66,10 +66,10 @@ fn answers(t: &mut ContainerTable, now: u64) -> Vec<String> {
         );
     }
     for i in 0..12 {
-        out.push(t.get_container(&id(i), now).map_or_else(
-            |e| e.to_string(),
-            |c| format!("{} {}", c.id, c.name),
-        ));
+        out.push(
+            t.get_container(&id(i), now)
+                .map_or_else(|e| e.to_string(), |c| format!("{} {}", c.id, c.name)),
+        );
     }
     out
 }

@@ -16,9 +16,23 @@ use watchpost_core::time::NANOS_PER_SEC;
 const SEC: u64 = NANOS_PER_SEC;
 const T0: u64 = 1_700_000_000 * SEC;
 const NAMES: [&str; 8] = [
-    "a.example", "b.example", "c.example", "d.example", "cdn.net", "e.org", "f.org", "g.org",
+    "a.example",
+    "b.example",
+    "c.example",
+    "d.example",
+    "cdn.net",
+    "e.org",
+    "f.org",
+    "g.org",
 ];
-const IPS: [&str; 6] = ["192.0.2.1", "192.0.2.2", "198.51.100.7", "2001:db8::1", "203.0.113.9", "10.0.0.1"];
+const IPS: [&str; 6] = [
+    "192.0.2.1",
+    "192.0.2.2",
+    "198.51.100.7",
+    "2001:db8::1",
+    "203.0.113.9",
+    "10.0.0.1",
+];
 
 fn cache(seed: u64) -> DnsCache {
     DnsCache::new(DnsCacheConfig {
@@ -33,7 +47,12 @@ fn cache(seed: u64) -> DnsCache {
 #[derive(Debug, Clone, Copy)]
 enum Op {
     /// question `q` answered: optional CNAME to `c`, then A/AAAA of ip `i`, TTL `ttl` s.
-    Answer { q: u8, c: Option<u8>, i: u8, ttl: u8 },
+    Answer {
+        q: u8,
+        c: Option<u8>,
+        i: u8,
+        ttl: u8,
+    },
     Query(u8),
     QueryIp(u8),
     Tick(u8),
@@ -71,11 +90,20 @@ fn apply(c: &mut DnsCache, op: Op, now: &mut u64) -> Option<(Vec<String>, Vec<St
             let _ = c.insert_packet(&packet, *now);
             None
         }
-        Op::Query(n) => c.get_dns_response(NAMES[usize::from(n)], *now).ok().map(|r| {
-            (r.domains().iter().map(|d| d.to_string()).collect(), r.ips().iter().map(|i| i.to_string()).collect())
-        }),
+        Op::Query(n) => c
+            .get_dns_response(NAMES[usize::from(n)], *now)
+            .ok()
+            .map(|r| {
+                (
+                    r.domains().iter().map(|d| d.to_string()).collect(),
+                    r.ips().iter().map(|i| i.to_string()).collect(),
+                )
+            }),
         Op::QueryIp(i) => c.get_dns_response(IPS[usize::from(i)], *now).ok().map(|r| {
-            (r.domains().iter().map(|d| d.to_string()).collect(), r.ips().iter().map(|i| i.to_string()).collect())
+            (
+                r.domains().iter().map(|d| d.to_string()).collect(),
+                r.ips().iter().map(|i| i.to_string()).collect(),
+            )
         }),
         Op::Tick(s) => {
             *now += u64::from(s) * SEC;
@@ -105,7 +133,13 @@ fn normalized(c: &DnsCache) -> Vec<String> {
         .iter()
         .map(|r| match *r {
             DnsRecord::Name { name, recency } => format!("N {name} {}", rank(recency)),
-            DnsRecord::Link { from, to, kind, expires_at, created } => {
+            DnsRecord::Link {
+                from,
+                to,
+                kind,
+                expires_at,
+                created,
+            } => {
                 format!("L {from:?} {to:?} {kind:?} {expires_at} {}", rank(created))
             }
         })
@@ -173,8 +207,26 @@ fn expired_links_are_not_restored_and_changes_count() {
     let mut a = cache(2);
     let mut now = T0;
     let before = a.changes();
-    apply(&mut a, Op::Answer { q: 0, c: None, i: 0, ttl: 5 }, &mut now);
-    apply(&mut a, Op::Answer { q: 1, c: None, i: 1, ttl: 50 }, &mut now);
+    apply(
+        &mut a,
+        Op::Answer {
+            q: 0,
+            c: None,
+            i: 0,
+            ttl: 5,
+        },
+        &mut now,
+    );
+    apply(
+        &mut a,
+        Op::Answer {
+            q: 1,
+            c: None,
+            i: 1,
+            ttl: 50,
+        },
+        &mut now,
+    );
     assert_ne!(a.changes(), before);
     let records: Vec<DnsRecord<'_>> = a.records().collect();
     let mut b = cache(3);
@@ -188,10 +240,22 @@ fn expired_links_are_not_restored_and_changes_count() {
 fn hostile_records_are_refused() {
     let mut b = cache(4);
     let records = [
-        DnsRecord::Name { name: "", recency: 1 },
-        DnsRecord::Name { name: "UPPER.case", recency: 2 },
-        DnsRecord::Name { name: "ok.example", recency: 3 },
-        DnsRecord::Name { name: "ok.example", recency: 4 },
+        DnsRecord::Name {
+            name: "",
+            recency: 1,
+        },
+        DnsRecord::Name {
+            name: "UPPER.case",
+            recency: 2,
+        },
+        DnsRecord::Name {
+            name: "ok.example",
+            recency: 3,
+        },
+        DnsRecord::Name {
+            name: "ok.example",
+            recency: 4,
+        },
         DnsRecord::Link {
             from: watchpost_core::dns::DnsNodeRecord::Name("missing.example"),
             to: watchpost_core::dns::DnsNodeRecord::Addr("192.0.2.1".parse().unwrap()),

@@ -39,13 +39,32 @@ fn key(i: u8) -> ProcessKey {
 /// One step of traffic.
 #[derive(Debug, Clone, Copy)]
 enum Op {
-    Fork { child: u8, parent: u8, path: Option<u8> },
-    Scan { child: u8, parent: u8, path: Option<u8> },
-    Exec { who: u8, path: u8 },
-    Exit { who: u8 },
-    Get { who: u8 },
-    Children { who: u8 },
-    Ancestry { who: u8 },
+    Fork {
+        child: u8,
+        parent: u8,
+        path: Option<u8>,
+    },
+    Scan {
+        child: u8,
+        parent: u8,
+        path: Option<u8>,
+    },
+    Exec {
+        who: u8,
+        path: u8,
+    },
+    Exit {
+        who: u8,
+    },
+    Get {
+        who: u8,
+    },
+    Children {
+        who: u8,
+    },
+    Ancestry {
+        who: u8,
+    },
     Purge,
     Tick(u8),
 }
@@ -193,10 +212,7 @@ type Normal = (
 
 fn normalized(t: &ProcessTable) -> Vec<Normal> {
     let records: Vec<ProcessRecord<'_>> = t.records().collect();
-    let mut stamps: Vec<u64> = records
-        .iter()
-        .flat_map(|r| [r.recency, r.linked])
-        .collect();
+    let mut stamps: Vec<u64> = records.iter().flat_map(|r| [r.recency, r.linked]).collect();
     stamps.sort_unstable();
     stamps.dedup();
     let rank = |s: u64| stamps.binary_search(&s).unwrap_or(usize::MAX);
@@ -434,7 +450,10 @@ fn exited_while_away_keeps_ancestry_and_flags() {
         .expect("ancestry")
         .map(|p| (p.pid(), p.is_alive(), p.exit_time_unknown()))
         .collect();
-    assert_eq!(chain, [(3, true, false), (2, false, true), (1, true, false)]);
+    assert_eq!(
+        chain,
+        [(3, true, false), (2, false, true), (1, true, false)]
+    );
     // The flag survives a snapshot.
     let b = restored_copy(&t, 10, now + 5);
     assert!(b.records().any(|r| r.pid == 2 && r.exit_time_unknown));
@@ -477,7 +496,11 @@ fn export_and_restore_do_not_allocate() {
     records.sort_by_key(ProcessRecord::restore_order);
     let mut b = table(400, 8);
     let (count, report) = support::count_allocations(|| b.restore(records.iter().copied(), now));
-    assert_eq!(count.allocations, 0, "restore allocated {} bytes", count.bytes);
+    assert_eq!(
+        count.allocations, 0,
+        "restore allocated {} bytes",
+        count.bytes
+    );
     assert_eq!((report.held, report.evicted), (400, 100));
     let (count, n) = support::count_allocations(|| {
         let mut n = 0usize;

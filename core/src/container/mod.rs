@@ -32,6 +32,6 @@ pub use runtime::Runtime;
 #[cfg(feature = "alloc")]
 pub use table::{
     ContainerFilter, ContainerRestoreReport, ContainerTable, ContainerTableConfig,
-    ContainerTableStats, DEFAULT_CAPACITY,
-    DEFAULT_REMOVAL_GRACE_NS, EvictionReason, MIN_ID_PREFIX_LEN, WriteOutcome, Written,
+    ContainerTableStats, DEFAULT_CAPACITY, DEFAULT_REMOVAL_GRACE_NS, EvictionReason,
+    MIN_ID_PREFIX_LEN, WriteOutcome, Written,
 };

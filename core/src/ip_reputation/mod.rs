@@ -25,9 +25,9 @@ pub use policy::{ConflictPolicy, Contender};
 pub use record::{
     IpInput, IpParseError, IpReputation, RecordError, ReputationStatus, normalize_ip, parse_ip,
 };
+pub use snapshot_record::ReputationRecord;
 #[cfg(feature = "alloc")]
 pub use store::{
     CheckIps, IpReputationConfig, IpReputationStats, IpReputationStore, ReputationRestoreReport,
     ReputationView, SourceNames,
 };
-pub use snapshot_record::ReputationRecord;

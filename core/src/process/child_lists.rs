@@ -163,7 +163,9 @@ impl ChildLists {
 
     /// Whether `slot` is the head of a detached list (or in no list).
     pub(crate) fn is_detached_head(&self, slot: u32) -> bool {
-        self.links.get(slot as usize).is_some_and(|l| l.prev == NO_SLOT)
+        self.links
+            .get(slot as usize)
+            .is_some_and(|l| l.prev == NO_SLOT)
     }
 
     /// Sorts the detached list starting at `head` the same way; returns its new head.

@@ -124,8 +124,6 @@ pub use event::{ExecEvent, ExitEvent, ForkEvent, ProcessKey, ScanRecord};
 pub use record::ProcessRecord;
 
 #[cfg(feature = "alloc")]
-pub use table::{
-    EventOutcome, ProcessTable, ProcessTableConfig, ProcessTableStats, RestoreReport,
-};
+pub use table::{EventOutcome, ProcessTable, ProcessTableConfig, ProcessTableStats, RestoreReport};
 #[cfg(feature = "alloc")]
 pub use view::{Ancestry, Children, ProcessInfo, ProcessView};

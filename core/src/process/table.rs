@@ -499,7 +499,6 @@ impl ProcessTable {
         self.stamp
     }
 
-
     fn view(&self, slot: u32) -> Option<ProcessView<'_>> {
         let record = self.record(slot)?;
         Some(ProcessView::new(record, &self.exe_paths))

@@ -84,7 +84,13 @@ impl ContainerTable {
             slots
                 .get(slot as usize)
                 .and_then(Option::as_ref)
-                .map_or(0, |e: &Entry| if removed { e.removed_seq } else { e.written_seq })
+                .map_or(0, |e: &Entry| {
+                    if removed {
+                        e.removed_seq
+                    } else {
+                        e.written_seq
+                    }
+                })
         };
         self.live.sort_by_key(|s| stamp(s, false));
         self.removed.sort_by_key(|s| stamp(s, true));

@@ -182,8 +182,14 @@ impl DnsCache {
         }
         self.stamp = stamp;
         self.sort_lists();
-        let evicted = self.stats.names_evicted.saturating_sub(before.names_evicted)
-            + self.stats.links_evicted.saturating_sub(before.links_evicted);
+        let evicted = self
+            .stats
+            .names_evicted
+            .saturating_sub(before.names_evicted)
+            + self
+                .stats
+                .links_evicted
+                .saturating_sub(before.links_evicted);
         report.evicted = report.evicted.saturating_add(evicted as usize);
         let usage = self.usage();
         report.names = usage.names;

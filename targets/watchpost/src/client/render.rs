@@ -102,7 +102,14 @@ fn process(p: &ProcessInfo) -> String {
         ("started", format_time(p.start_time)),
         (
             "exited",
-            p.exit_time.map_or_else(|| "-".to_owned(), format_time),
+            match p.exit_time {
+                None => "-".to_owned(),
+                // Exited while the daemon was down: only when it was noticed is known.
+                Some(t) if p.exit_time_unknown => {
+                    format!("exit time unknown (noticed {})", format_time(t))
+                }
+                Some(t) => format_time(t),
+            },
         ),
     ])
 }
@@ -118,7 +125,9 @@ fn processes(list: &[ProcessInfo]) -> String {
                 p.pid.to_string(),
                 p.ppid.to_string(),
                 or_dash(&p.name),
-                if p.exit_time.is_some() {
+                if p.exit_time_unknown {
+                    "exited?".into()
+                } else if p.exit_time.is_some() {
                     "exited".into()
                 } else {
                     "running".into()
@@ -350,6 +359,7 @@ mod tests {
             uid: 0,
             gid: 0,
             exit_time: None,
+            exit_time_unknown: false,
         };
         let text = render(&Answer::Process(p.clone()));
         assert!(text.contains("exe        /usr/bin/sleep"), "{text}");
