@@ -442,6 +442,41 @@ impl PersistFile {
         Ok(Some((before, self.file_size())))
     }
 
+    /// Reads one store's committed records and verifies them (what a store rebuilt after a crash
+    /// restores from). An empty store when it has no snapshot yet.
+    ///
+    /// # Errors
+    /// When the records cannot be read or do not match their metadata.
+    pub fn load_store(&self, store: &'static str) -> Result<LoadedStore, PersistError> {
+        let def = table_of(store).ok_or_else(|| PersistError::UnknownStore(store.into()))?;
+        let read = self.db.begin_read()?;
+        let meta = match read.open_table(META) {
+            Ok(t) => t,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(LoadedStore::default()),
+            Err(e) => return Err(e.into()),
+        };
+        let Some(bytes) = meta.get(meta_key(store).as_slice())?.map(|v| v.value().to_vec()) else {
+            return Ok(LoadedStore::default());
+        };
+        let store_meta: StoreMeta = decode_meta(&bytes)?;
+        let mut records = Vec::new();
+        match read.open_table(def) {
+            Ok(table) => {
+                for entry in table.iter()? {
+                    let (k, v) = entry?;
+                    records.push((k.value().to_vec(), v.value().to_vec()));
+                }
+            }
+            Err(TableError::TableDoesNotExist(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        verify(store, &store_meta, &records)?;
+        Ok(LoadedStore {
+            meta: store_meta,
+            records,
+        })
+    }
+
     /// Reads back every store's records and verifies them against their metadata (for tests and
     /// `watchpost query persistence --verify`).
     ///

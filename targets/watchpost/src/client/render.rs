@@ -44,7 +44,7 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 }
 
 /// `key  value` lines with the values aligned.
-fn block(rows: &[(&str, String)]) -> String {
+pub(crate) fn block(rows: &[(&str, String)]) -> String {
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     let mut out = String::new();
     for (k, v) in rows {
@@ -82,7 +82,7 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-fn or_dash(s: &str) -> String {
+pub(crate) fn or_dash(s: &str) -> String {
     if s.is_empty() {
         "-".to_owned()
     } else {
@@ -258,8 +258,19 @@ pub fn render(answer: &Answer) -> String {
             if let Some(d) = &report.daemon {
                 out.push_str(&daemon_stats(d));
             }
+            if let Some(p) = &report.persist {
+                let pairs: Vec<(String, String)> =
+                    p.iter().map(|(k, v)| (k.clone(), v.to_string())).collect();
+                let borrowed: Vec<(&str, String)> =
+                    pairs.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+                out.push_str("persist\n");
+                out.push_str(&block(&borrowed));
+            }
             out
         }
+        Answer::Persistence(p) => crate::client::render_persist::persistence(p),
+        Answer::Reputation(r) => crate::client::render_persist::reputation(r),
+        Answer::ReputationWritten(w) => crate::client::render_persist::written(w),
         Answer::System(s) => {
             let namespaces = s
                 .init_namespaces
