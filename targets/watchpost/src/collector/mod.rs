@@ -13,6 +13,7 @@
 //! count change and sends the whole last scan again.
 
 pub mod kernel;
+pub mod synthetic;
 pub mod symbol_reload;
 pub mod tracker;
 

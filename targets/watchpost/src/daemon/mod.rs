@@ -380,6 +380,13 @@ async fn serve(
             shutdown_rx.clone(),
         ))
     });
+    let synthetic_task = (config.collector.synthetic_events_per_second > 0).then(|| {
+        tokio::spawn(crate::collector::synthetic::run(
+            stores.processes.clone(),
+            config.collector.synthetic_events_per_second,
+            shutdown_rx.clone(),
+        ))
+    });
     tracing::info!(socket = %socket_path, "watchpost ready");
 
     let signal_name = tokio::select! {
@@ -399,6 +406,9 @@ async fn serve(
             let _ = t.await;
         }
         if let Some(t) = persist_task {
+            let _ = t.await;
+        }
+        if let Some(t) = synthetic_task {
             let _ = t.await;
         }
     })
