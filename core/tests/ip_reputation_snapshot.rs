@@ -80,6 +80,6 @@ fn past_capacity_refuses_and_counts_without_allocating() {
     assert_eq!(count.allocations, 0, "allocated {} bytes", count.bytes);
     assert_eq!((report.held, report.refused), (60, 40));
     // Restoring again replaces, never duplicates.
-    let report = b.restore(records.iter().cloned().take(10), 3);
+    let report = b.restore(records.iter().take(10).cloned(), 3);
     assert_eq!((report.held, report.refused), (10, 0));
 }

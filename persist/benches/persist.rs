@@ -11,7 +11,6 @@
 //! start with a restore).
 
 #[path = "../../core/tests/dns_encoder/mod.rs"]
-#[allow(dead_code)]
 mod dns_encoder;
 
 use std::hint::black_box;
@@ -78,9 +77,15 @@ fn key(pid: u32) -> ProcessKey {
 
 fn data() -> Data {
     let mut processes = process_table();
-    let paths: Vec<String> = (0..200).map(|i| format!("/usr/lib/app/bin/tool-{i}")).collect();
+    let paths: Vec<String> = (0..200)
+        .map(|i| format!("/usr/lib/app/bin/tool-{i}"))
+        .collect();
     for pid in 1..=PROCESSES {
-        let parent = if pid == 1 { ProcessKey::default() } else { key(pid / 4 + 1) };
+        let parent = if pid == 1 {
+            ProcessKey::default()
+        } else {
+            key(pid / 4 + 1)
+        };
         let k = key(pid);
         processes.apply_fork(
             &ForkEvent {
@@ -117,7 +122,13 @@ fn data() -> Data {
         let records: Vec<IpReputation> = (0..REPUTATION)
             .map(|i| {
                 let ip = format!("172.16.{}.{}", i >> 8, i & 255);
-                let mut r = IpReputation::new(ip.as_str(), ReputationStatus::Deny, 1 + (i % 10) as u8, T0 + s as u64).unwrap();
+                let mut r = IpReputation::new(
+                    ip.as_str(),
+                    ReputationStatus::Deny,
+                    1 + (i % 10) as u8,
+                    T0 + s as u64,
+                )
+                .unwrap();
                 r.add_tag("botnet").unwrap();
                 r
             })
@@ -170,7 +181,8 @@ fn full_writes(d: &mut Data) -> [(&'static str, StoreWrite); 3] {
 
 fn snapshot_all(file: &mut PersistFile, d: &mut Data) {
     for (store, write) in full_writes(d) {
-        file.write_store(store, &write, WriteDurability::Immediate).unwrap();
+        file.write_store(store, &write, WriteDurability::Immediate)
+            .unwrap();
     }
 }
 
@@ -184,18 +196,24 @@ fn restore_all(dir: &Path) -> (PersistFile, Data) {
         reputation: reputation_store(),
     };
     let p = &loaded.stores["process"].records;
-    let mut records: Vec<ProcessRecord<'_>> =
-        p.iter().map(|(_, v)| codec::decode_process(v).unwrap()).collect();
+    let mut records: Vec<ProcessRecord<'_>> = p
+        .iter()
+        .map(|(_, v)| codec::decode_process(v).unwrap())
+        .collect();
     records.sort_by_key(ProcessRecord::restore_order);
     d.processes.restore(records, T0 + 2);
     let n = &loaded.stores["dns"].records;
-    let mut records: Vec<DnsRecord<'_>> =
-        n.iter().map(|(_, v)| codec::decode_dns(v).unwrap()).collect();
+    let mut records: Vec<DnsRecord<'_>> = n
+        .iter()
+        .map(|(_, v)| codec::decode_dns(v).unwrap())
+        .collect();
     records.sort_by_key(DnsRecord::restore_order);
     d.dns.restore(records, T0 + 2);
     let r = &loaded.stores["ip_reputation"].records;
-    let records: Vec<ReputationRecord<'_>> =
-        r.iter().map(|(_, v)| codec::decode_reputation(v).unwrap()).collect();
+    let records: Vec<ReputationRecord<'_>> = r
+        .iter()
+        .map(|(_, v)| codec::decode_reputation(v).unwrap())
+        .collect();
     d.reputation.restore(records, T0 + 2);
     (opened.file, d)
 }
@@ -260,7 +278,8 @@ fn benches(c: &mut Criterion) {
                 change_one_percent(&mut d, round);
                 let t = Instant::now();
                 let w = changed_processes(&mut d);
-                file.write_store("process", &w, WriteDurability::Immediate).unwrap();
+                file.write_store("process", &w, WriteDurability::Immediate)
+                    .unwrap();
                 total += t.elapsed();
             }
             total
@@ -274,15 +293,22 @@ fn benches(c: &mut Criterion) {
                 change_one_percent(&mut d, round);
                 let t = Instant::now();
                 let [(_, w), _, _] = full_writes(&mut d);
-                file.write_store("process", &w, WriteDurability::Immediate).unwrap();
+                file.write_store("process", &w, WriteDurability::Immediate)
+                    .unwrap();
                 total += t.elapsed();
             }
             total
         })
     });
     for (label, durability) in [
-        ("reputation write-through of 100, immediate (fsync)", WriteDurability::Immediate),
-        ("reputation write-through of 100, eventual (no fsync)", WriteDurability::Eventual),
+        (
+            "reputation write-through of 100, immediate (fsync)",
+            WriteDurability::Immediate,
+        ),
+        (
+            "reputation write-through of 100, eventual (no fsync)",
+            WriteDurability::Eventual,
+        ),
     ] {
         g.bench_function(label, |b| {
             b.iter(|| {
@@ -305,16 +331,21 @@ fn benches(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("restore");
     g.sample_size(10);
-    g.bench_function("full: open, verify, decode, rebuild all three stores", |b| {
-        b.iter(|| black_box(restore_all(dir.path())))
-    });
+    g.bench_function(
+        "full: open, verify, decode, rebuild all three stores",
+        |b| b.iter(|| black_box(restore_all(dir.path()))),
+    );
     g.finish();
 
     if let Ok(out) = std::env::var("WATCHPOST_BENCH_DATA_DIR") {
         let out = Path::new(&out);
         let mut f = PersistFile::open(out, boot()).unwrap().file;
         snapshot_all(&mut f, &mut data());
-        println!("left a snapshot file of {} bytes in {}", f.file_size(), out.display());
+        println!(
+            "left a snapshot file of {} bytes in {}",
+            f.file_size(),
+            out.display()
+        );
     }
     query_latency();
 }
@@ -337,7 +368,9 @@ fn query_latency() {
         let table = std::sync::Mutex::new(Some(data().processes));
         registry
             .register_process_store(
-                move |_: &BuildContext| Ok(table.lock().unwrap().take().unwrap_or_else(process_table)),
+                move |_: &BuildContext| {
+                    Ok(table.lock().unwrap().take().unwrap_or_else(process_table))
+                },
                 StoreOptions::default(),
             )
             .await

@@ -455,7 +455,10 @@ impl PersistFile {
             Err(TableError::TableDoesNotExist(_)) => return Ok(LoadedStore::default()),
             Err(e) => return Err(e.into()),
         };
-        let Some(bytes) = meta.get(meta_key(store).as_slice())?.map(|v| v.value().to_vec()) else {
+        let Some(bytes) = meta
+            .get(meta_key(store).as_slice())?
+            .map(|v| v.value().to_vec())
+        else {
             return Ok(LoadedStore::default());
         };
         let store_meta: StoreMeta = decode_meta(&bytes)?;

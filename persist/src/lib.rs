@@ -35,5 +35,7 @@ pub mod schema;
 
 pub use boot::BootIdentity;
 pub use error::{OpenError, PersistError};
-pub use file::{LoadedSnapshot, LoadedStore, Opened, PersistFile, Recovery, StoreWrite, WriteDurability};
+pub use file::{
+    LoadedSnapshot, LoadedStore, Opened, PersistFile, Recovery, StoreWrite, WriteDurability,
+};
 pub use schema::{SCHEMA_VERSION, STORES, StoreMeta};

@@ -91,7 +91,10 @@ impl Site {
             socket.display()
         ))
         .unwrap();
-        merge(&mut config, toml::from_str(extra).expect("extra config is TOML"));
+        merge(
+            &mut config,
+            toml::from_str(extra).expect("extra config is TOML"),
+        );
         let path = dir.join("watchpost.toml");
         std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
         Site {
@@ -265,7 +268,9 @@ impl Drop for Daemon {
 /// Writes one request frame on a new connection and reads the reply.
 pub fn exchange(socket: &Path, json: &str) -> Option<serde_json::Value> {
     let mut stream = UnixStream::connect(socket).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(60))).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .ok()?;
     let mut frame = (json.len() as u32).to_be_bytes().to_vec();
     frame.extend_from_slice(json.as_bytes());
     stream.write_all(&frame).ok()?;

@@ -26,7 +26,10 @@ fn check(tag: &str, damage: impl FnOnce(&Path), reason: &str) {
     assert_eq!(health["status"], "degraded", "{tag}: {health}");
     let message = health["message"].as_str().unwrap();
     assert!(message.contains("moved aside"), "{tag}: {message}");
-    assert!(message.contains(reason), "{tag}: {message:?} lacks {reason:?}");
+    assert!(
+        message.contains(reason),
+        "{tag}: {message:?} lacks {reason:?}"
+    );
     let moved = site.moved_aside();
     assert_eq!(moved.len(), 1, "{tag}: {moved:?}");
     assert!(moved[0].ends_with('Z'), "{}", moved[0]);

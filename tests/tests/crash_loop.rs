@@ -32,7 +32,8 @@ fn kill_9_at_random_moments_always_restores_one_committed_snapshot() {
         let status = d.persistence();
         let health = d.persist_health();
         assert_eq!(
-            health["status"], "healthy",
+            health["status"],
+            "healthy",
             "round {round}: {health}\n{}",
             d.stderr()
         );
@@ -45,7 +46,9 @@ fn kill_9_at_random_moments_always_restores_one_committed_snapshot() {
         );
         if round > 0 {
             assert!(restored > 0, "round {round}: nothing restored: {status}");
-            restored_processes += status["stores"]["process"]["restored"].as_u64().unwrap_or(0);
+            restored_processes += status["stores"]["process"]["restored"]
+                .as_u64()
+                .unwrap_or(0);
         }
         // Sometimes ask for a snapshot right before the kill, to land inside one.
         if rng.below(2) == 0 {

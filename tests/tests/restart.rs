@@ -46,7 +46,8 @@ impl Chain {
         let mut sleep = None;
         assert!(eventually(WAIT, || {
             sleep = child_of(middle).filter(|&p| {
-                std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "sleep")
+                std::fs::read_to_string(format!("/proc/{p}/comm"))
+                    .is_ok_and(|c| c.trim() == "sleep")
             });
             sleep.is_some()
         }));
@@ -132,7 +133,10 @@ fn the_process_tree_survives_a_sigkill_with_the_same_ids() {
     let d = site.start(&[]);
     let status = d.persistence();
     assert!(status["restored_same_boot"].as_bool().unwrap(), "{status}");
-    assert!(status["stores"]["process"]["restored"].as_u64().unwrap() > 0, "{status}");
+    assert!(
+        status["stores"]["process"]["restored"].as_u64().unwrap() > 0,
+        "{status}"
+    );
     let after = ancestry(&d, id);
     assert_eq!(summary(&after), summary(&before));
     // The executables are the files the kernel ran.
@@ -140,7 +144,10 @@ fn the_process_tree_survives_a_sigkill_with_the_same_ids() {
         let exe = std::fs::read_link(format!("/proc/{}/exe", s.1)).unwrap();
         assert_eq!(s.2, exe.display().to_string(), "pid {}", s.1);
     }
-    assert!(summary(&after).iter().all(|s| !s.4), "all still running: {after:?}");
+    assert!(
+        summary(&after).iter().all(|s| !s.4),
+        "all still running: {after:?}"
+    );
 }
 
 #[test]
@@ -154,8 +161,16 @@ fn a_shell_killed_while_the_daemon_is_down_comes_back_exited_with_the_flag() {
     d.kill9();
     let middle = rustix::process::Pid::from_raw(chain.middle as i32).unwrap();
     rustix::process::kill_process(middle, rustix::process::Signal::KILL).unwrap();
-    assert!(eventually(WAIT, || !std::path::Path::new(&format!("/proc/{}", chain.middle)).exists()
-        || std::fs::read_to_string(format!("/proc/{}/stat", chain.middle)).is_ok_and(|s| s.contains(") Z"))));
+    assert!(eventually(WAIT, || !std::path::Path::new(&format!(
+        "/proc/{}",
+        chain.middle
+    ))
+    .exists()
+        || std::fs::read_to_string(format!(
+            "/proc/{}/stat",
+            chain.middle
+        ))
+        .is_ok_and(|s| s.contains(") Z"))));
     let d = site.start(&[]);
     let after = summary(&ancestry(&d, id));
     let before = summary(&before);
@@ -183,7 +198,12 @@ fn a_shell_killed_while_the_daemon_is_down_comes_back_exited_with_the_flag() {
 fn verdicts(i: u32) -> [(&'static str, &'static str, u32, u64); 2] {
     [
         ("feed-a", "deny", 1 + i % 10, 1_000 + u64::from(i)),
-        ("feed-b", "allow", 1 + (i * 7) % 10, 1_000 + u64::from(i % 3) * 2_000),
+        (
+            "feed-b",
+            "allow",
+            1 + (i * 7) % 10,
+            1_000 + u64::from(i % 3) * 2_000,
+        ),
     ]
 }
 
@@ -196,7 +216,7 @@ fn winner(policy: &str, i: u32) -> &'static str {
     let [a, b] = verdicts(i);
     let prio = |s: &str| if s == "feed-a" { 5 } else { 1 };
     let key = |v: (&'static str, &str, u32, u64)| match policy {
-        "last_write_wins" => (u64::from(v.3), 0, prio(v.0)),
+        "last_write_wins" => (v.3, 0, prio(v.0)),
         "max_severity" => (u64::from(v.2), v.3, prio(v.0)),
         _ => (prio(v.0) as u64, v.3, 0),
     };
@@ -242,7 +262,10 @@ fn ten_thousand_reputation_entries_survive_a_sigkill_under_every_policy() {
         d.kill9();
         let d = site.start(&[]);
         let metrics = d.ok(r#"{"command":"metrics","store":"ip_reputation"}"#);
-        assert_eq!(metrics["stores"][0]["metrics"]["item_count"], 10_000, "{policy}");
+        assert_eq!(
+            metrics["stores"][0]["metrics"]["item_count"], 10_000,
+            "{policy}"
+        );
         for i in 0..N {
             let v = d.ok(&format!(r#"{{"command":"reputation","ip":"{}"}}"#, ip(i)));
             let want = winner(policy, i);
@@ -262,15 +285,29 @@ fn a_reboot_restores_writable_stores_but_no_processes() {
     let mut d = site.start(&[("WATCHPOST_TEST_BOOT_ID", "11111111-aaaa")]);
     d.ok(r#"{"command":"reputation_write","source":"local","records":[{"ip":"203.0.113.7","status":"deny","severity":9}]}"#);
     d.ok(r#"{"command":"snapshot"}"#);
-    assert!(d.persistence()["stores"]["process"]["records"].as_u64().unwrap() > 0);
+    assert!(
+        d.persistence()["stores"]["process"]["records"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
     assert_eq!(d.terminate(), Some(0));
     let d = site.start(&[("WATCHPOST_TEST_BOOT_ID", "22222222-bbbb")]);
     let status = d.persistence();
     assert_eq!(status["restored_same_boot"], false, "{status}");
-    assert_eq!(status["stores"]["process"]["restored"].as_u64().unwrap_or(0), 0, "{status}");
+    assert_eq!(
+        status["stores"]["process"]["restored"]
+            .as_u64()
+            .unwrap_or(0),
+        0,
+        "{status}"
+    );
     assert_eq!(status["stores"]["ip_reputation"]["restored"], 1, "{status}");
     let v = d.ok(r#"{"command":"reputation","ip":"203.0.113.7"}"#);
-    assert_eq!((v["source"].as_str(), v["status"].as_str()), (Some("local"), Some("deny")));
+    assert_eq!(
+        (v["source"].as_str(), v["status"].as_str()),
+        (Some("local"), Some("deny"))
+    );
 }
 
 #[test]
@@ -291,7 +328,9 @@ fn a_second_daemon_on_the_same_data_dir_refuses_to_start() {
     let code = second.wait_exit(WAIT);
     assert_eq!(code, Some(2), "{}", second.stderr());
     assert!(
-        second.stderr().contains("in use by another watchpost daemon"),
+        second
+            .stderr()
+            .contains("in use by another watchpost daemon"),
         "{}",
         second.stderr()
     );

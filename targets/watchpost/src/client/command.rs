@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::cli::{Query, QueryArgs, ReputationAction, hex_address};
-use crate::wire::reputation::WireVerdict;
 use crate::client::{QueryClient, render};
 use crate::config::Config;
+use crate::wire::reputation::WireVerdict;
 use crate::wire::{Answer, ErrorCode, ErrorReply, Request, Response};
 
 /// Exit code: the answer was found.

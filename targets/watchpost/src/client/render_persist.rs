@@ -21,13 +21,20 @@ pub fn persistence(p: &PersistStatus) -> String {
                 format!(
                     "sequence {} ({} boot) in {} µs",
                     p.restored_sequence,
-                    if p.restored_same_boot { "same" } else { "another" },
+                    if p.restored_same_boot {
+                        "same"
+                    } else {
+                        "another"
+                    },
                     p.restore_us
                 )
             },
         ),
         ("exited while down", p.exited_while_down.to_string()),
-        ("moved aside", or_dash(p.moved_aside.as_deref().unwrap_or(""))),
+        (
+            "moved aside",
+            or_dash(p.moved_aside.as_deref().unwrap_or("")),
+        ),
         ("compactions", p.compactions.to_string()),
         ("failures", p.failures.to_string()),
         ("last error", or_dash(p.last_error.as_deref().unwrap_or(""))),
@@ -36,7 +43,10 @@ pub fn persistence(p: &PersistStatus) -> String {
         out.push_str(&format!("{store}\n"));
         let body = block(&[
             ("records", format!("{} ({} bytes)", s.records, s.bytes)),
-            ("restored", format!("{} ({} dropped)", s.restored, s.restore_dropped)),
+            (
+                "restored",
+                format!("{} ({} dropped)", s.restored, s.restore_dropped),
+            ),
             (
                 "last snapshot",
                 if s.last_snapshot_at == 0 {
@@ -52,7 +62,10 @@ pub fn persistence(p: &PersistStatus) -> String {
                     )
                 },
             ),
-            ("snapshots", format!("{} ({} failed)", s.snapshots, s.failures)),
+            (
+                "snapshots",
+                format!("{} ({} failed)", s.snapshots, s.failures),
+            ),
         ]);
         for line in body.lines() {
             out.push_str(&format!("  {line}\n"));
@@ -78,6 +91,10 @@ pub fn written(w: &ReputationWritten) -> String {
     format!(
         "{} entries{}\n",
         w.entries,
-        if w.persisted { ", in the snapshot file" } else { "" }
+        if w.persisted {
+            ", in the snapshot file"
+        } else {
+            ""
+        }
     )
 }

@@ -13,8 +13,8 @@
 //! count change and sends the whole last scan again.
 
 pub mod kernel;
-pub mod synthetic;
 pub mod symbol_reload;
+pub mod synthetic;
 pub mod tracker;
 
 use std::sync::Arc;

@@ -39,9 +39,8 @@ pub async fn run(
         "synthetic process events on (a test tool: collector.synthetic_events_per_second)"
     );
     let per_batch = (events_per_second / BATCHES_PER_SECOND).max(1) as usize;
-    let mut ticker = tokio::time::interval(Duration::from_millis(
-        1000 / u64::from(BATCHES_PER_SECOND),
-    ));
+    let mut ticker =
+        tokio::time::interval(Duration::from_millis(1000 / u64::from(BATCHES_PER_SECOND)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut next = 0u32;
     // (pid, start time) of running synthetic processes, oldest first.

@@ -129,11 +129,26 @@ pub(super) fn validate(config: &Config, problems: &mut Vec<Problem>) {
         }
     };
     let p = &config.persist;
-    within("persist.snapshot_interval_ms", p.snapshot_interval_ms, 1_000, 86_400_000);
-    within("persist.max_file_bytes", p.max_file_bytes, 1 << 20, 64 << 30);
+    within(
+        "persist.snapshot_interval_ms",
+        p.snapshot_interval_ms,
+        1_000,
+        86_400_000,
+    );
+    within(
+        "persist.max_file_bytes",
+        p.max_file_bytes,
+        1 << 20,
+        64 << 30,
+    );
     within("persist.chunk_records", p.chunk_records as u64, 1, 65_536);
     let r = &config.ip_reputation;
-    within("ip_reputation.max_entries", r.max_entries as u64, 1, 4_194_304);
+    within(
+        "ip_reputation.max_entries",
+        r.max_entries as u64,
+        1,
+        4_194_304,
+    );
     within("ip_reputation.max_sources", r.max_sources as u64, 1, 1_024);
     within(
         "ip_reputation.max_batch",

@@ -159,11 +159,7 @@ impl Persistence {
     pub fn records_for(&self, store: &'static str, attempt: u64) -> Option<Vec<Encoded>> {
         if attempt == 0 {
             let mut loaded = self.loaded.lock().ok()?;
-            return loaded
-                .as_mut()?
-                .stores
-                .remove(store)
-                .map(|s| s.records);
+            return loaded.as_mut()?.stores.remove(store).map(|s| s.records);
         }
         let file = self.file.lock().ok()?;
         match file.as_ref()?.load_store(store) {
@@ -182,10 +178,10 @@ impl Persistence {
             entry.restored = restored;
             entry.restore_dropped = dropped;
         }
-        if lossy || dropped > 0 {
-            if let Ok(mut w) = self.writer.try_lock() {
-                w.force_full.insert(store);
-            }
+        if (lossy || dropped > 0)
+            && let Ok(mut w) = self.writer.try_lock()
+        {
+            w.force_full.insert(store);
         }
     }
 
@@ -198,11 +194,7 @@ impl Persistence {
 
     /// The status now.
     pub fn status(&self) -> PersistStatus {
-        let mut s = self
-            .status
-            .lock()
-            .map(|s| s.clone())
-            .unwrap_or_default();
+        let mut s = self.status.lock().map(|s| s.clone()).unwrap_or_default();
         if let Ok(f) = self.file.lock()
             && let Some(f) = f.as_ref()
         {
@@ -223,7 +215,10 @@ impl Persistence {
     ) -> Result<StoreMeta, String> {
         let this = self.clone();
         let outcome = tokio::task::spawn_blocking(move || {
-            let mut guard = this.file.lock().map_err(|_| "snapshot file lock poisoned")?;
+            let mut guard = this
+                .file
+                .lock()
+                .map_err(|_| "snapshot file lock poisoned")?;
             let file = guard.as_mut().ok_or("persistence is off")?;
             let meta = file
                 .write_store(store, &write, durability)
@@ -279,8 +274,14 @@ pub fn metrics_lines(status: &PersistStatus) -> BTreeMap<String, u64> {
     for (store, s) in &status.stores {
         out.insert(format!("persist.{store}.records"), s.records);
         out.insert(format!("persist.{store}.bytes"), s.bytes);
-        out.insert(format!("persist.{store}.last_snapshot_at"), s.last_snapshot_at);
-        out.insert(format!("persist.{store}.last_duration_us"), s.last_duration_us);
+        out.insert(
+            format!("persist.{store}.last_snapshot_at"),
+            s.last_snapshot_at,
+        );
+        out.insert(
+            format!("persist.{store}.last_duration_us"),
+            s.last_duration_us,
+        );
         out.insert(format!("persist.{store}.snapshots"), s.snapshots);
         out.insert(format!("persist.{store}.failures"), s.failures);
         out.insert(format!("persist.{store}.restored"), s.restored);

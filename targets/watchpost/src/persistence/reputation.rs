@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use watchpost_actors::StoreError;
 use watchpost_actors::stores::ip_reputation::{IpQuery, IpReputationOwner, ReputationWriteError};
-use watchpost_core::ip_reputation::{IpInput, IpReputation, IpReputationStore, ReputationRecord, normalize_ip};
+use watchpost_core::ip_reputation::{
+    IpInput, IpReputation, IpReputationStore, ReputationRecord, normalize_ip,
+};
 use watchpost_persist::StoreWrite;
 use watchpost_persist::codec;
 

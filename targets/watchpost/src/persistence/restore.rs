@@ -157,8 +157,7 @@ pub fn reputation_factory(
             &priorities,
         )
         .map_err(|e| BuildError::new(ctx.store, e.to_string()))?;
-        let Some(entries) = persistence.records_for(store_names::IP_REPUTATION, ctx.attempt)
-        else {
+        let Some(entries) = persistence.records_for(store_names::IP_REPUTATION, ctx.attempt) else {
             return Ok(store);
         };
         let records: Vec<ReputationRecord<'_>> = entries

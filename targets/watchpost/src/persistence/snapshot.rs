@@ -51,7 +51,10 @@ impl Persistence {
     /// every failure in one sentence (each failed store is rewritten whole next time).
     pub async fn snapshot_all(self: &Arc<Self>, registry: &Registry) -> Result<u64, String> {
         if !self.enabled() {
-            return Err("snapshots are off (persist.enabled = false, or the file could not be opened)".into());
+            return Err(
+                "snapshots are off (persist.enabled = false, or the file could not be opened)"
+                    .into(),
+            );
         }
         let mut state = self.writer.lock().await;
         let mut errors = Vec::new();
@@ -114,7 +117,10 @@ impl Persistence {
         let started = Instant::now();
         let restarts = handle.supervision().restarts;
         let mut full = state.force_full.contains(STORE)
-            || state.restarts_seen.get(STORE).is_some_and(|&r| r != restarts);
+            || state
+                .restarts_seen
+                .get(STORE)
+                .is_some_and(|&r| r != restarts);
         // From here on change marks are being cleared: any failure means a full rewrite next.
         state.force_full.insert(STORE);
         let (deletes, required) = handle
@@ -173,7 +179,10 @@ impl Persistence {
         let started = Instant::now();
         let restarts = handle.supervision().restarts;
         let forced = state.force_full.contains(store)
-            || state.restarts_seen.get(store).is_some_and(|&r| r != restarts);
+            || state
+                .restarts_seen
+                .get(store)
+                .is_some_and(|&r| r != restarts);
         let last = if forced {
             None
         } else {

@@ -72,7 +72,10 @@ impl PersistStatus {
             return ("degraded", reason.clone());
         }
         if !self.enabled {
-            return ("healthy", "persistence is off (persist.enabled = false)".into());
+            return (
+                "healthy",
+                "persistence is off (persist.enabled = false)".into(),
+            );
         }
         (
             "healthy",

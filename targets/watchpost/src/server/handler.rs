@@ -202,7 +202,7 @@ impl QueryContext {
                     .then(|| {
                         self.persistence
                             .as_ref()
-                            .map(|p| crate::persistence::metrics_lines(&p.status()))
+                            .map(|p| Box::new(crate::persistence::metrics_lines(&p.status())))
                     })
                     .flatten();
                 Ok(Answer::Metrics(MetricsReport {

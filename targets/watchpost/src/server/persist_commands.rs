@@ -36,9 +36,12 @@ fn failure(e: ReputationFailure) -> ErrorReply {
 /// The answer to one of the commands above.
 pub async fn answer(ctx: &QueryContext, request: Request) -> Result<Answer, ErrorReply> {
     let persistence = || {
-        ctx.persistence
-            .clone()
-            .ok_or_else(|| error(ErrorCode::NotImplemented, "this daemon has no snapshot file"))
+        ctx.persistence.clone().ok_or_else(|| {
+            error(
+                ErrorCode::NotImplemented,
+                "this daemon has no snapshot file",
+            )
+        })
     };
     let writer = || {
         ctx.reputation.clone().ok_or_else(|| {
@@ -50,21 +53,22 @@ pub async fn answer(ctx: &QueryContext, request: Request) -> Result<Answer, Erro
     };
     let persisted = || ctx.persistence.as_ref().is_some_and(|p| p.enabled());
     match request {
-        Request::Persistence {} => Ok(Answer::Persistence(persistence()?.status())),
+        Request::Persistence {} => Ok(Answer::Persistence(Box::new(persistence()?.status()))),
         Request::Snapshot {} => {
             let p = persistence()?;
             p.snapshot_all(&ctx.registry)
                 .await
                 .map_err(|e| error(ErrorCode::StoreUnhealthy, format!("snapshot failed: {e}")))?;
-            Ok(Answer::Persistence(p.status()))
+            Ok(Answer::Persistence(Box::new(p.status())))
         }
         Request::ReputationWrite { source, records } => {
             let now = watchpost_actors::clock::now();
             let mut parsed = Vec::with_capacity(records.len());
             for (i, r) in records.iter().enumerate() {
                 parsed.push(
-                    r.to_record(now)
-                        .map_err(|e| error(ErrorCode::InvalidArgument, format!("record {i}: {e}")))?,
+                    r.to_record(now).map_err(|e| {
+                        error(ErrorCode::InvalidArgument, format!("record {i}: {e}"))
+                    })?,
                 );
             }
             let n = writer()?
@@ -98,7 +102,12 @@ pub async fn answer(ctx: &QueryContext, request: Request) -> Result<Answer, Erro
                     source: v.source,
                     status: v.record.status.as_str().to_owned(),
                     severity: v.record.severity,
-                    tags: v.record.tags.iter().map(|t| t.as_str().to_owned()).collect(),
+                    tags: v
+                        .record
+                        .tags
+                        .iter()
+                        .map(|t| t.as_str().to_owned())
+                        .collect(),
                     last_updated: v.record.last_updated,
                 })),
                 Err(e) if e.is(ErrorKind::NotFound) => Err(error(

@@ -196,7 +196,7 @@ pub struct MetricsReport {
     /// The snapshot file's figures, `persist.<store>.<figure>` (absent when one store was asked
     /// for).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub persist: Option<std::collections::BTreeMap<String, u64>>,
+    pub persist: Option<Box<std::collections::BTreeMap<String, u64>>>,
 }
 
 /// A syscall lookup's answer.
@@ -259,7 +259,7 @@ pub enum Answer {
     /// `containers`
     Containers(Vec<ContainerInfo>),
     /// `persistence`, `snapshot`
-    Persistence(crate::persistence::PersistStatus),
+    Persistence(Box<crate::persistence::PersistStatus>),
     /// `reputation IP`
     Reputation(super::reputation::ReputationAnswer),
     /// `reputation write|delete|clear`
