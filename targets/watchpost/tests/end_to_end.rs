@@ -294,7 +294,10 @@ fn introspection_and_json() {
     );
     let all = daemon.query_json(&["metrics"]);
     assert_eq!(all["stores"].as_array().unwrap().len(), 7);
-    assert!(all["persist"]["persist.file_bytes"].as_u64().unwrap() > 0, "{all}");
+    assert!(
+        all["persist"]["persist.file_bytes"].as_u64().unwrap() > 0,
+        "{all}"
+    );
     assert!(all["daemon"]["proc_scans"].as_u64().unwrap() >= 1, "{all}");
     assert!(all["daemon"]["requests"].as_u64().unwrap() >= 3, "{all}");
 
