@@ -25,6 +25,7 @@ pub mod daemon;
 #[cfg(feature = "fault-injection")]
 pub mod fault;
 pub mod memory;
+pub mod persistence;
 pub mod procfs;
 pub mod server;
 pub mod stats;

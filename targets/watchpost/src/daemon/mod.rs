@@ -82,6 +82,9 @@ pub enum DaemonError {
     /// The bootstrap scan failed.
     #[error("bootstrap: {0}")]
     Collector(#[from] CollectorError),
+    /// Another daemon uses the data directory.
+    #[error("{0}")]
+    DataDirInUse(watchpost_persist::OpenError),
     /// `collector.ebpf = "required"` and the eBPF collector could not start.
     #[error("collector.ebpf = \"required\" but the eBPF collector could not start: {0}")]
     EbpfRequired(watchpost_ebpf::LoadError),
@@ -185,11 +188,30 @@ pub async fn run_with(config: Config, live: reload::LiveReload) -> Result<(), Da
         "system facts collected"
     );
 
+    let persistence = {
+        let (copy, boot) = (config.clone(), crate::persistence::boot_identity(&system));
+        tokio::task::spawn_blocking(move || crate::persistence::Persistence::open(&copy, boot))
+            .await
+            .map_err(|e| DaemonError::DataDir {
+                path: config.daemon.data_dir.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })?
+            .map_err(DaemonError::DataDirInUse)?
+    };
+
     let registry = Registry::start(RegistryConfig {
         call_timeout: ms(config.stores.call_timeout_ms),
     })
     .await?;
-    let stores = stores::register_all(&registry, &config, system, stats.clone()).await?;
+    let stores = stores::register_all(
+        &registry,
+        &config,
+        system,
+        stats.clone(),
+        &persistence,
+        &reader,
+    )
+    .await?;
 
     let engine = detections::start_engine(&registry, &config).await?;
     let (events_tx, events_rx) = mpsc::channel(config.detectors.event_queue);
@@ -256,6 +278,7 @@ pub async fn run_with(config: Config, live: reload::LiveReload) -> Result<(), Da
         group,
         stats,
         critical: critical_rx,
+        persistence: persistence.clone(),
     };
     let result = serve(&config, parts, &mut signals, &live).await;
     // The server removes its socket when it stops; if it never ran (an error or a signal during
@@ -265,6 +288,14 @@ pub async fn run_with(config: Config, live: reload::LiveReload) -> Result<(), Da
 
     let deadline = Instant::now() + ms(config.daemon.shutdown_timeout_ms);
     let left = || deadline.saturating_duration_since(Instant::now());
+    // The collectors have stopped: the last snapshot holds everything they delivered.
+    if persistence.enabled() {
+        match tokio::time::timeout(left(), persistence.snapshot_all(&registry)).await {
+            Ok(Ok(sequence)) => tracing::info!(sequence, "final snapshot written"),
+            Ok(Err(e)) => tracing::warn!("final snapshot: {e}"),
+            Err(_) => tracing::warn!("final snapshot did not finish within shutdown_timeout_ms"),
+        }
+    }
     if tokio::time::timeout(left(), engine_task).await.is_err() {
         tracing::warn!("detectors did not finish in time");
     }
@@ -292,6 +323,7 @@ struct Parts {
     stats: Arc<DaemonCounters>,
     /// Reports of the unsupervised tasks (detector engine, printer) dying.
     critical: mpsc::Receiver<supervise::Fatal>,
+    persistence: Arc<crate::persistence::Persistence>,
 }
 
 /// Bootstrap, serve, and wait for a signal; returns once the socket is gone and the collectors
@@ -312,6 +344,7 @@ async fn serve(
         group,
         stats,
         mut critical,
+        persistence,
     } = parts;
     let outputs = CollectorOutputs {
         processes: stores.processes.clone(),
@@ -370,6 +403,8 @@ async fn serve(
         host_arch: stores.host_arch,
         stats: stats.clone(),
         engine: Some(engine),
+        persistence: Some(persistence.clone()),
+        reputation: stores.ip_reputation.clone(),
     });
     let s = &config.socket;
     let server = QueryServer::new(
@@ -494,6 +529,32 @@ async fn serve(
     });
     // Start-up parsed kallsyms, BTF and all of /proc: give that garbage back before serving.
     tokio::task::spawn_blocking(crate::memory::trim::release_free_memory);
+    let persist_task = persistence.enabled().then(|| {
+        let (persistence, registry) = (persistence.clone(), registry.clone());
+        let interval = ms(config.persist.snapshot_interval_ms);
+        let shutdown = shutdown_rx.clone();
+        supervisor.spawn("snapshots", move || {
+            let run = persistence
+                .clone()
+                .run_periodic(registry.clone(), interval, shutdown.clone());
+            async move {
+                run.await;
+                supervise::TaskExit::Done
+            }
+        })
+    });
+    let synthetic_task = (config.collector.synthetic_events_per_second > 0).then(|| {
+        let intake = stores.processes.clone();
+        let rate = config.collector.synthetic_events_per_second;
+        let shutdown = shutdown_rx.clone();
+        supervisor.spawn("synthetic events", move || {
+            let run = crate::collector::synthetic::run(intake.clone(), rate, shutdown.clone());
+            async move {
+                run.await;
+                supervise::TaskExit::Done
+            }
+        })
+    });
     tracing::info!(socket = %socket_path, "watchpost ready");
 
     let mut running = config.clone();
@@ -554,6 +615,12 @@ async fn serve(
             let _ = t.await;
         }
         if let Some(t) = symbols_task {
+            let _ = t.await;
+        }
+        if let Some(t) = persist_task {
+            let _ = t.await;
+        }
+        if let Some(t) = synthetic_task {
             let _ = t.await;
         }
     })

@@ -7,9 +7,6 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use watchpost_actors::adapters::container::container_table_factory;
-use watchpost_actors::adapters::dns::dns_cache_factory;
-use watchpost_actors::adapters::process::process_table_factory;
 use watchpost_actors::adapters::symbols::KernelSymbols;
 use watchpost_actors::adapters::system::SystemFacts;
 use watchpost_actors::stores::container::ContainerUpdate;
@@ -25,6 +22,12 @@ use crate::bootstrap::symbols::load_kallsyms;
 use crate::config::Config;
 use crate::memory::budget::Budget;
 use crate::stats::DaemonCounters;
+use crate::persistence::reputation::ReputationWriter;
+use crate::persistence::restore::{
+    container_factory, dns_factory, process_factory, reputation_factory,
+};
+use crate::persistence::{Persistence, snapshot::REPUTATION_STORE};
+use crate::procfs::ProcReader;
 
 /// `/proc/kallsyms`.
 pub const KALLSYMS: &str = "/proc/kallsyms";
@@ -42,6 +45,10 @@ pub struct RegisteredStores {
     pub dns: IntakeSender<DnsPacket>,
     /// The architecture the syscall store serves, if this machine's has a table.
     pub host_arch: Option<Arch>,
+    /// The IP reputation store's write path: its `WriteHandle` (`.owner()`) with every write
+    /// written through to the snapshot file. Feeds write through this (`write_batch`, `delete`,
+    /// `clear`); `None` when `ip_reputation.enabled = false`.
+    pub ip_reputation: Option<Arc<ReputationWriter>>,
 }
 
 /// Reads kallsyms, or an empty table (the store then reports itself unhealthy) with a warning.
@@ -70,6 +77,8 @@ pub async fn register_all(
     config: &Config,
     system: SystemInfo,
     ledger: Arc<DaemonCounters>,
+    persistence: &Arc<Persistence>,
+    reader: &ProcReader,
 ) -> Result<RegisteredStores, RegistrationError> {
     let options = config.store_options();
     let host_arch = system.arch();
@@ -121,7 +130,7 @@ pub async fn register_all(
         )
         .await?;
 
-    let build = process_table_factory(config.process_table());
+    let build = process_factory(persistence.clone(), config.process_table(), reader.clone());
     let l = ledger.clone();
     let processes = registry
         .register_process_store(
@@ -133,7 +142,7 @@ pub async fn register_all(
             options.clone(),
         )
         .await?;
-    let build = container_table_factory(config.container_table());
+    let build = container_factory(persistence.clone(), config.container_table());
     let l = ledger.clone();
     let containers = registry
         .register_container_store(
@@ -147,7 +156,7 @@ pub async fn register_all(
         )
         .await?;
     // Until the eBPF collector feeds it, the DNS store stays empty: every lookup is NotFound.
-    let build = dns_cache_factory(config.dns_cache());
+    let build = dns_factory(persistence.clone(), config.dns_cache());
     let l = ledger.clone();
     let dns = registry
         .register_dns_store(
@@ -156,9 +165,29 @@ pub async fn register_all(
                 l.memory.set("dns store", cache.bytes_reserved() as u64);
                 Ok(cache)
             },
-            options,
+            options.clone(),
         )
         .await?;
+    let r = &config.ip_reputation;
+    let ip_reputation = if r.enabled {
+        let build = reputation_factory(persistence.clone(), r.store_config(), r.priority_list());
+        let l = ledger.clone();
+        let owner = registry
+            .register_writable_store(
+                REPUTATION_STORE,
+                move |ctx: &BuildContext| {
+                    let store = build(ctx)?;
+                    l.memory
+                        .set("ip_reputation store", store.bytes_reserved() as u64);
+                    Ok(store)
+                },
+                options,
+            )
+            .await?;
+        Some(Arc::new(ReputationWriter::new(owner, persistence.clone())))
+    } else {
+        None
+    };
     ledger.memory.set_budget(ledger.memory.total());
     Ok(RegisteredStores {
         processes,
@@ -166,5 +195,6 @@ pub async fn register_all(
         symbols,
         dns,
         host_arch,
+        ip_reputation,
     })
 }

@@ -21,6 +21,7 @@ use watchpost_actors::stores::dns::DnsPacket;
 use watchpost_actors::stores::process::ProcessUpdate;
 use watchpost_core::container::ContainerTable;
 use watchpost_core::dns::DnsCache;
+use watchpost_core::ip_reputation::IpReputationStore;
 use watchpost_core::process::ProcessTable;
 
 use super::ledger::MemoryLedger;
@@ -117,6 +118,19 @@ impl Budget {
                 reserved: true,
             },
         ];
+        let r = &config.ip_reputation;
+        if r.enabled {
+            let priorities = r.priority_list();
+            let priorities: Vec<(&str, i32)> =
+                priorities.iter().map(|(n, p)| (n.as_str(), *p)).collect();
+            if let Ok(store) = IpReputationStore::new(r.store_config(), &priorities) {
+                parts.push(Part {
+                    name: "ip_reputation store",
+                    bytes: store.bytes_reserved() as u64,
+                    reserved: true,
+                });
+            }
+        }
         parts.extend(Self::beyond_stores(config, symbol_bytes).parts);
         Budget { parts }
     }

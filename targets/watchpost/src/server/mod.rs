@@ -19,6 +19,7 @@ pub mod handler;
 pub mod listener;
 pub mod peer_groups;
 pub mod reply_limit;
+pub mod persist_commands;
 
 use std::sync::Arc;
 use std::time::Duration;
