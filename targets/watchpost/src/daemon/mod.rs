@@ -534,9 +534,10 @@ async fn serve(
         let interval = ms(config.persist.snapshot_interval_ms);
         let shutdown = shutdown_rx.clone();
         supervisor.spawn("snapshots", move || {
-            let run = persistence
-                .clone()
-                .run_periodic(registry.clone(), interval, shutdown.clone());
+            let run =
+                persistence
+                    .clone()
+                    .run_periodic(registry.clone(), interval, shutdown.clone());
             async move {
                 run.await;
                 supervise::TaskExit::Done

@@ -21,13 +21,13 @@ use watchpost_core::system_info::SystemInfo;
 use crate::bootstrap::symbols::load_kallsyms;
 use crate::config::Config;
 use crate::memory::budget::Budget;
-use crate::stats::DaemonCounters;
 use crate::persistence::reputation::ReputationWriter;
 use crate::persistence::restore::{
     container_factory, dns_factory, process_factory, reputation_factory,
 };
 use crate::persistence::{Persistence, snapshot::REPUTATION_STORE};
 use crate::procfs::ProcReader;
+use crate::stats::DaemonCounters;
 
 /// `/proc/kallsyms`.
 pub const KALLSYMS: &str = "/proc/kallsyms";

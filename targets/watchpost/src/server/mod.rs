@@ -18,8 +18,8 @@ pub mod access;
 pub mod handler;
 pub mod listener;
 pub mod peer_groups;
-pub mod reply_limit;
 pub mod persist_commands;
+pub mod reply_limit;
 
 use std::sync::Arc;
 use std::time::Duration;
