@@ -20,14 +20,18 @@ use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio::sync::watch;
+use watchpost::config::Config;
 use watchpost::config::fleet::{IntelSection, MqttSection, MqttSinkSection};
 use watchpost::fleet::identity::HostIdentity;
 use watchpost::fleet::intel::{IntelCounters, IntelFeed, parse_message};
+use watchpost::persistence::Persistence;
+use watchpost::persistence::reputation::ReputationWriter;
 use watchpost::sinks::mqtt::{ConnectionCounters, MqttPublisher};
 use watchpost::sinks::outbox::Outbox;
 use watchpost_actors::adapters::ip_reputation::ip_reputation_factory;
 use watchpost_actors::{Registry, RegistryConfig, StoreOptions};
 use watchpost_core::ip_reputation::IpReputationConfig;
+use watchpost_persist::BootIdentity;
 
 struct Broker(Child);
 
@@ -312,6 +316,19 @@ async fn run(records: u64) {
         .await
         .unwrap()
         .with_timeout(Duration::from_secs(30));
+    // The daemon's write path: every applied message is written through to a real snapshot file
+    // (the default durability: fsync before the next message).
+    let data_dir =
+        std::env::temp_dir().join(format!("watchpost-bench-intel-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    std::fs::create_dir_all(&data_dir).unwrap();
+    let mut config = Config::embedded();
+    config.daemon.data_dir = data_dir.clone();
+    let boot = BootIdentity {
+        boot_id: "bench".to_owned(),
+        btime: 0,
+    };
+    let persistence = Persistence::open(&config, boot).unwrap();
     let counters = Arc::new(IntelCounters::default());
     let connection = Arc::new(ConnectionCounters::default());
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -320,7 +337,7 @@ async fn run(records: u64) {
             broker: broker.clone(),
             intel,
             host,
-            store: Arc::new(store),
+            store: Arc::new(ReputationWriter::new(store, persistence)),
             counters: counters.clone(),
             connection: connection.clone(),
         }

@@ -14,7 +14,8 @@
 //! - [`stats`]: the daemon's own counters.
 //! - [`fleet`]: detection records, MQTT, threat intelligence, Prometheus metrics.
 //! - [`sinks`]: where detections go: stdout, a rotated file, MQTT through a crash-safe outbox.
-#![forbid(unsafe_code)]
+// One module needs `unsafe` (`server::peer_groups`: a socket option no safe crate wraps).
+#![deny(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod bootstrap;
@@ -23,7 +24,11 @@ pub mod client;
 pub mod collector;
 pub mod config;
 pub mod daemon;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
 pub mod fleet;
+pub mod memory;
+pub mod persistence;
 pub mod procfs;
 pub mod server;
 pub mod sinks;

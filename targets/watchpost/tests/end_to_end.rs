@@ -259,7 +259,15 @@ fn introspection_and_json() {
     );
 
     let health = daemon.query_json(&["health"]);
-    for store in ["process", "syscall", "system", "container", "dns"] {
+    for store in [
+        "process",
+        "syscall",
+        "system",
+        "container",
+        "dns",
+        "ip_reputation",
+        "persist",
+    ] {
         let h = health
             .as_array()
             .unwrap()
@@ -286,6 +294,10 @@ fn introspection_and_json() {
     );
     let all = daemon.query_json(&["metrics"]);
     assert_eq!(all["stores"].as_array().unwrap().len(), 7);
+    assert!(
+        all["persist"]["persist.file_bytes"].as_u64().unwrap() > 0,
+        "{all}"
+    );
     assert!(all["daemon"]["proc_scans"].as_u64().unwrap() >= 1, "{all}");
     assert!(all["daemon"]["requests"].as_u64().unwrap() >= 3, "{all}");
 

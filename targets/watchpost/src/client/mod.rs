@@ -4,6 +4,7 @@
 pub mod command;
 pub mod follow;
 pub mod render;
+pub mod render_persist;
 
 use std::io;
 use std::path::{Path, PathBuf};

@@ -8,11 +8,8 @@ use watchpost_actors::detect::{Detector, DetectorEngine, DetectorError, EngineOp
 
 use crate::config::{Config, ms};
 
-/// Initialises the enabled built-in detectors.
-pub async fn start_engine(
-    registry: &Registry,
-    config: &Config,
-) -> Result<DetectorEngine, DetectorError> {
+/// The built-in detectors `config` enables, not yet initialised.
+pub fn enabled_detectors(config: &Config) -> Vec<Box<dyn Detector>> {
     let d = &config.detectors;
     let mut detectors: Vec<Box<dyn Detector>> = Vec::new();
     if d.shell_from_service.enabled {
@@ -23,9 +20,18 @@ pub async fn start_engine(
             config.tmp_exec_in_container(),
         )));
     }
+    detectors
+}
+
+/// Initialises the enabled built-in detectors.
+pub async fn start_engine(
+    registry: &Registry,
+    config: &Config,
+) -> Result<DetectorEngine, DetectorError> {
+    let d = &config.detectors;
     DetectorEngine::start(
         registry,
-        detectors,
+        enabled_detectors(config),
         EngineOptions {
             max_in_flight: d.max_in_flight,
             detector_timeout: ms(d.timeout_ms),

@@ -18,13 +18,13 @@ use std::time::UNIX_EPOCH;
 use rumqttc::{AsyncClient, ConnectReturnCode, Event, Packet, QoS};
 use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
-use watchpost_actors::WriteHandle;
-use watchpost_core::ip_reputation::{IpReputation, IpReputationStore, ReputationStatus, parse_ip};
+use watchpost_core::ip_reputation::{IpReputation, ReputationStatus, parse_ip};
 use watchpost_core::writable::validate_source_name;
 
 use crate::config::fleet::{IntelSection, MqttSection};
 use crate::fleet::broker::{self, Backoff};
 use crate::fleet::identity::HostIdentity;
+use crate::persistence::reputation::{ReputationFailure, ReputationWriter};
 use crate::sinks::mqtt::ConnectionCounters;
 
 /// The value of every message's `format` field.
@@ -356,18 +356,24 @@ pub fn parse_message(
 
 /// Applies a checked message through the owner's handle.
 pub async fn apply(
-    store: &WriteHandle<IpReputationStore>,
+    store: &ReputationWriter,
     message: IntelMessage,
 ) -> Result<(usize, usize), Rejected> {
+    let written = message.records.len();
     let (replace, records, remove) = match message.kind {
         MessageKind::Full => (true, message.records, Vec::new()),
         MessageKind::Update => (false, message.records, message.remove),
         MessageKind::Clear => (true, Vec::new(), Vec::new()),
     };
-    store
-        .apply_feed(&message.source, replace, records, remove)
-        .await
-        .map_err(|e| match e.rejection() {
+    let source = message.source;
+    match store.apply_feed(&source, replace, records, remove).await {
+        Ok(done) => Ok(done),
+        // The store took it; only the snapshot file did not (the next snapshot retries).
+        Err(ReputationFailure::NotPersisted(e)) => {
+            tracing::warn!(%source, "intel message applied but not in the snapshot file: {e}");
+            Ok((0, written))
+        }
+        Err(ReputationFailure::Store(e)) => Err(match e.rejection() {
             Some(rejection) => reject(
                 RejectReason::Store,
                 format!("the store refused it: {rejection:?}"),
@@ -376,7 +382,8 @@ pub async fn apply(
                 RejectReason::Unavailable,
                 format!("the store did not answer: {e}"),
             ),
-        })
+        }),
+    }
 }
 
 /// The subscriber task's parts.
@@ -388,7 +395,7 @@ pub struct IntelFeed {
     /// Who we are.
     pub host: HostIdentity,
     /// The store's owner handle.
-    pub store: Arc<WriteHandle<IpReputationStore>>,
+    pub store: Arc<ReputationWriter>,
     /// Message counters.
     pub counters: Arc<IntelCounters>,
     /// Connection counters.

@@ -10,10 +10,9 @@ use std::time::Instant;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
+use watchpost_actors::Registry;
 use watchpost_actors::detect::{DetectorEngine, DetectorOutput};
-use watchpost_actors::{Registry, WriteHandle};
 use watchpost_core::EpochNanos;
-use watchpost_core::ip_reputation::IpReputationStore;
 
 use crate::config::Config;
 use crate::fleet::FleetState;
@@ -21,6 +20,7 @@ use crate::fleet::identity::HostIdentity;
 use crate::fleet::intel::{IntelCounters, IntelFeed};
 use crate::fleet::metrics::{self, MetricsSources};
 use crate::fleet::record::RecordMaker;
+use crate::persistence::reputation::ReputationWriter;
 use crate::sinks::file::FileSink;
 use crate::sinks::mqtt::{ConnectionCounters, MqttPublisher};
 use crate::sinks::outbox::{Outbox, OutboxError};
@@ -61,6 +61,9 @@ pub struct FleetInputs<'a> {
     pub started_at: EpochNanos,
     /// The detector engine's outputs.
     pub outputs: mpsc::Receiver<DetectorOutput>,
+    /// Where the dispatcher's death is reported (it owns `outputs`, so it is not restarted: the
+    /// daemon stops instead of running on without detections).
+    pub critical: mpsc::Sender<crate::daemon::supervise::Fatal>,
 }
 
 /// The running fleet parts.
@@ -93,6 +96,7 @@ pub async fn start(inputs: FleetInputs<'_>) -> Result<FleetRunning, FleetError> 
         engine,
         started_at,
         outputs,
+        critical,
     } = inputs;
     let host = HostIdentity::read(Path::new("/proc"));
     let (shutdown, shutdown_rx) = watch::channel(false);
@@ -151,7 +155,16 @@ pub async fn start(inputs: FleetInputs<'_>) -> Result<FleetRunning, FleetError> 
         counters: state.sinks.clone(),
         stats: stats.clone(),
     };
-    let dispatcher = tokio::spawn(dispatcher.run(outputs));
+    let dispatcher = tokio::spawn(async move {
+        if let Err(e) = tokio::spawn(dispatcher.run(outputs)).await {
+            let _ = critical
+                .send(crate::daemon::supervise::Fatal {
+                    task: "detection dispatcher",
+                    reason: format!("ended: {e}"),
+                })
+                .await;
+        }
+    });
 
     let mut metrics_address = None;
     if config.metrics.enabled {
@@ -210,17 +223,23 @@ pub async fn start(inputs: FleetInputs<'_>) -> Result<FleetRunning, FleetError> 
 pub fn start_intel(
     config: &Config,
     state: &FleetState,
-    store: WriteHandle<IpReputationStore>,
+    store: Option<Arc<ReputationWriter>>,
     shutdown: watch::Receiver<bool>,
 ) -> Option<JoinHandle<()>> {
     let (Some(counters), Some(connection)) = (&state.intel, &state.intel_connection) else {
+        return None;
+    };
+    let Some(store) = store else {
+        tracing::error!(
+            "intel.enabled = true but ip_reputation.enabled = false: the intel feed has no store"
+        );
         return None;
     };
     let feed = IntelFeed {
         broker: config.mqtt.clone(),
         intel: config.intel.clone(),
         host: HostIdentity::read(Path::new("/proc")),
-        store: Arc::new(store),
+        store,
         counters: counters.clone(),
         connection: connection.clone(),
     };
