@@ -21,7 +21,6 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
-use watchpost_actors::IntakeSender;
 use watchpost_actors::adapters::symbols::KernelSymbols;
 use watchpost_actors::detect::{Event, EventKind};
 use watchpost_actors::stores::dns::DnsPacket;
@@ -29,6 +28,7 @@ use watchpost_actors::stores::process::{
     ProcessExec, ProcessExit, ProcessHandle, ProcessStart, ProcessUpdate,
 };
 use watchpost_actors::stores::symbols::SymbolTableSwap;
+use watchpost_actors::{IntakeError, IntakeSender};
 use watchpost_core::entity_id::entity_id;
 use watchpost_ebpf::{CollectorTask, KernelEvent, ProcessIdentity};
 
@@ -101,7 +101,8 @@ fn detector_event(kind: EventKind, p: &ProcessIdentity, exe: String, time: u64) 
 }
 
 /// The container a running process belongs to, from its `/proc/<pid>/cgroup` (`None` if it
-/// already exited or runs in no container): the fallback when the cgroup map cannot tell.
+/// already exited or runs in no container): the fallback when the cgroup map cannot tell. Runs
+/// inside [`sort`], on the blocking pool.
 fn container_of_pid(pid: u32) -> Option<String> {
     let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
     container_of(&cgroup).map(|c| c.id.as_str().to_owned())
@@ -224,12 +225,18 @@ fn sort(batch: Vec<KernelEvent>, cgroups: &mut CgroupMap, stats: &DaemonCounters
 impl KernelFeed {
     /// Applies batches until `shutdown` turns true or a store's intake closes, reading the
     /// lost-record counters every `lost_interval`. Stops the reader (detaching the programs).
-    pub async fn run(mut self, lost_interval: Duration, mut shutdown: watch::Receiver<bool>) {
+    /// `Err` when the eBPF reader stopped by itself: the daemon's supervisor reloads it.
+    pub async fn run(
+        mut self,
+        lost_interval: Duration,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), String> {
         if self.task.attachments().cgroup_events {
             self.walk_cgroups().await;
         }
         let mut ticker = tokio::time::interval(lost_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failure = None;
         loop {
             tokio::select! {
                 batch = self.task.recv() => match batch {
@@ -239,14 +246,8 @@ impl KernelFeed {
                         }
                     }
                     None => {
-                        tracing::warn!(
-                            "the eBPF reader stopped: no more kernel events; only the /proc \
-                             reconciliation keeps the stores current"
-                        );
                         self.stats.ebpf_active.store(0, Ordering::Relaxed);
-                        if let Ok(mut d) = self.stats.degraded.lock() {
-                            *d = Some("the eBPF reader stopped".to_owned());
-                        }
+                        failure = Some("the eBPF reader stopped".to_owned());
                         break;
                     }
                 },
@@ -261,7 +262,21 @@ impl KernelFeed {
         self.check_lost();
         if let Err(e) = self.task.stop().await {
             tracing::warn!("stopping the eBPF reader: {e}");
+            failure = failure.map(|f| format!("{f}: {e}"));
         }
+        failure.map_or(Ok(()), Err)
+    }
+
+    /// Deals with an intake's refusal of a batch: a closed intake (the daemon is stopping) ends
+    /// the feed (`false`); any other refusal loses that batch only — counted, the daemon's
+    /// health says so for a while — and the feed goes on (`true`).
+    fn refused<U>(&self, error: &IntakeError<U>) -> bool {
+        if matches!(error, IntakeError::Closed { .. }) {
+            return false;
+        }
+        tracing::warn!("the kernel feed lost a batch: {error}");
+        self.stats.record_kernel_feed_error(error.to_string());
+        true
     }
 
     /// Fills the cgroup map from the cgroup v2 hierarchy (the programs are attached already, so
@@ -337,7 +352,28 @@ impl KernelFeed {
     /// Applies one batch; false when an intake closed (the registry shut down).
     async fn apply(&mut self, batch: Vec<KernelEvent>) -> bool {
         add(&self.stats.kernel_events, batch.len() as u64);
-        let sorted = sort(batch, &mut self.cgroups, &self.stats);
+        // Sorting may read `/proc/<pid>/cgroup` (an exec whose cgroup the map cannot name): file
+        // reads belong on the blocking pool, not on a runtime thread. The map travels with it.
+        let mut map = std::mem::replace(&mut self.cgroups, CgroupMap::new(1));
+        let stats = self.stats.clone();
+        let sorted = match tokio::task::spawn_blocking(move || {
+            let sorted = sort(batch, &mut map, &stats);
+            (sorted, map)
+        })
+        .await
+        {
+            Ok((sorted, map)) => {
+                self.cgroups = map;
+                sorted
+            }
+            Err(e) => {
+                // The map went with the failed task: containers come from /proc until a walk.
+                self.cgroups.mark_incomplete();
+                self.stats
+                    .record_kernel_feed_error(format!("sorting a kernel batch failed: {e}"));
+                return true;
+            }
+        };
         if !sorted.containers.is_empty() {
             if let Some(enrich) = &self.out.enrich {
                 for update in &sorted.containers {
@@ -346,8 +382,10 @@ impl KernelFeed {
                     }
                 }
             }
-            if self.out.containers.submit(sorted.containers).await.is_err() {
-                return false;
+            match self.out.containers.submit(sorted.containers).await {
+                Ok(()) => {}
+                Err(e) if self.refused(&e) => {}
+                Err(_) => return false,
             }
         }
         let max = self.out.processes.max_batch_len().max(1);
@@ -355,18 +393,25 @@ impl KernelFeed {
         while processes.peek().is_some() {
             let chunk: Vec<ProcessUpdate> = processes.by_ref().take(max).collect();
             let n = chunk.len() as u64;
-            if self.out.processes.submit(chunk).await.is_err() {
-                return false;
+            match self.out.processes.submit(chunk).await {
+                Ok(()) => {
+                    add(&self.stats.process_updates_submitted, n);
+                    add(&self.stats.kernel_process_updates, n);
+                }
+                Err(e) if self.refused(&e) => {}
+                Err(_) => return false,
             }
-            add(&self.stats.process_updates_submitted, n);
-            add(&self.stats.kernel_process_updates, n);
         }
-        if !sorted.dns.is_empty() {
-            let n = sorted.dns.len() as u64;
-            if self.out.dns.submit(sorted.dns).await.is_err() {
-                return false;
+        let max = self.out.dns.max_batch_len().max(1);
+        let mut dns = sorted.dns.into_iter().peekable();
+        while dns.peek().is_some() {
+            let chunk: Vec<DnsPacket> = dns.by_ref().take(max).collect();
+            let n = chunk.len() as u64;
+            match self.out.dns.submit(chunk).await {
+                Ok(()) => add(&self.stats.kernel_dns_answers, n),
+                Err(e) if self.refused(&e) => {}
+                Err(_) => return false,
             }
-            add(&self.stats.kernel_dns_answers, n);
         }
         if sorted.reload_symbols && !self.reload_symbols().await {
             return false;
