@@ -342,8 +342,8 @@ fn tmp_exec_in_a_real_container_names_the_container_and_image() {
         daemon.stdout().lines().any(|l| {
             serde_json::from_str::<Value>(l).is_ok_and(|d| {
                 d["detector"] == "tmp_exec_in_container"
-                    && d["exe"] == "/tmp/x"
-                    && d["container_id"] == id.as_str()
+                    && d["process"]["exe"] == "/tmp/x"
+                    && d["container"]["id"] == id.as_str()
             })
         })
     });
@@ -357,7 +357,7 @@ fn tmp_exec_in_a_real_container_names_the_container_and_image() {
         .stdout()
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|d| d["detector"] == "tmp_exec_in_container" && d["exe"] == "/tmp/x")
+        .find(|d| d["detector"] == "tmp_exec_in_container" && d["process"]["exe"] == "/tmp/x")
         .unwrap();
     assert_eq!(
         detection["data"]["container_name"], "dropper",
@@ -368,10 +368,9 @@ fn tmp_exec_in_a_real_container_names_the_container_and_image() {
         detection["data"]["container_runtime"], "podman",
         "{detection}"
     );
-    // The engine describes the container on every finding.
+    // The engine describes the container on every finding (the record's schema v1 shape).
     let c = &detection["container"];
     assert_eq!(c["id"], id.as_str(), "{detection}");
-    assert_eq!(c["known"], true, "{detection}");
     assert_eq!(c["name"], "dropper", "{detection}");
     assert_eq!(c["image"], IMAGE, "{detection}");
     assert_eq!(
