@@ -88,6 +88,13 @@ impl<P: Protocol> StoreHandle<P> {
         self.slot.supervision_stats()
     }
 
+    /// Resolves when the store's intake next makes progress (a batch applied, rejected or
+    /// dropped). Create it *before* reading [`Self::supervision`]'s counters: progress made in
+    /// between still wakes it, so waiting for a count needs no polling.
+    pub fn intake_progress(&self) -> tokio::sync::futures::Notified<'_> {
+        self.slot.counters.progress.notified()
+    }
+
     pub(crate) async fn call<R: Send + 'static>(
         &self,
         operation: &'static str,
@@ -103,6 +110,41 @@ impl<P: Protocol> StoreHandle<P> {
         build: impl FnOnce(RpcReplyPort<Result<R, StoreError>>) -> P::Query,
     ) -> Result<R, StoreError> {
         self.call(operation, build).await?
+    }
+
+    /// Runs `visit` on the store's backend inside its actor, between two messages, and returns
+    /// its answer: how the persistence layer copies records out in bounded chunks (keep each
+    /// visit short: the store answers nothing else meanwhile). `InvalidArgument` when the
+    /// backend is not a `B`; `StoreUnhealthy` when the store is down or does not answer in time.
+    /// Not counted as a data request.
+    pub async fn inspect<B: 'static, R: Send + 'static>(
+        &self,
+        operation: &'static str,
+        visit: impl FnOnce(&mut B) -> R + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let (tx, rx) = tokio::sync::oneshot::channel::<Option<R>>();
+        let sent = self.slot.current().is_some_and(|actor| {
+            actor
+                .send_message(crate::protocol::StoreMsg::Inspect(Box::new(
+                    move |backend: &mut dyn std::any::Any| {
+                        let answer = backend.downcast_mut::<B>().map(visit);
+                        let _ = tx.send(answer);
+                    },
+                )))
+                .is_ok()
+        });
+        if !sent {
+            return Err(StoreError::unhealthy(self.slot.name, operation));
+        }
+        match tokio::time::timeout(self.timeout, rx).await {
+            Ok(Ok(Some(answer))) => Ok(answer),
+            Ok(Ok(None)) => Err(StoreError::new(
+                self.slot.name,
+                operation,
+                watchpost_core::ErrorKind::InvalidArgument,
+            )),
+            _ => Err(StoreError::unhealthy(self.slot.name, operation)),
+        }
     }
 
     /// Makes the store's actor panic (supervision tests).

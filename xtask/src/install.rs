@@ -52,6 +52,8 @@ pub fn ensure(purpose: Purpose) -> Result<(), InstallError> {
         rustup_target("thumbv7em-none-eabihf")?;
     }
     ebpf_toolchain(test)?;
+    // containerd's gRPC client (the default `containerd` feature) is generated at build time.
+    program(&mut apt, "protoc", "protobuf-compiler", "containerd's gRPC client, built")?;
     if purpose == Purpose::Run {
         return Ok(());
     }
@@ -68,6 +70,7 @@ pub fn ensure(purpose: Purpose) -> Result<(), InstallError> {
             "systemd",
             "the service unit check",
         )?;
+        test_runtimes(&mut apt)?;
     }
     Ok(())
 }
@@ -194,6 +197,35 @@ fn aarch64(apt: &mut Apt) -> Result<(), InstallError> {
         ])?;
     }
     rustup_target(AARCH64_TARGET)
+}
+
+/// The container runtimes the enrichment tests start (podman, runc, containerd, a busybox
+/// image root, curl) and the fleet tests' MQTT broker.
+fn test_runtimes(apt: &mut Apt) -> Result<(), InstallError> {
+    let what = "container runtimes and mosquitto (the tests start them)";
+    let mut missing = Vec::new();
+    for (name, package) in [
+        ("podman", "podman"),
+        ("runc", "runc"),
+        ("containerd", "containerd"),
+        ("curl", "curl"),
+    ] {
+        if !succeeds("sh", &["-c", &format!("command -v {name}")]) {
+            missing.push(package);
+        }
+    }
+    if !Path::new("/bin/busybox").exists() {
+        missing.push("busybox-static");
+    }
+    if !Path::new("/usr/sbin/mosquitto").exists() {
+        missing.push("mosquitto");
+    }
+    if missing.is_empty() {
+        say(what, "present");
+        return Ok(());
+    }
+    say(what, &format!("installing {} (apt-get)", missing.join(" ")));
+    apt.install(&missing)
 }
 
 /// A program from a Debian package.

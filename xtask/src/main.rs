@@ -3,13 +3,16 @@
 //! A small subcommand dispatcher; each command lives in its own module. Run `cargo xtask help`.
 
 mod aarch64_tests;
+mod cpu_hog;
 mod cross_image;
 mod deb;
 mod dist;
 mod gen_syscalls;
 mod install;
+mod man_page;
 mod run_command;
 mod ship_steps;
+mod soak;
 mod syscall_tbl;
 mod test_command;
 
@@ -25,9 +28,16 @@ commands:
                            syscall tables in core/syscall-tables/; with --check, write nothing
                            and fail if the committed files are stale
   test [--fuzz-seconds N]  install what the tests need when missing, then run every test suite,
-                           the bare-metal builds, the generated-code check, the aarch64 tests
-                           under qemu, the shipped binaries, the packages and the service unit,
-                           and a fuzz smoke run of N seconds per target (default 10)
+                           the bare-metal builds, the generated-code check, a fuzz smoke run of
+                           N seconds per target (default 10), a 3-minute soak (--no-soak leaves
+                           it out), the aarch64 tests under qemu, the shipped binaries, and the
+                           packages with the service unit
+  test --under-load        run the test suites while a busy thread per core loads the machine
+  soak [--minutes N] [--processes N] [--dns N] [--budget-mib N] [--ci] [--no-build]
+                           run the release daemon under real process, DNS and query load,
+                           sample its RSS every second; fail over the budget (24 MiB) or on
+                           an upward trend (defaults: 1 M lifecycles, 1 M answers, 12 min)
+  man [--out DIR]          write the watchpost(1) man page (default target/man/watchpost.1)
   run [ARGS...]            install the eBPF build's pieces when missing, build the release
                            daemon and run it (`watchpost run ARGS...`; none: embedded default)
   dist                     stripped release binaries at target/dist/{x86_64,aarch64}/watchpost
@@ -59,6 +69,8 @@ fn main() -> ExitCode {
     match command.as_str() {
         "gen-syscalls" => gen_syscalls::run(options),
         "test" => test_command::run(options),
+        "man" => man_page::run(options),
+        "soak" => soak::run(options),
         "run" => run_command::run(options),
         "dist" => dist::run(options),
         "deb" => deb::run(options),

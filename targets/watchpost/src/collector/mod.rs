@@ -14,8 +14,10 @@
 //! A store that restarted after a crash comes back empty; the collector notices the restart
 //! count change and sends the whole last scan again.
 
+pub mod cgroup_map;
 pub mod kernel;
 pub mod symbol_reload;
+pub mod synthetic;
 pub mod tracker;
 
 use std::sync::Arc;
@@ -58,6 +60,8 @@ pub struct CollectorOutputs {
     pub container_store: ContainerHandle,
     /// The detectors' event queue.
     pub events: mpsc::Sender<Event>,
+    /// Container enrichment: every container a scan discovers is described by its runtime.
+    pub enrich: Option<crate::runtimes::EnrichRequests>,
 }
 
 /// The `/proc` collector.
@@ -116,12 +120,18 @@ impl Collector {
         bump(&self.stats.proc_scans);
         add(&self.stats.proc_read_races, scan.gone);
         add(&self.stats.proc_read_errors, scan.errors);
-        if scan.over_limit > 0 {
-            add(&self.stats.proc_over_limit, scan.over_limit);
+        // A gauge (the last scan's count), shown in health; logged once when it starts, not on
+        // every rescan.
+        let before = self
+            .stats
+            .proc_over_limit
+            .swap(scan.over_limit, std::sync::atomic::Ordering::Relaxed);
+        if scan.over_limit > 0 && before == 0 {
             tracing::warn!(
                 over_limit = scan.over_limit,
                 limit = self.limit,
-                "more processes than collector.max_tracked_processes: the rest are not tracked"
+                "more processes than collector.max_tracked_processes: the rest are not tracked \
+                 (query health shows how many)"
             );
         }
         Ok(scan)
@@ -197,6 +207,13 @@ impl Collector {
                 .map_err(|_| CollectorError::IntakeClosed("process"))?;
             add(&self.stats.process_updates_submitted, n);
         }
+        if let Some(enrich) = &self.out.enrich {
+            for update in &containers {
+                if let ContainerUpdate::Observe(found) = update {
+                    enrich.request(found);
+                }
+            }
+        }
         let max = self.out.containers.max_batch_len().max(1);
         let mut containers = containers.into_iter().peekable();
         while containers.peek().is_some() {
@@ -213,16 +230,18 @@ impl Collector {
     /// Rescans on `schedule` until `shutdown` turns true. A failed scan is logged and retried
     /// at the next turn; a closed intake ends the loop.
     ///
-    /// With a kernel feed (`schedule.kernel_feed`), scans only reconcile, every
-    /// `schedule.reconcile`, and a [`ReconcileNudge`] brings the next one forward (never closer
-    /// than `schedule.polling` to the previous scan). When the kernel feed stops
-    /// (`stats.ebpf_active` drops to 0, then a nudge), the collector goes back to polling:
-    /// every `schedule.polling`, with detector events.
+    /// With a kernel feed (`schedule.kernel_feed`) that is running (`stats.ebpf_active`), scans
+    /// only reconcile, every `schedule.reconcile`, without detector events, and a
+    /// [`ReconcileNudge`] brings the next one forward (never closer than `schedule.polling` to
+    /// the previous scan). While the feed is down (its reader stopped; the supervisor reloads
+    /// it), the collector polls every `schedule.polling`, with detector events.
     pub async fn run(mut self, schedule: RescanSchedule, mut shutdown: watch::Receiver<bool>) {
         let nudge = schedule.kernel_feed.clone();
-        let mut kernel_feed = nudge.is_some();
-        let interval = |kernel_feed: bool| {
-            if kernel_feed {
+        let feed_running = |stats: &DaemonCounters| {
+            nudge.is_some() && stats.ebpf_active.load(std::sync::atomic::Ordering::Relaxed) != 0
+        };
+        let interval = |running: bool| {
+            if running {
                 schedule.reconcile
             } else {
                 schedule.polling
@@ -230,21 +249,11 @@ impl Collector {
         };
         // The bootstrap scan just ran.
         let mut last_scan = Instant::now();
-        let mut next_scan = last_scan + interval(kernel_feed);
+        let mut next_scan = last_scan + interval(feed_running(&self.stats));
         loop {
             tokio::select! {
                 () = tokio::time::sleep_until(next_scan.into()) => {}
                 () = ReconcileNudge::notified(nudge.as_ref()) => {
-                    if kernel_feed
-                        && self.stats.ebpf_active.load(std::sync::atomic::Ordering::Relaxed) == 0
-                    {
-                        tracing::warn!(
-                            interval_ms = schedule.polling.as_millis() as u64,
-                            "no kernel feed any more: polling /proc"
-                        );
-                        kernel_feed = false;
-                        self.send_events = true;
-                    }
                     next_scan = next_scan.min(last_scan + schedule.polling);
                     continue;
                 }
@@ -253,12 +262,24 @@ impl Collector {
             if *shutdown.borrow() {
                 return;
             }
+            let running = feed_running(&self.stats);
+            if nudge.is_some() && self.send_events == running {
+                if running {
+                    tracing::info!("the kernel feed runs again: /proc scans only reconcile");
+                } else {
+                    tracing::warn!(
+                        interval_ms = schedule.polling.as_millis() as u64,
+                        "no kernel feed: polling /proc until it is back"
+                    );
+                }
+                self.send_events = !running;
+            }
             let step = tokio::select! {
                 r = self.rescan() => r,
                 _ = shutdown.changed() => return,
             };
             last_scan = Instant::now();
-            next_scan = last_scan + interval(kernel_feed);
+            next_scan = last_scan + interval(feed_running(&self.stats));
             match step {
                 Ok(()) => {}
                 Err(e @ CollectorError::IntakeClosed(_)) => {
@@ -285,9 +306,8 @@ pub struct RescanSchedule {
 }
 
 /// Lets the kernel feed ask the `/proc` collector for an early scan: when the kernel dropped
-/// events (a scan recovers the processes), when a process runs in a container the container
-/// store has not seen (scans are what discover containers), or when the feed stops. Cheap to
-/// clone; several nudges before the scan make one.
+/// events (a scan recovers the processes), or when the feed stops (the collector polls until
+/// it is back). Cheap to clone; several nudges before the scan make one.
 #[derive(Debug, Clone, Default)]
 pub struct ReconcileNudge(Arc<tokio::sync::Notify>);
 
@@ -307,10 +327,12 @@ impl ReconcileNudge {
 
 /// Waits until the process store has dealt with every update the daemon submitted (or `wait`
 /// ends). The collectors are the intake's only producers and count what they submit in
-/// `stats.process_updates_submitted`.
+/// `stats.process_updates_submitted`. Woken by the intake's progress, never polling.
 pub async fn wait_applied(store: &ProcessHandle, stats: &DaemonCounters, wait: Duration) {
-    let deadline = Instant::now() + wait;
+    let deadline = tokio::time::Instant::now() + wait;
     loop {
+        // Registered before the counters are read, so progress in between is not missed.
+        let progressed = store.intake_progress();
         let s = store.supervision();
         let done = s
             .intake_applied_updates
@@ -322,14 +344,16 @@ pub async fn wait_applied(store: &ProcessHandle, stats: &DaemonCounters, wait: D
         if done >= submitted {
             return;
         }
-        if Instant::now() >= deadline {
-            tracing::debug!(
-                submitted,
-                done,
-                "process store still applying; sending events anyway"
-            );
-            return;
+        tokio::select! {
+            () = progressed => {}
+            () = tokio::time::sleep_until(deadline) => {
+                tracing::debug!(
+                    submitted,
+                    done,
+                    "process store still applying; sending events anyway"
+                );
+                return;
+            }
         }
-        tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
