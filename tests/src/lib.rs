@@ -34,6 +34,22 @@ pub fn binary() -> PathBuf {
     bin
 }
 
+/// A `Command` that runs [`binary`], behind the prefix in `WATCHPOST_TEST_RUNNER` (words
+/// separated by spaces) when set: `cargo xtask test` sets it to the qemu-user command for the
+/// aarch64 run, where an emulated test cannot exec an aarch64 binary directly.
+pub fn command() -> Command {
+    let runner = std::env::var("WATCHPOST_TEST_RUNNER").unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    match words.next() {
+        Some(program) => {
+            let mut cmd = Command::new(program);
+            cmd.args(words).arg(binary());
+            cmd
+        }
+        None => Command::new(binary()),
+    }
+}
+
 /// Whether a test that needs root may run: fails loudly unless `WATCHPOST_SKIP_PRIVILEGED_TESTS=1`.
 pub fn privileged_test_may_run(what: &str) -> bool {
     if rustix::process::geteuid().is_root() {
@@ -122,7 +138,7 @@ impl Site {
     pub fn spawn(&mut self, env: &[(&str, &str)]) -> Daemon {
         self.starts += 1;
         let log = self.dir.join(format!("stderr.{}", self.starts));
-        let mut cmd = Command::new(binary());
+        let mut cmd = command();
         cmd.args(["run", "--config"])
             .arg(&self.config)
             .stdin(Stdio::null())

@@ -183,7 +183,7 @@ fn a_shell_killed_while_the_daemon_is_down_comes_back_exited_with_the_flag() {
     assert!(!after[0].4, "{after:?}");
     assert!(after[1].4 && after[1].5, "middle shell: {after:?}");
     let middle_id = after[1].0;
-    let text = std::process::Command::new(watchpost_tests::binary())
+    let text = watchpost_tests::command()
         .args(["query", "--socket"])
         .arg(&site.socket)
         .args(["process", &middle_id.to_string()])

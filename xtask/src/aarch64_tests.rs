@@ -13,6 +13,9 @@
 //!   through the same qemu command (`WATCHPOST_TEST_RUNNER`).
 //! - [`EMULATION_SKIPS`] lists the tests whose *reference* is wrong under emulation, each with
 //!   the reason; they run natively in the step before.
+//! - The container-runtime tests drive podman and containerd as root (`WATCHPOST_SKIP_RUNTIME_TESTS`)
+//!   and the kill -9 crash loop runs 20 rounds, not 200 (`WATCHPOST_CRASH_LOOP_ROUNDS`): both ran
+//!   in full natively; under emulation they would only multiply the step's time.
 
 use std::process::Command;
 
@@ -86,7 +89,9 @@ pub fn command() -> Command {
         .env("WATCHPOST_SKIP_EBPF_TESTS", "1")
         .env("WATCHPOST_TEST_RUNNER", QEMU_RUNNER)
         .env("WATCHPOST_TEST_EBPF", "off")
-        .env("WATCHPOST_TEST_UNDER_EMULATION", "1");
+        .env("WATCHPOST_TEST_UNDER_EMULATION", "1")
+        .env("WATCHPOST_SKIP_RUNTIME_TESTS", "1")
+        .env("WATCHPOST_CRASH_LOOP_ROUNDS", "20");
     cargo
 }
 

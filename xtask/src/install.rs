@@ -53,7 +53,12 @@ pub fn ensure(purpose: Purpose) -> Result<(), InstallError> {
     }
     ebpf_toolchain(test)?;
     // containerd's gRPC client (the default `containerd` feature) is generated at build time.
-    program(&mut apt, "protoc", "protobuf-compiler", "containerd's gRPC client, built")?;
+    program(
+        &mut apt,
+        "protoc",
+        "protobuf-compiler",
+        "containerd's gRPC client, built",
+    )?;
     if purpose == Purpose::Run {
         return Ok(());
     }

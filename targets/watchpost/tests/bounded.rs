@@ -490,7 +490,7 @@ fn a_dead_detector_engine_stops_the_daemon_with_an_error() {
         ),
     )
     .unwrap();
-    let out = std::process::Command::new(support::BIN)
+    let out = support::bin_command()
         .args(["run", "--config", path.to_str().unwrap()])
         .env("WATCHPOST_FAULT", "engine-panic")
         .stdin(std::process::Stdio::null())

@@ -9,7 +9,7 @@ mod fleet_support;
 mod support;
 
 use std::io::{BufRead, BufReader, Read};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use fleet_support::{
@@ -248,7 +248,7 @@ fn events_follow_streams_valid_records_and_a_stalled_follower_is_cut_off() {
     let mut stalled = std::os::unix::net::UnixStream::connect(&daemon.socket).unwrap();
     std::io::Write::write_all(&mut stalled, &support::frame(br#"{"command":"events"}"#)).unwrap();
     // A reading follower: the CLI.
-    let mut follower = Command::new(support::BIN)
+    let mut follower = support::bin_command()
         .args([
             "query",
             "--socket",

@@ -4,8 +4,8 @@
 //! bounded intakes the `/proc` collector uses. The kernel's lost-record counters are read after
 //! batches, at most every `collector.lost_check_interval_ms`, into the daemon's counters (shown
 //! by `query metrics`, and as a warning by `query health`); no timer runs while idle. Lost
-//! records, and a reader that stopped, ask the `/proc` collector for an early reconciliation
-//! ([`ReconcileNudge`]).
+//! records, a reader that stopped, and a container only `/proc` could name ask the `/proc`
+//! collector for an early reconciliation ([`ReconcileNudge`]).
 //!
 //! Containers: each event carries the cgroup v2 ID it fired in, which [`CgroupMap`] turns into
 //! the process's container (a `/proc/<pid>/cgroup` read only when the map cannot tell, counted);
@@ -17,6 +17,7 @@
 //! never changes a parent. The rescan that keeps running as a slow reconciliation only sends
 //! store updates, no detector events (the kernel already delivered them).
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -78,7 +79,13 @@ pub struct KernelFeed {
     pub cgroups: CgroupMap,
     /// Asks the `/proc` collector for an early reconciliation.
     pub reconcile: ReconcileNudge,
+    /// Containers found through `/proc` (the cgroup map could not tell) that a scan was already
+    /// asked for (at most [`CONTAINERS_REMEMBERED`]).
+    pub containers_seen: HashSet<String>,
 }
+
+/// Container IDs the kernel feed remembers having asked a scan for.
+pub const CONTAINERS_REMEMBERED: usize = 1024;
 
 fn parent_entity(p: &ProcessIdentity) -> u32 {
     if p.ppid == 0 || p.parent_start_time == 0 {
@@ -114,10 +121,13 @@ fn container_of_pid(pid: u32) -> Option<String> {
 
 /// The container of the process an event is about: from its cgroup ID when the map knows,
 /// else from `/proc` (counted in `stats`).
+/// Containers found through `/proc` are also added to `proc_containers`: no cgroup event
+/// described them to the container store, so the feed asks for a scan ([`ReconcileNudge`]).
 fn container_of_event(
     cgroups: &CgroupMap,
     p: &ProcessIdentity,
     stats: &DaemonCounters,
+    proc_containers: &mut Vec<String>,
 ) -> Option<String> {
     match cgroups.lookup(p.cgroup_id) {
         Lookup::Container(c) => {
@@ -130,7 +140,11 @@ fn container_of_event(
         }
         Lookup::Unknown => {
             bump(&stats.kernel_container_proc_reads);
-            container_of_pid(p.pid)
+            let found = container_of_pid(p.pid);
+            if let Some(id) = &found {
+                proc_containers.push(id.clone());
+            }
+            found
         }
     }
 }
@@ -142,6 +156,8 @@ struct Sorted {
     dns: Vec<DnsPacket>,
     events: Vec<Event>,
     containers: Vec<ContainerUpdate>,
+    /// Containers of this batch's execs that only `/proc` could name.
+    proc_containers: Vec<String>,
     reload_symbols: bool,
 }
 
@@ -198,7 +214,8 @@ fn sort(batch: Vec<KernelEvent>, cgroups: &mut CgroupMap, stats: &DaemonCounters
                 }));
                 let mut event =
                     detector_event(EventKind::Exec, &x.process, x.filename.clone(), x.time);
-                event.container_id = container_of_event(cgroups, &x.process, stats);
+                event.container_id =
+                    container_of_event(cgroups, &x.process, stats, &mut s.proc_containers);
                 s.events.push(event);
             }
             KernelEvent::Exit(x) => {
@@ -403,6 +420,7 @@ impl KernelFeed {
                 return true;
             }
         };
+        self.note_containers(&sorted.proc_containers);
         if !sorted.containers.is_empty() {
             if let Some(enrich) = &self.out.enrich {
                 for update in &sorted.containers {
@@ -454,6 +472,24 @@ impl KernelFeed {
             }
         }
         true
+    }
+
+    /// Asks for a reconciliation scan for the first process seen in a container that no cgroup
+    /// event described (cgroup programs not attached, or the map lost track): the scans are
+    /// what describe such containers to the container store, and they run only every
+    /// `collector.reconcile_interval_ms` while the kernel feeds the stores.
+    fn note_containers(&mut self, containers: &[String]) {
+        for id in containers {
+            if self.containers_seen.contains(id) {
+                continue;
+            }
+            if self.containers_seen.len() >= CONTAINERS_REMEMBERED {
+                // Bounded: forgetting costs at most one extra scan per container.
+                self.containers_seen.clear();
+            }
+            self.containers_seen.insert(id.clone());
+            self.reconcile.nudge();
+        }
     }
 
     async fn reload_symbols(&self) -> bool {

@@ -35,8 +35,8 @@ use crate::bootstrap;
 use crate::bootstrap::symbols::ModuleWatch;
 use crate::collector::kernel::{KernelFeed, KernelOutputs};
 use crate::collector::symbol_reload::SymbolReloader;
-use crate::collector::{ReconcileNudge, RescanSchedule};
 use crate::collector::{Collector, CollectorError, CollectorOutputs};
+use crate::collector::{ReconcileNudge, RescanSchedule};
 use crate::config::{Config, EbpfMode, ms};
 use crate::procfs::{ProcError, ProcReader};
 use crate::server::access::{AccessPolicy, GroupError, resolve_group};
@@ -534,6 +534,7 @@ async fn serve(
                     apply_wait,
                     cgroups: crate::collector::cgroup_map::CgroupMap::new(cgroup_capacity),
                     reconcile,
+                    containers_seen: Default::default(),
                 };
                 match feed.run(lost_interval, shutdown).await {
                     Ok(()) => supervise::TaskExit::Done,

@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::support::{self, BIN, START_DEADLINE, eventually, raw_exchange};
+use crate::support::{self, START_DEADLINE, eventually, raw_exchange};
 
 /// A free loopback port (bound then released; the broker binds it right after).
 pub fn free_port() -> u16 {
@@ -281,7 +281,7 @@ impl FleetDaemon {
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "daemon already running");
         self.runs += 1;
-        let child = Command::new(BIN)
+        let child = support::bin_command()
             .args(["run", "--config"])
             .arg(&self.config)
             .stdin(Stdio::null())
