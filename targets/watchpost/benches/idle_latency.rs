@@ -324,10 +324,10 @@ fn program_ids(pid: u32) -> Vec<u32> {
     {
         if let Ok(info) = std::fs::read_to_string(fd.path()) {
             for line in info.lines() {
-                if let Some(id) = line.strip_prefix("prog_id:") {
-                    if let Ok(id) = id.trim().parse() {
-                        ids.push(id);
-                    }
+                if let Some(id) = line.strip_prefix("prog_id:")
+                    && let Ok(id) = id.trim().parse()
+                {
+                    ids.push(id);
                 }
             }
         }
