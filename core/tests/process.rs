@@ -225,6 +225,83 @@ fn ancestry_stops_at_any_cycle() {
     assert!(table.get(id(30), later).is_err());
 }
 
+/// The read-only walk (Brent's cycle detection, no marks) lists exactly what the counted walk
+/// lists: every start on cycles of length 1 to 7 behind tails of 0 to 5, at every depth up to
+/// past the whole walk, and on a long chain with small depths.
+#[test]
+fn read_only_ancestry_agrees_with_the_counted_walk() {
+    for cycle in 1..=7u32 {
+        for tail in 0..=5u32 {
+            let mut table = ProcessTable::new(config(64));
+            // Cycle members 100.., each the child of the next, the last the child of the first;
+            // tail members 200.. hang below the first cycle member.
+            for i in 0..cycle {
+                let parent = 100 + (i + 1) % cycle;
+                let mut s = scan(100 + i, parent);
+                if cycle == 1 {
+                    s.ppid = 100;
+                    s.parent_start_time = key(100).start_time;
+                }
+                table.apply_scan(&s, T0);
+            }
+            for j in 0..tail {
+                let parent = if j == 0 { 100 } else { 200 + j - 1 };
+                table.apply_scan(&scan(200 + j, parent), T0);
+            }
+            let starts: Vec<u32> = (0..cycle)
+                .map(|i| 100 + i)
+                .chain((0..tail).map(|j| 200 + j))
+                .collect();
+            for &pid in &starts {
+                for depth in -1..=(cycle + tail + 3) as i32 {
+                    let found = table.find(id(pid), T0).process.unwrap();
+                    let read: Vec<u32> = table
+                        .ancestry_of(&found, depth, T0)
+                        .map(|p| p.pid())
+                        .collect();
+                    let counted = ancestry_pids(&mut table, pid, depth, T0);
+                    assert_eq!(
+                        read, counted,
+                        "cycle {cycle} tail {tail} start {pid} depth {depth}"
+                    );
+                }
+            }
+        }
+    }
+    let mut table = ProcessTable::new(config(600));
+    chain(&mut table, 500);
+    for depth in [1, 2, 3, 7, 64, 499, 500, 501, i32::MAX] {
+        let found = table.find(id(500), T0).process.unwrap();
+        let read: Vec<u32> = table
+            .ancestry_of(&found, depth, T0)
+            .map(|p| p.pid())
+            .collect();
+        assert_eq!(
+            read,
+            ancestry_pids(&mut table, 500, depth, T0),
+            "depth {depth}"
+        );
+    }
+}
+
+/// Read-only queries hide what the counted ones would purge first, and count nothing.
+#[test]
+fn read_only_queries_hide_expired_records_and_count_nothing() {
+    let mut table = ProcessTable::new(config(16));
+    chain(&mut table, 3);
+    table.apply_exit(&exit(3, T0), T0);
+    let before = table.metrics();
+    let later = T0 + GRACE;
+    assert!(table.find(id(3), later - 1).process.is_some());
+    assert!(table.find(id(3), later).process.is_none());
+    assert!(table.find_exact(key(3), later).is_none());
+    let parent = table.find(id(2), later).process.unwrap();
+    assert_eq!(table.children_of(&parent, later - 1).count(), 1);
+    assert_eq!(table.children_of(&parent, later).count(), 0);
+    assert_eq!(table.metrics(), before);
+    assert_eq!(table.len(), 3, "read-only queries never purge");
+}
+
 #[test]
 fn exited_process_stays_queryable_for_the_grace_period() {
     let mut table = ProcessTable::new(config(16));

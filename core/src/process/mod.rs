@@ -114,6 +114,6 @@ pub use comm::{COMM_LEN, Comm};
 pub use event::{ExecEvent, ExitEvent, ForkEvent, ProcessKey, ScanRecord};
 
 #[cfg(feature = "alloc")]
-pub use table::{EventOutcome, ProcessTable, ProcessTableConfig, ProcessTableStats};
+pub use table::{EventOutcome, ProcessTable, ProcessTableConfig, ProcessTableStats, ReadLookup};
 #[cfg(feature = "alloc")]
 pub use view::{Ancestry, Children, ProcessInfo, ProcessView};

@@ -23,6 +23,10 @@ use crate::process::{Comm, ExecEvent, ExitEvent, ForkEvent, ProcessKey, ScanReco
 use crate::slot_index::{KeyHasher, SlotIndex};
 use crate::time::{EpochNanos, NANOS_PER_SEC};
 
+mod read;
+
+pub use read::ReadLookup;
+
 /// "No slot": an unresolved parent link.
 pub(crate) const NO_SLOT: u32 = u32::MAX;
 
@@ -226,6 +230,14 @@ impl Record {
         self.is_live() || self.holding_children > 0
     }
 
+    /// Whether its grace ended by `now`: exited, no live descendants, released at least `grace`
+    /// ago. The owner removes such records before every operation; read-only queries hide them.
+    pub(crate) fn expired(&self, now: EpochNanos, grace: u64) -> bool {
+        !self.is_live()
+            && self.holding_children == 0
+            && self.release_time.saturating_add(grace) <= now
+    }
+
     /// Order of the exit queue: unpinned before pinned, then the time the record became free
     /// to go (unpinned) or its exit (pinned), oldest first; ties by start time, then pid.
     fn exit_order(&self) -> (bool, EpochNanos, EpochNanos, u32) {
@@ -420,7 +432,7 @@ impl ProcessTable {
     }
 
     /// The slot holding exactly `key`.
-    fn find_exact(&self, key: ProcessKey) -> Option<u32> {
+    fn find_exact_slot(&self, key: ProcessKey) -> Option<u32> {
         let records = &self.records;
         self.by_entity_id
             .find(self.id_hash(key.entity_id()), |slot| {
@@ -461,7 +473,7 @@ impl ProcessTable {
 
     fn view(&self, slot: u32) -> Option<ProcessView<'_>> {
         let record = self.record(slot)?;
-        Some(ProcessView::new(record, &self.exe_paths))
+        Some(ProcessView::new(record, slot, &self.exe_paths))
     }
 
     // ----- queries ------------------------------------------------------------------------
@@ -488,7 +500,7 @@ impl ProcessTable {
         now: EpochNanos,
     ) -> Result<ProcessView<'_>, StoreError> {
         self.purge_expired_records(now);
-        let slot = self.find_exact(key);
+        let slot = self.find_exact_slot(key);
         self.answer_get(slot, now)
     }
 
@@ -603,8 +615,9 @@ impl ProcessTable {
     pub fn iter(&self) -> impl Iterator<Item = ProcessView<'_>> + '_ {
         self.records
             .iter()
-            .filter(|r| r.occupied)
-            .map(|r| ProcessView::new(r, &self.exe_paths))
+            .zip(0u32..)
+            .filter(|(r, _)| r.occupied)
+            .map(|(r, slot)| ProcessView::new(r, slot, &self.exe_paths))
     }
 
     // ----- events -------------------------------------------------------------------------
@@ -615,10 +628,10 @@ impl ProcessTable {
         self.metrics.success(now);
         self.purge_expired_records(now);
         // The parent is active: protect it from being the eviction victim of its own child.
-        if let Some(parent) = self.find_exact(event.parent_key()) {
+        if let Some(parent) = self.find_exact_slot(event.parent_key()) {
             self.touch_if_live(parent);
         }
-        if let Some(slot) = self.find_exact(event.key()) {
+        if let Some(slot) = self.find_exact_slot(event.key()) {
             return self.merge_fork(slot, event, now);
         }
         match self.insert(
@@ -644,7 +657,7 @@ impl ProcessTable {
     pub fn apply_scan(&mut self, record: &ScanRecord<'_>, now: EpochNanos) -> EventOutcome {
         self.metrics.success(now);
         self.purge_expired_records(now);
-        if let Some(slot) = self.find_exact(record.key()) {
+        if let Some(slot) = self.find_exact_slot(record.key()) {
             self.stats.duplicate_events = self.stats.duplicate_events.saturating_add(1);
             let needs_exe = self.record(slot).is_some_and(|r| r.exe.is_none());
             if needs_exe && let Some(path) = record.exe_path {
@@ -686,7 +699,7 @@ impl ProcessTable {
             comm: event.comm,
             exe,
         };
-        match self.find_exact(event.key()) {
+        match self.find_exact_slot(event.key()) {
             Some(slot) => {
                 if self.record(slot).is_some_and(|r| !r.is_live()) {
                     self.release_exe(exe);
@@ -717,7 +730,7 @@ impl ProcessTable {
         self.metrics.success(now);
         self.purge_expired_records(now);
         let exit_time = event.exit_time.max(1);
-        match self.find_exact(event.key()) {
+        match self.find_exact_slot(event.key()) {
             Some(slot) => {
                 if self.record(slot).is_some_and(|r| !r.is_live()) {
                     self.stats.duplicate_events = self.stats.duplicate_events.saturating_add(1);
@@ -820,7 +833,7 @@ impl ProcessTable {
         let parent_slot = if parent.pid == 0 || parent == key {
             NO_SLOT
         } else {
-            self.find_exact(parent).unwrap_or(NO_SLOT)
+            self.find_exact_slot(parent).unwrap_or(NO_SLOT)
         };
         let exe = match exe_source {
             ExeSource::Path(path) => self.intern_exe(path),
@@ -1015,7 +1028,7 @@ impl ProcessTable {
         let parent_slot = if new_parent.pid == 0 || new_parent == r.key() {
             NO_SLOT
         } else {
-            self.find_exact(new_parent).unwrap_or(NO_SLOT)
+            self.find_exact_slot(new_parent).unwrap_or(NO_SLOT)
         };
         if let Some(rec) = self.records.get_mut(slot as usize) {
             rec.ppid = new_parent.pid;
@@ -1269,7 +1282,7 @@ mod tests {
                 assert_eq!(p.key(), r.parent_key());
             } else if r.has_parent_key() {
                 assert_eq!(
-                    t.find_exact(r.parent_key()),
+                    t.find_exact_slot(r.parent_key()),
                     None,
                     "orphan of a held parent"
                 );

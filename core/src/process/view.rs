@@ -31,7 +31,7 @@ impl<'a> Records<'a> {
     }
 
     fn view(&self, slot: u32) -> Option<ProcessView<'a>> {
-        Some(ProcessView::new(self.get(slot)?, self.exe_paths))
+        Some(ProcessView::new(self.get(slot)?, slot, self.exe_paths))
     }
 }
 
@@ -39,12 +39,24 @@ impl<'a> Records<'a> {
 #[derive(Clone, Copy)]
 pub struct ProcessView<'a> {
     record: &'a Record,
+    slot: u32,
     exe_paths: &'a InternArena,
 }
 
 impl<'a> ProcessView<'a> {
-    pub(crate) fn new(record: &'a Record, exe_paths: &'a InternArena) -> Self {
-        ProcessView { record, exe_paths }
+    pub(crate) fn new(record: &'a Record, slot: u32, exe_paths: &'a InternArena) -> Self {
+        ProcessView {
+            record,
+            slot,
+            exe_paths,
+        }
+    }
+
+    /// Where the record sits in the table: with [`ProcessView::entity_id`], what a reader of a
+    /// shared copy records so that the table's owner can refresh the process's recency later
+    /// ([`crate::process::ProcessTable::refresh_recency`]).
+    pub fn slot(&self) -> u32 {
+        self.slot
     }
 
     /// Entity ID (the reference's primary key).
@@ -174,11 +186,24 @@ pub struct Children<'a> {
     records: Records<'a>,
     /// The parent's children list (empty for an unknown parent).
     slots: Siblings<'a>,
+    /// For read-only queries, which cannot purge: hide children whose grace ended by `now`
+    /// (`(now, grace)`), as if purged.
+    hide_expired: Option<(EpochNanos, u64)>,
 }
 
 impl<'a> Children<'a> {
     pub(crate) fn new(records: Records<'a>, slots: Siblings<'a>) -> Self {
-        Children { records, slots }
+        Children {
+            records,
+            slots,
+            hide_expired: None,
+        }
+    }
+
+    /// The same walk, hiding records whose grace ended by `now`.
+    pub(crate) fn hiding_expired(mut self, now: EpochNanos, grace: u64) -> Self {
+        self.hide_expired = Some((now, grace));
+        self
     }
 
     pub(crate) fn empty(records: Records<'a>) -> Self {
@@ -191,7 +216,15 @@ impl<'a> Iterator for Children<'a> {
 
     fn next(&mut self) -> Option<ProcessView<'a>> {
         // Every listed slot is occupied (the table unlinks a record before freeing it).
-        self.slots.find_map(|slot| self.records.view(slot))
+        let hide = self.hide_expired;
+        let records = self.records;
+        self.slots.find_map(|slot| {
+            let view = records.view(slot)?;
+            match hide {
+                Some((now, grace)) if view.record.expired(now, grace) => None,
+                _ => Some(view),
+            }
+        })
     }
 }
 
@@ -225,10 +258,11 @@ impl<'a> Iterator for Ancestry<'a> {
         if self.remaining == 0 {
             return None;
         }
-        let record = self.records.get(self.next)?;
+        let slot = self.next;
+        let record = self.records.get(slot)?;
         self.remaining -= 1;
         self.next = record.parent_slot;
-        Some(ProcessView::new(record, self.records.exe_paths))
+        Some(ProcessView::new(record, slot, self.records.exe_paths))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
