@@ -30,6 +30,8 @@ pub mod time;
 
 pub mod intern_arena;
 pub mod lru_list;
+#[cfg(feature = "alloc")]
+mod reserved_vec;
 pub mod slot_index;
 
 pub mod entity_id;

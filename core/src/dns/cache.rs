@@ -78,6 +78,10 @@
 //! name bytes) the cache reserves about 2.3 MB on 64-bit targets, about 460 bytes per name slot
 //! with its share of addresses, links, indexes and text ([`DnsCache::bytes_per_name`]).
 
+mod read;
+
+pub use read::DnsReadScratch;
+
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::net::IpAddr;
@@ -91,6 +95,7 @@ use crate::health::{HealthInfo, HealthStatus};
 use crate::intern_arena::{InternArena, StrHandle};
 use crate::lru_list::LruList;
 use crate::metrics::{DataStoreMetrics, StoreMetrics};
+use crate::reserved_vec::ReservedVec;
 use crate::slot_index::{KeyHasher, SlotIndex};
 use crate::time::{EpochNanos, NANOS_PER_SEC};
 
@@ -363,14 +368,14 @@ pub struct DnsCache {
     /// Invariant: a `Some` slot is indexed in `name_index` under the hash of its text, linked in
     /// `recency`, and holds one arena reference; a `None` slot is in `free_names`.
     names: Box<[Option<NameNode>]>,
-    free_names: Vec<u32>,
+    free_names: ReservedVec<u32>,
     /// Invariant: a `Some` slot is indexed in `addr_index`; a `None` slot is in `free_addrs`.
     addrs: Box<[Option<AddrNode>]>,
-    free_addrs: Vec<u32>,
+    free_addrs: ReservedVec<u32>,
     /// Invariant: a `Some` slot is indexed in `link_index`, in its source's out-list and its
     /// target's in-list, and both ends are held; a `None` slot is in `free_links`.
     links: Box<[Option<Link>]>,
-    free_links: Vec<u32>,
+    free_links: ReservedVec<u32>,
     name_index: SlotIndex,
     addr_index: SlotIndex,
     link_index: SlotIndex,
@@ -385,7 +390,7 @@ pub struct DnsCache {
     /// dropped as orphans meanwhile.
     pinned: [Option<(NodeId, bool)>; 2],
     /// Query traversal: nodes in visit order. Capacity: every node, so pushes never allocate.
-    scratch: Vec<NodeId>,
+    scratch: ReservedVec<NodeId>,
     epoch: u32,
     metrics: StoreMetrics,
     stats: DnsCacheStats,
@@ -413,7 +418,7 @@ impl DnsCache {
             hasher: KeyHasher::new(config.hash_seed),
             earliest_expiry: u64::MAX,
             pinned: [None; 2],
-            scratch: Vec::with_capacity(max_names.saturating_add(max_addrs)),
+            scratch: ReservedVec::with_capacity(max_names.saturating_add(max_addrs)),
             epoch: 0,
             metrics: StoreMetrics::new(),
             stats: DnsCacheStats::default(),
@@ -1048,7 +1053,7 @@ impl DnsCache {
         let this: &'a Self = self;
         let mut view = DnsResponseView::new(query);
         view.truncated = truncated;
-        for &node in &this.scratch {
+        for &node in this.scratch.iter() {
             // A full list just stops taking (`truncated` already says so).
             match node.slot() {
                 NodeSlot::Name(slot) => {
@@ -1300,8 +1305,8 @@ fn empty_slab<T>(len: usize) -> Box<[Option<T>]> {
     slab.into_boxed_slice()
 }
 
-fn free_list(len: usize) -> Vec<u32> {
-    let mut free = Vec::with_capacity(len);
+fn free_list(len: usize) -> ReservedVec<u32> {
+    let mut free = ReservedVec::with_capacity(len);
     refill(&mut free, len);
     free
 }

@@ -41,7 +41,8 @@ pub mod wire;
 #[cfg(feature = "alloc")]
 pub use cache::{
     DEFAULT_MAX_ADDRESSES, DEFAULT_MAX_LINKS, DEFAULT_MAX_NAMES, DEFAULT_NAME_BYTES, DnsCache,
-    DnsCacheConfig, DnsCacheStats, DnsCacheUsage, Ingested, MAX_CHAIN, MAX_SLOTS, MessageOutcome,
+    DnsCacheConfig, DnsCacheStats, DnsCacheUsage, DnsReadScratch, Ingested, MAX_CHAIN, MAX_SLOTS,
+    MessageOutcome,
 };
 #[cfg(feature = "alloc")]
 pub use response::DnsResponse;

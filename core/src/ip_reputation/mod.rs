@@ -26,5 +26,6 @@ pub use record::{
 };
 #[cfg(feature = "alloc")]
 pub use store::{
-    CheckIps, IpReputationConfig, IpReputationStats, IpReputationStore, ReputationView, SourceNames,
+    CheckIps, IpReputationConfig, IpReputationStats, IpReputationStore, ReputationLookup,
+    ReputationView, SourceNames,
 };

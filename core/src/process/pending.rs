@@ -6,10 +6,9 @@
 //! is cheaper than an index at this size and costs nothing while the buffer is empty (the usual
 //! case).
 
-use alloc::vec::Vec;
-
 use crate::intern_arena::StrHandle;
 use crate::process::{Comm, ProcessKey};
+use crate::reserved_vec::ReservedVec;
 use crate::time::EpochNanos;
 
 /// The parts of an exec event the table keeps while waiting.
@@ -50,14 +49,14 @@ impl PendingEntry {
 pub(crate) struct PendingBuffer {
     /// Invariant: `entries.len() <= capacity` and the vector never reallocates (its capacity was
     /// reserved at construction); keys are unique.
-    entries: Vec<PendingEntry>,
+    entries: ReservedVec<PendingEntry>,
     capacity: usize,
 }
 
 impl PendingBuffer {
     pub(crate) fn with_capacity(capacity: usize) -> Self {
         PendingBuffer {
-            entries: Vec::with_capacity(capacity),
+            entries: ReservedVec::with_capacity(capacity),
             capacity,
         }
     }

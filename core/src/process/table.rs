@@ -20,6 +20,7 @@ use crate::process::exit_queue::ExitQueue;
 use crate::process::pending::{PendingBuffer, PendingEntry, PendingExec};
 use crate::process::view::{Ancestry, Children, ProcessView, Records};
 use crate::process::{Comm, ExecEvent, ExitEvent, ForkEvent, ProcessKey, ScanRecord};
+use crate::reserved_vec::ReservedVec;
 use crate::slot_index::{KeyHasher, SlotIndex};
 use crate::time::{EpochNanos, NANOS_PER_SEC};
 
@@ -286,7 +287,7 @@ pub struct ProcessTable {
     records: Box<[Record]>,
     /// Free slots, popped from the end. Invariant: exactly the unoccupied slots; the vector's
     /// capacity was reserved for all of them, so pushes never allocate.
-    free: Vec<u32>,
+    free: ReservedVec<u32>,
     len: usize,
     /// `hash(entity_id)` → slot, one entry per occupied record. Also finds exact keys (a key's
     /// entity ID is a function of it).
@@ -317,7 +318,7 @@ impl ProcessTable {
         let capacity = config.capacity.clamp(1, MAX_CAPACITY);
         let config = ProcessTableConfig { capacity, ..config };
         // Popped from the end: slots are handed out 0, 1, 2, ...
-        let free: Vec<u32> = (0..capacity as u32).rev().collect();
+        let free: ReservedVec<u32> = (0..capacity as u32).rev().collect::<Vec<u32>>().into();
         ProcessTable {
             config,
             records: alloc::vec![Record::EMPTY; capacity].into_boxed_slice(),
