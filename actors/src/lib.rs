@@ -43,6 +43,7 @@ mod slot;
 mod store_actor;
 pub mod stores;
 pub mod supervision;
+pub mod view;
 pub mod writable;
 
 pub use handle::StoreHandle;

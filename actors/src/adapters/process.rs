@@ -1,11 +1,12 @@
 //! The core [`ProcessTable`] as a [`ProcessBackend`]: updates become the core's borrowed events
-//! (no copy of the path), views become owned [`ProcessInfo`]s inside the actor.
+//! (no copy of the path); reads are the core's read-only queries; [`to_info`] makes the owned
+//! [`ProcessInfo`] of a borrowed view.
 
 use watchpost_core::process::{
-    Comm, EventOutcome, ExecEvent, ExitEvent, ForkEvent, ProcessTable, ProcessTableConfig,
-    ProcessView, ScanRecord,
+    Ancestry, Children, Comm, EventOutcome, ExecEvent, ExitEvent, ForkEvent, ProcessKey,
+    ProcessTable, ProcessTableConfig, ProcessView, ReadLookup, ScanRecord,
 };
-use watchpost_core::{DataStoreMetrics, EpochNanos, HealthInfo, StoreError};
+use watchpost_core::{DataStoreMetrics, EpochNanos, HealthInfo};
 
 use crate::seed::random_seed;
 use crate::stores::process::{ProcessBackend, ProcessInfo, ProcessStart, ProcessUpdate};
@@ -66,35 +67,33 @@ fn scan_record(s: &ProcessStart) -> ScanRecord<'_> {
 }
 
 impl ProcessBackend for ProcessTable {
-    fn get_process(&mut self, entity_id: u32, now: EpochNanos) -> Result<ProcessInfo, StoreError> {
-        self.get(entity_id, now).map(|v| to_info(&v))
+    fn find(&self, entity_id: u32, now: EpochNanos) -> ReadLookup<'_> {
+        ProcessTable::find(self, entity_id, now)
     }
 
-    fn get_child_processes(
-        &mut self,
-        entity_id: u32,
-        now: EpochNanos,
-    ) -> Result<Vec<ProcessInfo>, StoreError> {
-        Ok(self
-            .children(entity_id, now)?
-            .map(|v| to_info(&v))
-            .collect())
+    fn find_exact(&self, key: ProcessKey, now: EpochNanos) -> Option<ProcessView<'_>> {
+        ProcessTable::find_exact(self, key, now)
     }
 
-    fn get_ancestry(
-        &mut self,
-        entity_id: u32,
+    fn children_of<'a>(&'a self, parent: &ProcessView<'a>, now: EpochNanos) -> Children<'a> {
+        ProcessTable::children_of(self, parent, now)
+    }
+
+    fn ancestry_of<'a>(
+        &'a self,
+        start: &ProcessView<'a>,
         max_depth: i32,
         now: EpochNanos,
-    ) -> Result<Vec<ProcessInfo>, StoreError> {
-        Ok(self
-            .ancestry(entity_id, max_depth, now)?
-            .map(|v| to_info(&v))
-            .collect())
+    ) -> Ancestry<'a> {
+        ProcessTable::ancestry_of(self, start, max_depth, now)
     }
 
-    fn apply(&mut self, update: ProcessUpdate, now: EpochNanos) -> bool {
-        let outcome = match &update {
+    fn records(&self) -> Box<dyn Iterator<Item = ProcessView<'_>> + '_> {
+        Box::new(self.iter())
+    }
+
+    fn apply(&mut self, update: &ProcessUpdate, now: EpochNanos) -> bool {
+        let outcome = match update {
             ProcessUpdate::Fork(s) => self.apply_fork(&fork_event(s), now),
             ProcessUpdate::Scan(s) => self.apply_scan(&scan_record(s), now),
             ProcessUpdate::Exec(e) => self.apply_exec(
@@ -118,6 +117,18 @@ impl ProcessBackend for ProcessTable {
             ),
         };
         outcome != EventOutcome::Ignored
+    }
+
+    fn refresh_recency(&mut self, reads: &[(u32, u32)]) {
+        ProcessTable::refresh_recency(self, reads.iter().copied())
+    }
+
+    fn capacity(&self) -> usize {
+        ProcessTable::capacity(self)
+    }
+
+    fn bytes_reserved(&self) -> usize {
+        ProcessTable::bytes_reserved(self)
     }
 
     fn health(&self, now: EpochNanos) -> HealthInfo {

@@ -1,13 +1,16 @@
-//! The process store as an actor: owned reply types, the updates collectors send, the query
-//! messages, the backend trait a process table implements, and the handle's methods
-//! (`registry.processes().get_process(id)`).
+//! The process store: owned reply types, the updates collectors send, the backend trait a
+//! process table implements, and the handle's queries (`registry.processes().get_process(id)`),
+//! answered from the store's published read view.
 
-use ractor::RpcReplyPort;
 use serde::{Deserialize, Serialize};
+use watchpost_core::error::store_names;
+use watchpost_core::process::{Ancestry, Children, ProcessKey, ProcessView, ReadLookup};
 use watchpost_core::{DataStoreMetrics, EpochNanos, HealthInfo, StoreError};
 
+use crate::adapters::process::to_info;
 use crate::handle::StoreHandle;
-use crate::protocol::{Protocol, StoreBackend, answer};
+use crate::protocol::{IntoCopies, Protocol, StoreBackend};
+use crate::view::Reads;
 
 /// One process, owned (the reference's `ProcessInfo`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,101 +97,72 @@ pub enum ProcessUpdate {
     Exit(ProcessExit),
 }
 
-/// Queries to the process store.
-pub enum ProcessQuery {
-    /// One process by entity ID.
-    GetProcess {
-        /// Entity ID.
-        entity_id: u32,
-        /// Answer.
-        reply: RpcReplyPort<Result<ProcessInfo, StoreError>>,
-    },
-    /// Many processes by entity ID, one answer each, in order.
-    GetProcesses {
-        /// Entity IDs.
-        entity_ids: Vec<u32>,
-        /// Answers.
-        reply: RpcReplyPort<Vec<Result<ProcessInfo, StoreError>>>,
-    },
-    /// Children of a process.
-    GetChildProcesses {
-        /// Entity ID of the parent.
-        entity_id: u32,
-        /// Answer.
-        reply: RpcReplyPort<Result<Vec<ProcessInfo>, StoreError>>,
-    },
-    /// `[self, parent, grandparent, …]`, at most `max_depth` long.
-    GetAncestry {
-        /// Entity ID.
-        entity_id: u32,
-        /// Most entries.
-        max_depth: i32,
-        /// Answer.
-        reply: RpcReplyPort<Result<Vec<ProcessInfo>, StoreError>>,
-    },
-}
-
 /// The process store protocol.
 pub struct ProcessProtocol;
 
 impl Protocol for ProcessProtocol {
-    type Query = ProcessQuery;
     type Update = ProcessUpdate;
+    type Applied = bool;
+    type Backend = dyn ProcessBackend;
+
+    fn accepted(applied: &bool) -> bool {
+        *applied
+    }
 }
 
-/// What a process table must do to run behind the process store actor. Implemented for the core
-/// `ProcessTable` in [`crate::adapters`]; another implementation (a restored snapshot, a test
-/// table) plugs in the same way.
-pub trait ProcessBackend: Send + 'static {
-    /// One process; `NotFound` if absent.
-    fn get_process(&mut self, entity_id: u32, now: EpochNanos) -> Result<ProcessInfo, StoreError>;
-    /// Children (empty if none or unknown).
-    fn get_child_processes(
-        &mut self,
-        entity_id: u32,
-        now: EpochNanos,
-    ) -> Result<Vec<ProcessInfo>, StoreError>;
-    /// Ancestry (empty for `max_depth <= 0` or an unknown process).
-    fn get_ancestry(
-        &mut self,
-        entity_id: u32,
+/// Which store-specific read counter counts what (see [`Reads::extra`]).
+const AMBIGUOUS_LOOKUPS: usize = 0;
+
+/// What a process table must do to run behind the process store: answer read-only queries from
+/// `&self` (the handle reads the published copy; answers borrow it), and apply updates
+/// deterministically (the actor applies each to both copies). Implemented for the core
+/// [`ProcessTable`] in [`crate::adapters`]; the read answers are the core's borrowed views.
+pub trait ProcessBackend: Send + Sync + 'static {
+    /// The process `entity_id` names at `now` (see the core's collision rule), and whether the
+    /// ID was ambiguous. Counts nothing, changes nothing.
+    fn find(&self, entity_id: u32, now: EpochNanos) -> ReadLookup<'_>;
+    /// The process with exactly `key` at `now`.
+    fn find_exact(&self, key: ProcessKey, now: EpochNanos) -> Option<ProcessView<'_>>;
+    /// Children of a process found on this copy at the same `now`.
+    fn children_of<'a>(&'a self, parent: &ProcessView<'a>, now: EpochNanos) -> Children<'a>;
+    /// Ancestry (`[it, parent, …]`, at most `max_depth`) of a process found on this copy.
+    fn ancestry_of<'a>(
+        &'a self,
+        start: &ProcessView<'a>,
         max_depth: i32,
         now: EpochNanos,
-    ) -> Result<Vec<ProcessInfo>, StoreError>;
+    ) -> Ancestry<'a>;
+    /// Every record held (including expired ones not purged yet), for snapshots; not a query.
+    fn records(&self) -> Box<dyn Iterator<Item = ProcessView<'_>> + '_>;
     /// Applies one update; `false` if refused.
-    fn apply(&mut self, update: ProcessUpdate, now: EpochNanos) -> bool;
+    fn apply(&mut self, update: &ProcessUpdate, now: EpochNanos) -> bool;
+    /// Refreshes the recency of processes readers found (`(slot, entity_id)`, oldest first).
+    fn refresh_recency(&mut self, reads: &[(u32, u32)]);
+    /// Most records held (one recency mark each).
+    fn capacity(&self) -> usize;
+    /// Bytes reserved.
+    fn bytes_reserved(&self) -> usize;
     /// Health.
     fn health(&self, now: EpochNanos) -> HealthInfo;
-    /// Metrics.
+    /// Metrics (writes; the view counts reads).
     fn metrics(&self) -> DataStoreMetrics;
 }
 
-impl<T: ProcessBackend> StoreBackend<ProcessProtocol> for T {
-    fn handle_query(&mut self, query: ProcessQuery, now: EpochNanos) {
-        match query {
-            ProcessQuery::GetProcess { entity_id, reply } => {
-                answer(reply, self.get_process(entity_id, now))
-            }
-            ProcessQuery::GetProcesses { entity_ids, reply } => {
-                let answers = entity_ids
-                    .into_iter()
-                    .map(|id| self.get_process(id, now))
-                    .collect();
-                answer(reply, answers)
-            }
-            ProcessQuery::GetChildProcesses { entity_id, reply } => {
-                answer(reply, self.get_child_processes(entity_id, now))
-            }
-            ProcessQuery::GetAncestry {
-                entity_id,
-                max_depth,
-                reply,
-            } => answer(reply, self.get_ancestry(entity_id, max_depth, now)),
-        }
+impl<T: ProcessBackend + ?Sized> StoreBackend<ProcessProtocol> for T {
+    fn apply_update(&mut self, update: &ProcessUpdate, now: EpochNanos) -> bool {
+        self.apply(update, now)
     }
 
-    fn apply_update(&mut self, update: ProcessUpdate, now: EpochNanos) -> bool {
-        self.apply(update, now)
+    fn read_mark_slots(&self) -> usize {
+        self.capacity()
+    }
+
+    fn apply_read_marks(&mut self, marks: &[(u32, u32)]) {
+        self.refresh_recency(marks)
+    }
+
+    fn bytes_reserved(&self) -> usize {
+        ProcessBackend::bytes_reserved(self)
     }
 
     fn health(&self, now: EpochNanos) -> HealthInfo {
@@ -200,30 +174,137 @@ impl<T: ProcessBackend> StoreBackend<ProcessProtocol> for T {
     }
 }
 
+impl<T: ProcessBackend + Clone> IntoCopies<ProcessProtocol> for T {
+    fn into_copies(self) -> [Box<dyn ProcessBackend>; 2] {
+        [Box::new(self.clone()), Box::new(self)]
+    }
+}
+
 /// Handle to the process store (`registry.processes()`).
 pub type ProcessHandle = StoreHandle<ProcessProtocol>;
 
+fn not_found(operation: &'static str) -> StoreError {
+    StoreError::not_found(store_names::PROCESS, operation)
+}
+
+/// The process `entity_id` names, counted (hit or miss, ambiguity) and marked as read.
+fn lookup<'a>(
+    store: &'a dyn ProcessBackend,
+    reads: &mut Reads<'_>,
+    entity_id: u32,
+) -> Option<ProcessView<'a>> {
+    let found = store.find(entity_id, reads.now());
+    if found.ambiguous {
+        reads.extra(AMBIGUOUS_LOOKUPS);
+    }
+    count_found(reads, found.process)
+}
+
+fn count_found<'a>(
+    reads: &mut Reads<'_>,
+    found: Option<ProcessView<'a>>,
+) -> Option<ProcessView<'a>> {
+    match &found {
+        Some(p) => {
+            reads.hit();
+            reads.mark(p.slot(), p.entity_id());
+        }
+        None => reads.miss(),
+    }
+    found
+}
+
+/// Queries answer from the store's published copy in the caller's task (no message, never
+/// waiting for the store's writer). The `with_*` forms lend the borrowed record to a closure, so
+/// a detector that needs two fields pays a lookup, not a copy; the others return owned records.
+/// Every query counts in the store's metrics (hit/miss/error, last access) and refreshes the
+/// recency of what it found, as the core's own queries do.
 impl StoreHandle<ProcessProtocol> {
-    /// The process with `entity_id`; `NotFound` if the store does not hold it.
-    pub async fn get_process(&self, entity_id: u32) -> Result<ProcessInfo, StoreError> {
-        self.ask("get_process", |reply| ProcessQuery::GetProcess {
-            entity_id,
-            reply,
-        })
-        .await
+    /// Runs `f` on the process `entity_id` names; `NotFound` if the store does not hold it.
+    /// When several processes share the ID (32-bit IDs collide), the running one with the newest
+    /// start time answers; callers that know the start time use [`Self::with_process_exact`].
+    pub fn with_process<R>(
+        &self,
+        entity_id: u32,
+        f: impl FnOnce(&ProcessView<'_>) -> R,
+    ) -> Result<R, StoreError> {
+        self.read_view("get_process", |store, reads| {
+            lookup(store, reads, entity_id)
+                .map(|p| f(&p))
+                .ok_or(not_found("get_process"))
+        })?
     }
 
-    /// Many processes in one message, one answer per ID in order (the hot-path batch).
+    /// Runs `f` on the process with exactly this pid and canonical start time (never ambiguous);
+    /// `NotFound` if the store does not hold it.
+    pub fn with_process_exact<R>(
+        &self,
+        pid: u32,
+        start_time: EpochNanos,
+        f: impl FnOnce(&ProcessView<'_>) -> R,
+    ) -> Result<R, StoreError> {
+        self.read_view("get_process", |store, reads| {
+            let found = store.find_exact(ProcessKey::new(pid, start_time), reads.now());
+            count_found(reads, found)
+                .map(|p| f(&p))
+                .ok_or(not_found("get_process"))
+        })?
+    }
+
+    /// The process with `entity_id`; `NotFound` if the store does not hold it.
+    pub async fn get_process(&self, entity_id: u32) -> Result<ProcessInfo, StoreError> {
+        self.with_process(entity_id, to_info)
+    }
+
+    /// The process with exactly this pid and canonical start time; `NotFound` if the store does
+    /// not hold it. Unlike [`Self::get_process`], never answers another process whose entity ID
+    /// collides.
+    pub async fn get_process_exact(
+        &self,
+        pid: u32,
+        start_time: EpochNanos,
+    ) -> Result<ProcessInfo, StoreError> {
+        self.with_process_exact(pid, start_time, to_info)
+    }
+
+    /// Runs `f` on each of `entity_ids` in order (`None`: not held), all from one published copy.
+    pub fn with_processes(
+        &self,
+        entity_ids: &[u32],
+        mut f: impl FnMut(u32, Option<&ProcessView<'_>>),
+    ) -> Result<(), StoreError> {
+        self.read_view("get_processes", |store, reads| {
+            for &id in entity_ids {
+                f(id, lookup(store, reads, id).as_ref());
+            }
+        })
+    }
+
+    /// Many processes, one answer per ID in order, all from one published copy.
     pub async fn get_processes(
         &self,
         entity_ids: &[u32],
     ) -> Result<Vec<Result<ProcessInfo, StoreError>>, StoreError> {
-        let entity_ids = entity_ids.to_vec();
-        self.call("get_processes", |reply| ProcessQuery::GetProcesses {
-            entity_ids,
-            reply,
+        let mut answers = Vec::with_capacity(entity_ids.len());
+        self.with_processes(entity_ids, |_, found| {
+            answers.push(found.map(to_info).ok_or(not_found("get_process")));
+        })?;
+        Ok(answers)
+    }
+
+    /// Runs `f` on the children of `entity_id` (empty if none or unknown).
+    pub fn with_children<R>(
+        &self,
+        entity_id: u32,
+        f: impl FnOnce(&mut dyn Iterator<Item = ProcessView<'_>>) -> R,
+    ) -> Result<R, StoreError> {
+        self.read_view("get_child_processes", |store, reads| {
+            let now = reads.now();
+            match lookup(store, reads, entity_id) {
+                Some(parent) => f(&mut store.children_of(&parent, now)),
+                None => f(&mut std::iter::empty()),
+            }
         })
-        .await
     }
 
     /// The children of `entity_id` (empty if none or unknown).
@@ -231,10 +312,35 @@ impl StoreHandle<ProcessProtocol> {
         &self,
         entity_id: u32,
     ) -> Result<Vec<ProcessInfo>, StoreError> {
-        self.ask("get_child_processes", |reply| {
-            ProcessQuery::GetChildProcesses { entity_id, reply }
+        self.with_children(entity_id, |children| {
+            children.map(|c| to_info(&c)).collect()
         })
-        .await
+    }
+
+    /// Runs `f` on `[self, parent, …]` of `entity_id`, up to `max_depth` entries (empty for
+    /// `max_depth <= 0` or an unknown process).
+    pub fn with_ancestry<R>(
+        &self,
+        entity_id: u32,
+        max_depth: i32,
+        f: impl FnOnce(&mut dyn Iterator<Item = ProcessView<'_>>) -> R,
+    ) -> Result<R, StoreError> {
+        self.read_view("get_ancestry", |store, reads| {
+            if max_depth <= 0 {
+                reads.success();
+                return f(&mut std::iter::empty());
+            }
+            let now = reads.now();
+            match lookup(store, reads, entity_id) {
+                Some(start) => {
+                    let mut walk = store.ancestry_of(&start, max_depth, now).inspect(|p| {
+                        reads.mark(p.slot(), p.entity_id());
+                    });
+                    f(&mut walk)
+                }
+                None => f(&mut std::iter::empty()),
+            }
+        })
     }
 
     /// `[self, parent, …]` up to `max_depth` entries (empty for `max_depth <= 0` or unknown).
@@ -243,11 +349,14 @@ impl StoreHandle<ProcessProtocol> {
         entity_id: u32,
         max_depth: i32,
     ) -> Result<Vec<ProcessInfo>, StoreError> {
-        self.ask("get_ancestry", |reply| ProcessQuery::GetAncestry {
-            entity_id,
-            max_depth,
-            reply,
+        self.with_ancestry(entity_id, max_depth, |walk| {
+            walk.map(|p| to_info(&p)).collect()
         })
-        .await
+    }
+
+    /// Lookups so far that found several processes under one entity ID (answered by the
+    /// collision rule); counted by readers, not by the store.
+    pub fn ambiguous_lookups(&self) -> u64 {
+        self.slot.read_extras()[AMBIGUOUS_LOOKUPS]
     }
 }
