@@ -15,7 +15,8 @@ use crate::detect::{
     EventKind, Severity, basename,
 };
 use crate::stores::container::ContainerHandle;
-use crate::stores::process::{ProcessHandle, ProcessInfo};
+use crate::stores::process::ProcessHandle;
+use watchpost_core::process::ProcessView;
 
 /// Settings of [`ShellFromService`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,12 +88,12 @@ impl ShellFromService {
         listed(comm) || listed(exe_name) || (exe_name == "busybox" && listed(comm))
     }
 
-    fn service_of(&self, p: &ProcessInfo) -> Option<String> {
+    fn service_of(&self, p: &ProcessView<'_>) -> Option<String> {
         let listed = |name: &str| self.config.services.iter().any(|s| s == name);
-        if listed(&p.name) {
-            return Some(p.name.clone());
+        if listed(p.name()) {
+            return Some(p.name().to_owned());
         }
-        let exe_name = basename(&p.exe);
+        let exe_name = basename(p.exe_path().unwrap_or_default());
         listed(exe_name).then(|| exe_name.to_owned())
     }
 }
@@ -128,23 +129,34 @@ impl Detector for ShellFromService {
                 .processes
                 .as_ref()
                 .ok_or_else(|| DetectorError::new(NAME, "not initialised"))?;
-            let ancestry = processes
-                .get_ancestry(event.entity_id, self.config.depth)
-                .await
+            // The ancestry is read in place (borrowed from the store's published copy); only a
+            // match is copied out.
+            let found = processes
+                .with_ancestry(event.process(), self.config.depth, |walk| {
+                    let mut chain = Vec::new();
+                    let mut found = None;
+                    // The first entry is the shell itself.
+                    for (i, p) in walk.enumerate() {
+                        chain.push(format!(
+                            "{}[{}] {}",
+                            p.name(),
+                            p.pid(),
+                            p.exe_path().unwrap_or_default()
+                        ));
+                        if found.is_none()
+                            && i > 0
+                            && let Some(service) = self.service_of(&p)
+                        {
+                            let exe = p.exe_path().unwrap_or_default().to_owned();
+                            found = Some((i, service, p.pid(), exe));
+                        }
+                    }
+                    found.map(|f| (f, chain))
+                })
                 .map_err(|e| DetectorError::new(NAME, e.to_string()))?;
-            // ancestry[0] is the shell itself.
-            let Some((level, service, ancestor)) = ancestry
-                .iter()
-                .enumerate()
-                .skip(1)
-                .find_map(|(i, p)| self.service_of(p).map(|s| (i, s, p)))
-            else {
+            let Some(((level, service, service_pid, service_exe), chain)) = found else {
                 return Ok(Vec::new());
             };
-            let chain: Vec<String> = ancestry
-                .iter()
-                .map(|p| format!("{}[{}] {}", p.name, p.pid, p.exe))
-                .collect();
             let mut out = DetectorOutput::about(
                 NAME,
                 Severity::High,
@@ -156,17 +168,19 @@ impl Detector for ShellFromService {
             )
             .with("shell", event.comm.as_str())
             .with("service", service)
-            .with("service_pid", ancestor.pid)
-            .with("service_exe", ancestor.exe.as_str())
+            .with("service_pid", service_pid)
+            .with("service_exe", service_exe)
             .with("service_level", level as u64)
             .with("ancestry", chain)
             .with("uid", event.uid);
             if let (Some(id), Some(containers)) = (&event.container_id, &self.containers)
-                && let Ok(c) = containers.get_container(id).await
+                && let Ok((name, image)) = containers.with_container(id, |c| {
+                    (c.name.as_str().to_owned(), c.image.as_str().to_owned())
+                })
             {
                 out = out
-                    .with("container_name", c.name)
-                    .with("container_image", c.image);
+                    .with("container_name", name)
+                    .with("container_image", image);
             }
             if let Some(logger) = &self.logger {
                 logger.debug(&out.description);

@@ -183,21 +183,60 @@ impl<T: ProcessBackend + Clone> IntoCopies<ProcessProtocol> for T {
 /// Handle to the process store (`registry.processes()`).
 pub type ProcessHandle = StoreHandle<ProcessProtocol>;
 
+/// How a caller names a process: by entity ID (32 bits: two processes may share one, and the
+/// core's collision rule picks the answer), or by its exact key when the caller knows the start
+/// time (events do), which is never ambiguous.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ProcessRef {
+    /// By entity ID.
+    Entity(u32),
+    /// By pid and canonical start time (epoch ns).
+    Exact {
+        /// Process ID.
+        pid: u32,
+        /// Canonical start time.
+        start_time: EpochNanos,
+    },
+}
+
+impl From<u32> for ProcessRef {
+    fn from(entity_id: u32) -> Self {
+        ProcessRef::Entity(entity_id)
+    }
+}
+
+impl From<ProcessKey> for ProcessRef {
+    fn from(key: ProcessKey) -> Self {
+        ProcessRef::Exact {
+            pid: key.pid,
+            start_time: key.start_time,
+        }
+    }
+}
+
 fn not_found(operation: &'static str) -> StoreError {
     StoreError::not_found(store_names::PROCESS, operation)
 }
 
-/// The process `entity_id` names, counted (hit or miss, ambiguity) and marked as read.
+/// The process `which` names, counted (hit or miss, ambiguity) and marked as read.
 fn lookup<'a>(
     store: &'a dyn ProcessBackend,
     reads: &mut Reads<'_>,
-    entity_id: u32,
+    which: ProcessRef,
 ) -> Option<ProcessView<'a>> {
-    let found = store.find(entity_id, reads.now());
-    if found.ambiguous {
-        reads.extra(AMBIGUOUS_LOOKUPS);
-    }
-    count_found(reads, found.process)
+    let found = match which {
+        ProcessRef::Entity(entity_id) => {
+            let found = store.find(entity_id, reads.now());
+            if found.ambiguous {
+                reads.extra(AMBIGUOUS_LOOKUPS);
+            }
+            found.process
+        }
+        ProcessRef::Exact { pid, start_time } => {
+            store.find_exact(ProcessKey::new(pid, start_time), reads.now())
+        }
+    };
+    count_found(reads, found)
 }
 
 fn count_found<'a>(
@@ -220,32 +259,17 @@ fn count_found<'a>(
 /// Every query counts in the store's metrics (hit/miss/error, last access) and refreshes the
 /// recency of what it found, as the core's own queries do.
 impl StoreHandle<ProcessProtocol> {
-    /// Runs `f` on the process `entity_id` names; `NotFound` if the store does not hold it.
-    /// When several processes share the ID (32-bit IDs collide), the running one with the newest
-    /// start time answers; callers that know the start time use [`Self::with_process_exact`].
+    /// Runs `f` on the process `which` names (an entity ID, or an exact key); `NotFound` if the
+    /// store does not hold it. When several processes share an entity ID (32-bit IDs collide),
+    /// the running one with the newest start time answers; an exact key is never ambiguous.
     pub fn with_process<R>(
         &self,
-        entity_id: u32,
+        which: impl Into<ProcessRef>,
         f: impl FnOnce(&ProcessView<'_>) -> R,
     ) -> Result<R, StoreError> {
+        let which = which.into();
         self.read_view("get_process", |store, reads| {
-            lookup(store, reads, entity_id)
-                .map(|p| f(&p))
-                .ok_or(not_found("get_process"))
-        })?
-    }
-
-    /// Runs `f` on the process with exactly this pid and canonical start time (never ambiguous);
-    /// `NotFound` if the store does not hold it.
-    pub fn with_process_exact<R>(
-        &self,
-        pid: u32,
-        start_time: EpochNanos,
-        f: impl FnOnce(&ProcessView<'_>) -> R,
-    ) -> Result<R, StoreError> {
-        self.read_view("get_process", |store, reads| {
-            let found = store.find_exact(ProcessKey::new(pid, start_time), reads.now());
-            count_found(reads, found)
+            lookup(store, reads, which)
                 .map(|p| f(&p))
                 .ok_or(not_found("get_process"))
         })?
@@ -264,7 +288,7 @@ impl StoreHandle<ProcessProtocol> {
         pid: u32,
         start_time: EpochNanos,
     ) -> Result<ProcessInfo, StoreError> {
-        self.with_process_exact(pid, start_time, to_info)
+        self.with_process(ProcessRef::Exact { pid, start_time }, to_info)
     }
 
     /// Runs `f` on each of `entity_ids` in order (`None`: not held), all from one published copy.
@@ -275,7 +299,7 @@ impl StoreHandle<ProcessProtocol> {
     ) -> Result<(), StoreError> {
         self.read_view("get_processes", |store, reads| {
             for &id in entity_ids {
-                f(id, lookup(store, reads, id).as_ref());
+                f(id, lookup(store, reads, id.into()).as_ref());
             }
         })
     }
@@ -292,15 +316,16 @@ impl StoreHandle<ProcessProtocol> {
         Ok(answers)
     }
 
-    /// Runs `f` on the children of `entity_id` (empty if none or unknown).
+    /// Runs `f` on the children of `which` (empty if none or unknown).
     pub fn with_children<R>(
         &self,
-        entity_id: u32,
+        which: impl Into<ProcessRef>,
         f: impl FnOnce(&mut dyn Iterator<Item = ProcessView<'_>>) -> R,
     ) -> Result<R, StoreError> {
+        let which = which.into();
         self.read_view("get_child_processes", |store, reads| {
             let now = reads.now();
-            match lookup(store, reads, entity_id) {
+            match lookup(store, reads, which) {
                 Some(parent) => f(&mut store.children_of(&parent, now)),
                 None => f(&mut std::iter::empty()),
             }
@@ -317,21 +342,22 @@ impl StoreHandle<ProcessProtocol> {
         })
     }
 
-    /// Runs `f` on `[self, parent, …]` of `entity_id`, up to `max_depth` entries (empty for
+    /// Runs `f` on `[self, parent, …]` of `which`, up to `max_depth` entries (empty for
     /// `max_depth <= 0` or an unknown process).
     pub fn with_ancestry<R>(
         &self,
-        entity_id: u32,
+        which: impl Into<ProcessRef>,
         max_depth: i32,
         f: impl FnOnce(&mut dyn Iterator<Item = ProcessView<'_>>) -> R,
     ) -> Result<R, StoreError> {
+        let which = which.into();
         self.read_view("get_ancestry", |store, reads| {
             if max_depth <= 0 {
                 reads.success();
                 return f(&mut std::iter::empty());
             }
             let now = reads.now();
-            match lookup(store, reads, entity_id) {
+            match lookup(store, reads, which) {
                 Some(start) => {
                     let mut walk = store.ancestry_of(&start, max_depth, now).inspect(|p| {
                         reads.mark(p.slot(), p.entity_id());

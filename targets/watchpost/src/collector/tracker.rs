@@ -93,12 +93,14 @@ fn event(
         kind,
         entity_id: p.entity_id(),
         pid: p.pid,
+        start_time: p.start_time,
         ppid: p.ppid,
         parent_entity_id: if p.ppid == 0 || parent_start_time == 0 {
             0
         } else {
             entity_id(p.ppid, parent_start_time)
         },
+        parent_start_time: if p.ppid == 0 { 0 } else { parent_start_time },
         exe: p.exe.clone().unwrap_or_default(),
         comm: p.comm.clone(),
         uid: p.uid,

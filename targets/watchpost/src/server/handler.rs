@@ -1,10 +1,11 @@
 //! Answering one decoded request from the stores, through the same registry and handles the
 //! detectors use (so every query shows up in the stores' metrics).
 //!
-//! Two answers need more than a store: `process --pid` computes the pid's current entity ID from
-//! `/proc` (the core's canonical start time) and checks that the record found is that exact
-//! process; and `syscall --arch` for an architecture other than the running one answers from the
-//! core's static table of that architecture (the syscall store serves the running one).
+//! Two answers need more than a store: `process --pid` reads the pid's canonical start time from
+//! `/proc` and asks the store for that exact process (pid + start time: never another process
+//! whose 32-bit entity ID collides); and `syscall --arch` for an architecture other than the
+//! running one answers from the core's static table of that architecture (the syscall store
+//! serves the running one).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -375,13 +376,9 @@ impl QueryContext {
         let info = self
             .registry
             .processes()
-            .get_process(id)
+            .get_process_exact(pid, start_time)
             .await
             .map_err(|e| store_error(e, not_in_store))?;
-        // 32-bit entity IDs collide: the record must be this very process.
-        if info.pid != pid || info.start_time != start_time {
-            return Err(reply(ErrorCode::NotFound, not_in_store()));
-        }
         Ok(Answer::Process(info))
     }
 }
