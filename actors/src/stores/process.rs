@@ -291,15 +291,16 @@ impl StoreHandle<ProcessProtocol> {
         self.with_process(ProcessRef::Exact { pid, start_time }, to_info)
     }
 
-    /// Runs `f` on each of `entity_ids` in order (`None`: not held), all from one published copy.
-    pub fn with_processes(
+    /// Runs `f` on each process of `which` (entity IDs or exact keys) in order (`None`: not
+    /// held), all from one published copy.
+    pub fn with_processes<W: Into<ProcessRef> + Copy>(
         &self,
-        entity_ids: &[u32],
-        mut f: impl FnMut(u32, Option<&ProcessView<'_>>),
+        which: &[W],
+        mut f: impl FnMut(W, Option<&ProcessView<'_>>),
     ) -> Result<(), StoreError> {
         self.read_view("get_processes", |store, reads| {
-            for &id in entity_ids {
-                f(id, lookup(store, reads, id.into()).as_ref());
+            for &w in which {
+                f(w, lookup(store, reads, w.into()).as_ref());
             }
         })
     }
