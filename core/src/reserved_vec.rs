@@ -34,6 +34,14 @@ impl<T: Clone> Clone for ReservedVec<T> {
     }
 }
 
+impl<'a, T> IntoIterator for &'a ReservedVec<T> {
+    type Item = &'a T;
+    type IntoIter = core::slice::Iter<'a, T>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
 impl<T> Deref for ReservedVec<T> {
     type Target = Vec<T>;
     fn deref(&self) -> &Vec<T> {
