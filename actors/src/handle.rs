@@ -102,13 +102,47 @@ impl<P: Protocol> StoreHandle<P> {
         self.slot.read(operation, f)
     }
 
-    /// Reads the store's published copy without counting a query: for snapshots and
-    /// inspection, which iterate records (each store's backend trait has the iterators). `f`
-    /// runs while the copy is pinned: keep it short or chunk the work over several calls (the
-    /// writer's next publish waits for it, never other readers; between two calls the copy may
-    /// change). `StoreUnhealthy` when no copy is published.
-    pub fn inspect<R>(&self, f: impl FnOnce(&P::Backend) -> R) -> Result<R, StoreError> {
+    /// Reads the store's published copy in the caller's task without counting a query: for
+    /// snapshots and inspection, which iterate records (each store's backend trait has the
+    /// iterators; `as_any` reaches the concrete store). `f` runs while the copy is pinned: keep
+    /// it short or chunk the work over several calls (the writer's next publish waits for it,
+    /// never other readers; between two calls the copy may change). `StoreUnhealthy` when no
+    /// copy is published.
+    pub fn inspect_view<R>(&self, f: impl FnOnce(&P::Backend) -> R) -> Result<R, StoreError> {
         self.slot.read("inspect", |store, _| f(store))
+    }
+
+    /// Runs `visit` on the store inside its actor, as a write: on the unpublished copy (whose
+    /// answer is returned), which is then published, then on the other copy, so it may change
+    /// the store (persistence clears change marks this way) and must be deterministic (same
+    /// effect on both copies; hence `Fn`). For copying records out in bounded chunks, one chunk
+    /// per call. `InvalidArgument` when the backend is not a `B`; `StoreUnhealthy` when the store
+    /// is down or does not answer within the handle's timeout. Not counted as a data request.
+    pub async fn inspect<B: 'static, R: Send + 'static>(
+        &self,
+        operation: &'static str,
+        visit: impl Fn(&mut B) -> R + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let answer = self
+            .slot
+            .call(operation, self.timeout, |reply| {
+                let mut reply = Some(reply);
+                StoreMsg::Inspect(Box::new(move |store: &mut dyn std::any::Any| {
+                    let answer = store.downcast_mut::<B>().map(&visit);
+                    // The first copy answers; the replay on the second only repeats the effect.
+                    if let Some(reply) = reply.take() {
+                        let _ = reply.send(answer);
+                    }
+                }))
+            })
+            .await?;
+        answer.ok_or_else(|| {
+            StoreError::new(
+                self.slot.name,
+                operation,
+                watchpost_core::ErrorKind::InvalidArgument,
+            )
+        })
     }
 
     /// Memory of the store's read view: both copies, recency marks, reader records (all

@@ -24,6 +24,10 @@ pub trait Protocol: Send + Sync + 'static {
     fn accepted(applied: &Self::Applied) -> bool;
 }
 
+/// A closure the actor runs on each copy of a store ([`StoreMsg::Inspect`]); it receives the
+/// store as `Any` and downcasts it.
+pub type Visit = Box<dyn FnMut(&mut dyn std::any::Any) + Send>;
+
 /// A message to a store actor.
 pub enum StoreMsg<P: Protocol> {
     /// Batches drained from the intake in one go; the reply says how many updates applied.
@@ -40,6 +44,9 @@ pub enum StoreMsg<P: Protocol> {
         /// Its answer.
         reply: RpcReplyPort<P::Applied>,
     },
+    /// Runs a closure on the store as a write (both copies, see
+    /// [`crate::StoreHandle::inspect`]).
+    Inspect(Visit),
     /// Current health of the backend.
     Health(RpcReplyPort<HealthInfo>),
     /// Current metrics of the backend (its writes; the view adds the reads).
@@ -88,6 +95,10 @@ pub trait StoreBackend<P: Protocol + ?Sized>: Send + Sync + 'static {
     fn bytes_reserved(&self) -> usize {
         0
     }
+    /// The store itself, to downcast to its concrete type (snapshots, inspection).
+    fn as_any(&self) -> &dyn std::any::Any;
+    /// The store itself, mutably (see [`StoreMsg::Inspect`]).
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
     /// Health as the store sees itself.
     fn health(&self, now: EpochNanos) -> HealthInfo;
     /// Metrics as the store counted them (writes; reads are counted by the view).

@@ -14,7 +14,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use watchpost_core::EpochNanos;
 
 use crate::clock::now;
-use crate::protocol::{ApplyReport, Protocol, StoreBackend, StoreMsg, answer};
+use crate::protocol::{ApplyReport, Protocol, StoreBackend, StoreMsg, Visit, answer};
 use crate::slot::StoreSlot;
 use crate::view::{Side, ViewWriter};
 
@@ -49,6 +49,10 @@ enum Owed<P: Protocol> {
         marks: Vec<(u32, u32)>,
         update: P::Update,
         now: EpochNanos,
+    },
+    Visit {
+        marks: Vec<(u32, u32)>,
+        visit: Visit,
     },
 }
 
@@ -107,6 +111,10 @@ impl<P: Protocol> StoreState<P> {
             Owed::Write { marks, update, now } => {
                 store.apply_read_marks(&marks);
                 apply_all::<P>(store, std::iter::once(&update), now, None, None);
+            }
+            Owed::Visit { marks, mut visit } => {
+                store.apply_read_marks(&marks);
+                visit(store.as_any_mut());
             }
         }
     }
@@ -236,6 +244,20 @@ impl<P: Protocol> Actor for StoreActor<P> {
                     },
                 );
                 answer(reply, applied);
+            }
+            StoreMsg::Inspect(mut visit) => {
+                let slot = state.slot.clone();
+                let mut w = slot.view.writer();
+                state.settle(&mut w);
+                let marks = state.take_marks(&mut w);
+                let Some(back) = w.back().as_mut() else {
+                    return Ok(());
+                };
+                let store = &mut *back.store;
+                store.apply_read_marks(&marks);
+                visit(store.as_any_mut());
+                w.publish();
+                state.catch_up(&mut w, Owed::Visit { marks, visit });
             }
             StoreMsg::Health(reply) => {
                 let health = state

@@ -69,6 +69,14 @@ impl<S: WritableStore> StoreBackend<WritableProtocol<S>> for S {
         self.write(update, now)
     }
 
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+
     fn bytes_reserved(&self) -> usize {
         WritableStore::bytes_reserved(self)
     }

@@ -489,3 +489,54 @@ async fn the_view_of_a_store_holds_two_copies_and_nothing_more() {
             .is(ErrorKind::StoreUnhealthy)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inspect_runs_on_both_copies_and_inspect_view_reads_the_published_one() {
+    let (reg, intake, handle) = process_registry(1_000, StoreOptions::default()).await;
+    intake.submit(family_batch(0)).await.unwrap();
+    applied(&handle, 128).await;
+    // Reading the published copy, uncounted, down to the concrete store.
+    let before = handle.get_metrics().await;
+    let held = handle.inspect_view(|b| b.records().count()).unwrap();
+    assert_eq!(held, 128);
+    let len = handle
+        .inspect_view(|b| {
+            b.as_any()
+                .downcast_ref::<ProcessTable>()
+                .map(ProcessTable::len)
+        })
+        .unwrap();
+    assert_eq!(len, Some(128));
+    assert_eq!(
+        handle.get_metrics().await.success_count,
+        before.success_count
+    );
+    // A change made through `inspect` reaches both copies: after two more publishes the old
+    // processes must not come back from the other copy.
+    let cleared = handle
+        .inspect("clear", |t: &mut ProcessTable| {
+            let n = t.len();
+            t.clear();
+            n
+        })
+        .await
+        .unwrap();
+    assert_eq!(cleared, 128);
+    for k in 1..=2 {
+        intake.submit(family_batch(k)).await.unwrap();
+        applied(&handle, 128 * (k as u64 + 1)).await;
+        let old = handle.with_process(key(100_000), |_| ()).unwrap_err();
+        assert!(old.is(ErrorKind::NotFound), "after batch {k}: {old}");
+        assert_eq!(
+            handle.inspect_view(|b| b.records().count()).unwrap(),
+            128 * k as usize
+        );
+    }
+    // The wrong concrete type is refused, not a panic.
+    let wrong = handle
+        .inspect("len", |t: &mut String| t.len())
+        .await
+        .unwrap_err();
+    assert!(wrong.is(ErrorKind::InvalidArgument), "{wrong}");
+    reg.shutdown().await;
+}

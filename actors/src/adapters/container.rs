@@ -98,6 +98,14 @@ fn partial_update(e: &ContainerEnrichment) -> Option<CoreUpdate<'_>> {
 }
 
 impl ContainerBackend for ContainerTable {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+
     fn find_container(
         &self,
         id: &str,

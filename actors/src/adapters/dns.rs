@@ -37,6 +37,14 @@ pub fn dns_cache_factory(
 }
 
 impl DnsBackend for DnsCache {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+
     fn read_scratch(&self) -> DnsReadScratch {
         DnsCache::read_scratch(self)
     }

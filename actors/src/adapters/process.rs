@@ -67,6 +67,14 @@ fn scan_record(s: &ProcessStart) -> ScanRecord<'_> {
 }
 
 impl ProcessBackend for ProcessTable {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+
     fn find(&self, entity_id: u32, now: EpochNanos) -> ReadLookup<'_> {
         ProcessTable::find(self, entity_id, now)
     }

@@ -48,6 +48,14 @@ impl KernelSymbols {
 }
 
 impl SymbolBackend for KernelSymbols {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+
     fn find_symbol_by_address(&self, address: u64) -> Result<SymbolAliases<'_>, StoreError> {
         self.table.find_symbol_by_address(address)
     }

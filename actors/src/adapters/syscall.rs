@@ -6,6 +6,14 @@ use watchpost_core::{DataStoreMetrics, EpochNanos, HealthInfo};
 use crate::stores::syscall::SyscallBackend;
 
 impl SyscallBackend for SyscallStore {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+
     fn syscall_name(&self, id: i32) -> Option<&'static str> {
         self.table().name(id)
     }

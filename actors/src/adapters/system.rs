@@ -47,6 +47,14 @@ impl SystemFacts {
 }
 
 impl SystemBackend for SystemFacts {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+
     fn system_info(&self) -> Arc<SystemInfo> {
         self.owned.clone()
     }

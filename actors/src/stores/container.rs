@@ -233,6 +233,10 @@ pub trait ContainerBackend: Send + Sync + 'static {
     fn bytes_reserved(&self) -> usize {
         0
     }
+    /// The store itself, to downcast to its concrete type (snapshots, inspection).
+    fn as_any(&self) -> &dyn std::any::Any;
+    /// The store itself, mutably.
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
     /// Health.
     fn health(&self, now: EpochNanos) -> HealthInfo;
     /// Metrics (writes; the view counts reads).
@@ -250,6 +254,14 @@ impl<T: ContainerBackend + ?Sized> StoreBackend<ContainerProtocol> for T {
 
     fn bytes_reserved(&self) -> usize {
         ContainerBackend::bytes_reserved(self)
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        ContainerBackend::as_any(self)
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        ContainerBackend::as_any_mut(self)
     }
 
     fn health(&self, now: EpochNanos) -> HealthInfo {
@@ -319,11 +331,12 @@ impl StoreHandle<ContainerProtocol> {
     /// The table's own counters (evictions, removals, rejected updates); `NotImplemented` for a
     /// backend that keeps none. Not counted as a request in the metrics.
     pub async fn container_stats(&self) -> Result<ContainerTableStats, StoreError> {
-        self.inspect(|store| store.stats())?.ok_or(StoreError::new(
-            watchpost_core::error::store_names::CONTAINER,
-            "get_stats",
-            ErrorKind::NotImplemented,
-        ))
+        self.inspect_view(|store| store.stats())?
+            .ok_or(StoreError::new(
+                watchpost_core::error::store_names::CONTAINER,
+                "get_stats",
+                ErrorKind::NotImplemented,
+            ))
     }
 
     /// Live containers passing `filter` (empty if none; never `NotFound`).

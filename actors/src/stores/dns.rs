@@ -82,6 +82,10 @@ pub trait DnsBackend: Send + Sync + 'static {
     fn bytes_reserved(&self) -> usize {
         0
     }
+    /// The store itself, to downcast to its concrete type (snapshots, inspection).
+    fn as_any(&self) -> &dyn std::any::Any;
+    /// The store itself, mutably.
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
     /// Health.
     fn health(&self, now: EpochNanos) -> HealthInfo;
     /// Metrics (writes; the view counts reads).
@@ -107,6 +111,14 @@ impl<T: DnsBackend + ?Sized> StoreBackend<DnsProtocol> for T {
 
     fn bytes_reserved(&self) -> usize {
         DnsBackend::bytes_reserved(self)
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        DnsBackend::as_any(self)
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        DnsBackend::as_any_mut(self)
     }
 
     fn health(&self, now: EpochNanos) -> HealthInfo {
@@ -177,7 +189,7 @@ impl StoreHandle<DnsProtocol> {
     /// The cache's own counters; `NotImplemented` for a backend that keeps none. Not counted as
     /// a request in the metrics.
     pub async fn dns_stats(&self) -> Result<DnsCacheStats, StoreError> {
-        let stats = self.inspect(|store| store.stats())?;
+        let stats = self.inspect_view(|store| store.stats())?;
         let mut stats = stats.ok_or(StoreError::new(
             watchpost_core::error::store_names::DNS,
             "get_stats",

@@ -142,6 +142,10 @@ pub trait ProcessBackend: Send + Sync + 'static {
     fn capacity(&self) -> usize;
     /// Bytes reserved.
     fn bytes_reserved(&self) -> usize;
+    /// The store itself, to downcast to its concrete type (snapshots, inspection).
+    fn as_any(&self) -> &dyn std::any::Any;
+    /// The store itself, mutably.
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
     /// Health.
     fn health(&self, now: EpochNanos) -> HealthInfo;
     /// Metrics (writes; the view counts reads).
@@ -163,6 +167,14 @@ impl<T: ProcessBackend + ?Sized> StoreBackend<ProcessProtocol> for T {
 
     fn bytes_reserved(&self) -> usize {
         ProcessBackend::bytes_reserved(self)
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        ProcessBackend::as_any(self)
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        ProcessBackend::as_any_mut(self)
     }
 
     fn health(&self, now: EpochNanos) -> HealthInfo {

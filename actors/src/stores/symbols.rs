@@ -71,6 +71,10 @@ pub trait SymbolBackend: Send + Sync + 'static {
     fn bytes_reserved(&self) -> usize {
         0
     }
+    /// The store itself, to downcast to its concrete type (snapshots, inspection).
+    fn as_any(&self) -> &dyn std::any::Any;
+    /// The store itself, mutably.
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
     /// Health.
     fn health(&self, now: EpochNanos) -> HealthInfo;
     /// Metrics (writes; the view counts reads).
@@ -84,6 +88,14 @@ impl<T: SymbolBackend + ?Sized> StoreBackend<SymbolProtocol> for T {
 
     fn bytes_reserved(&self) -> usize {
         SymbolBackend::bytes_reserved(self)
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        SymbolBackend::as_any(self)
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        SymbolBackend::as_any_mut(self)
     }
 
     fn health(&self, now: EpochNanos) -> HealthInfo {

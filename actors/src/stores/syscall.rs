@@ -29,6 +29,10 @@ pub trait SyscallBackend: Send + Sync + 'static {
     fn syscall_name(&self, id: i32) -> Option<&'static str>;
     /// Number of `name`, if it is a syscall of this architecture.
     fn syscall_id(&self, name: &str) -> Option<i32>;
+    /// The store itself, to downcast to its concrete type (snapshots, inspection).
+    fn as_any(&self) -> &dyn std::any::Any;
+    /// The store itself, mutably.
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
     /// Health.
     fn health(&self, now: EpochNanos) -> HealthInfo;
     /// Metrics (the view counts reads).
@@ -38,6 +42,14 @@ pub trait SyscallBackend: Send + Sync + 'static {
 impl<T: SyscallBackend + ?Sized> StoreBackend<SyscallProtocol> for T {
     fn apply_update(&mut self, update: &NoUpdate, _now: EpochNanos) -> bool {
         match *update {}
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        SyscallBackend::as_any(self)
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        SyscallBackend::as_any_mut(self)
     }
 
     fn health(&self, now: EpochNanos) -> HealthInfo {

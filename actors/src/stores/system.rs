@@ -61,6 +61,10 @@ impl Protocol for SystemProtocol {
 pub trait SystemBackend: Send + Sync + 'static {
     /// The facts (shared, never copied per query). Counts nothing.
     fn system_info(&self) -> Arc<SystemInfo>;
+    /// The store itself, to downcast to its concrete type (snapshots, inspection).
+    fn as_any(&self) -> &dyn std::any::Any;
+    /// The store itself, mutably.
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
     /// Health.
     fn health(&self, now: EpochNanos) -> HealthInfo;
     /// Metrics (the view counts reads).
@@ -70,6 +74,14 @@ pub trait SystemBackend: Send + Sync + 'static {
 impl<T: SystemBackend + ?Sized> StoreBackend<SystemProtocol> for T {
     fn apply_update(&mut self, update: &NoUpdate, _now: EpochNanos) -> bool {
         match *update {}
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        SystemBackend::as_any(self)
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        SystemBackend::as_any_mut(self)
     }
 
     fn health(&self, now: EpochNanos) -> HealthInfo {
