@@ -95,6 +95,12 @@ pub trait StoreBackend<P: Protocol + ?Sized>: Send + Sync + 'static {
     fn bytes_reserved(&self) -> usize {
         0
     }
+    /// Makes this copy equal to `other` (the other copy of the same store, as `Any`) in place,
+    /// without allocating, if the store can: the writer does this instead of replaying a long
+    /// run of updates. `false` (the default) if it cannot; the writer then replays.
+    fn copy_from_any(&mut self, _other: &dyn std::any::Any) -> bool {
+        false
+    }
     /// The store itself, to downcast to its concrete type (snapshots, inspection).
     fn as_any(&self) -> &dyn std::any::Any;
     /// The store itself, mutably (see [`StoreMsg::Inspect`]).

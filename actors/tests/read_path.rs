@@ -540,3 +540,39 @@ async fn inspect_runs_on_both_copies_and_inspect_view_reads_the_published_one() 
     assert!(wrong.is(ErrorKind::InvalidArgument), "{wrong}");
     reg.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_batches_catch_the_other_copy_up_by_copying_and_readers_see_whole_batches() {
+    // 4,000 processes reserve ~0.75 MB: a batch of 2,048 forks is cheaper to copy than to replay.
+    let (reg, intake, handle) = process_registry(4_000, StoreOptions::default()).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers = family_readers(&handle, 18, true, &stop);
+    let mut applied_so_far = 0;
+    for big in 0..2u32 {
+        let batch: Vec<ProcessUpdate> = (0..8).flat_map(|k| family_batch(big * 8 + k)).collect();
+        applied_so_far += batch.len() as u64;
+        intake.submit(batch).await.unwrap();
+    }
+    applied(&handle, applied_so_far).await;
+    // Small batches (replayed) after copied ones: both copies must hold everything.
+    for k in 16..18 {
+        intake.submit(family_batch(k)).await.unwrap();
+        applied_so_far += 128;
+        applied(&handle, applied_so_far).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let checks: u64 = readers.into_iter().map(|t| t.join().unwrap()).sum();
+    assert!(checks > 0);
+    for k in 0..18 {
+        handle
+            .with_processes(&family_keys(k), |_, found| {
+                assert!(found.is_some(), "batch {k}")
+            })
+            .unwrap();
+    }
+    assert_eq!(
+        handle.inspect_view(|b| b.records().count()).unwrap(),
+        18 * 128
+    );
+    reg.shutdown().await;
+}

@@ -43,6 +43,25 @@ impl LruList {
         }
     }
 
+    /// Makes this list equal to `other` (same capacity) without allocating; `false` if the
+    /// capacities differ.
+    pub(crate) fn copy_from(&mut self, other: &LruList) -> bool {
+        let LruList {
+            prev,
+            next,
+            newest,
+            oldest,
+            len,
+        } = other;
+        if self.prev.len() != prev.len() || self.next.len() != next.len() {
+            return false;
+        }
+        crate::reserved_vec::copy_slab(&mut self.prev, prev);
+        crate::reserved_vec::copy_slab(&mut self.next, next);
+        (self.newest, self.oldest, self.len) = (*newest, *oldest, *len);
+        true
+    }
+
     /// Bytes reserved by the two link arrays.
     pub fn bytes_reserved(&self) -> usize {
         core::mem::size_of_val(&*self.prev) + core::mem::size_of_val(&*self.next)

@@ -1,4 +1,5 @@
-//! [`ReservedVec`]: a `Vec` whose reserved capacity is part of its value.
+//! [`ReservedVec`]: a `Vec` whose reserved capacity is part of its value; [`copy_slab`]: in-place
+//! copies of slabs.
 //!
 //! Stores keep free lists and scratch buffers as vectors reserved for their worst case at
 //! construction, so that pushes never allocate. A derived `Clone` of a `Vec` reserves only its
@@ -18,6 +19,29 @@ impl<T> ReservedVec<T> {
     pub(crate) fn with_capacity(capacity: usize) -> Self {
         ReservedVec(Vec::with_capacity(capacity))
     }
+}
+
+impl<T: Clone> ReservedVec<T> {
+    /// Makes this vector equal to `other` without allocating; `false` (and unchanged) if
+    /// `other` holds more than this one's capacity.
+    pub(crate) fn copy_from(&mut self, other: &Self) -> bool {
+        if other.0.len() > self.0.capacity() {
+            return false;
+        }
+        self.0.clear();
+        self.0.extend_from_slice(&other.0);
+        true
+    }
+}
+
+/// Makes `dst` equal to `src` in place; `false` (and unchanged) if their lengths differ. How
+/// the stores' `copy_from` copy their slabs without allocating.
+pub(crate) fn copy_slab<T: Clone>(dst: &mut [T], src: &[T]) -> bool {
+    if dst.len() != src.len() {
+        return false;
+    }
+    dst.clone_from_slice(src);
+    true
 }
 
 impl<T> From<Vec<T>> for ReservedVec<T> {

@@ -176,3 +176,85 @@ fn a_cloned_reputation_store_runs_past_capacity_without_allocating() {
     assert_eq!(count.allocations, 0, "{count:?}");
     assert_eq!(s.bytes_reserved(), original.bytes_reserved());
 }
+
+/// Churn on a small table: forks, some exits, some early execs; deterministic in `seed`.
+fn churn(t: &mut ProcessTable, from: u32, to: u32) {
+    let paths = ["/bin/a", "/bin/b", "/usr/bin/c"];
+    for pid in from..to {
+        let now = T0 + u64::from(pid) * NANOS_PER_MILLI;
+        if pid % 7 == 0 {
+            t.apply_exec(
+                &watchpost_core::process::ExecEvent {
+                    pid: pid + 1,
+                    start_time: now + NANOS_PER_MILLI,
+                    uid: 1,
+                    gid: 1,
+                    comm: Comm::new("early"),
+                    exe_path: paths[(pid % 3) as usize],
+                },
+                now,
+            );
+        }
+        t.apply_fork(
+            &ForkEvent {
+                pid,
+                start_time: now,
+                ppid: pid / 3,
+                parent_start_time: T0 + u64::from(pid / 3) * NANOS_PER_MILLI,
+                uid: 0,
+                gid: 0,
+                comm: Comm::new("p"),
+                exe_path: Some(paths[(pid % 3) as usize]),
+            },
+            now,
+        );
+        if pid % 2 == 0 {
+            t.apply_exit(
+                &ExitEvent {
+                    pid: pid - 1,
+                    start_time: now - NANOS_PER_MILLI,
+                    exit_time: now,
+                },
+                now,
+            );
+        }
+    }
+}
+
+fn state(t: &ProcessTable) -> Vec<String> {
+    let mut v: Vec<String> = t
+        .iter()
+        .map(|p| format!("{p:?} slot {}", p.slot()))
+        .collect();
+    v.push(format!("{:?} {:?} {}", t.stats(), t.metrics(), t.len()));
+    v
+}
+
+#[test]
+fn copy_from_makes_a_table_equal_in_place_and_both_go_on_alike() {
+    let config = ProcessTableConfig {
+        capacity: 128,
+        exit_grace_ns: 20 * NANOS_PER_MILLI,
+        pending_capacity: 8,
+        exe_path_strings: 4,
+        exe_path_bytes: 32,
+        ..Default::default()
+    };
+    let mut first = ProcessTable::new(config);
+    let mut second = first.clone();
+    churn(&mut first, 1, 3_000);
+    let (count, copied) = support::count_allocations(|| second.copy_from(&first));
+    assert!(copied);
+    assert_eq!(count.allocations, 0, "{count:?}");
+    assert_eq!(state(&second), state(&first));
+    // Equal inside too: the same events from here on give the same tables.
+    churn(&mut first, 3_000, 6_000);
+    churn(&mut second, 3_000, 6_000);
+    assert_eq!(state(&second), state(&first));
+    // A table of another configuration is not copied.
+    let mut other = ProcessTable::new(ProcessTableConfig {
+        capacity: 64,
+        ..config
+    });
+    assert!(!other.copy_from(&first));
+}

@@ -131,6 +131,12 @@ impl ProcessBackend for ProcessTable {
         ProcessTable::refresh_recency(self, reads.iter().copied())
     }
 
+    fn copy_from(&mut self, other: &dyn std::any::Any) -> bool {
+        other
+            .downcast_ref::<ProcessTable>()
+            .is_some_and(|other| ProcessTable::copy_from(self, other))
+    }
+
     fn capacity(&self) -> usize {
         ProcessTable::capacity(self)
     }

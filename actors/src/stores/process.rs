@@ -138,6 +138,11 @@ pub trait ProcessBackend: Send + Sync + 'static {
     fn apply(&mut self, update: &ProcessUpdate, now: EpochNanos) -> bool;
     /// Refreshes the recency of processes readers found (`(slot, entity_id)`, oldest first).
     fn refresh_recency(&mut self, reads: &[(u32, u32)]);
+    /// Makes this table equal to `other` (another copy of the same store) in place; `false` if
+    /// it cannot (the writer then replays the updates instead).
+    fn copy_from(&mut self, _other: &dyn std::any::Any) -> bool {
+        false
+    }
     /// Most records held (one recency mark each).
     fn capacity(&self) -> usize;
     /// Bytes reserved.
@@ -163,6 +168,10 @@ impl<T: ProcessBackend + ?Sized> StoreBackend<ProcessProtocol> for T {
 
     fn apply_read_marks(&mut self, marks: &[(u32, u32)]) {
         self.refresh_recency(marks)
+    }
+
+    fn copy_from_any(&mut self, other: &dyn std::any::Any) -> bool {
+        ProcessBackend::copy_from(self, other)
     }
 
     fn bytes_reserved(&self) -> usize {

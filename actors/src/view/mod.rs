@@ -285,6 +285,22 @@ impl<T: ?Sized> ViewWriter<'_, T> {
         unsafe { &mut *self.cell.sides[back].get() }
     }
 
+    /// The unpublished side for writing (waiting as [`Self::back`] does) and the published one
+    /// for reading, together: to copy one into the other.
+    pub fn back_and_published(&mut self) -> (&mut Option<Side<T>>, Option<&Side<T>>) {
+        let current = self.current();
+        let back = 1 - current;
+        self.wait_idle(back);
+        // SAFETY: as in `back` for the unpublished side; the published side is only read (as in
+        // `published`), and the two are different cells.
+        unsafe {
+            (
+                &mut *self.cell.sides[back].get(),
+                (*self.cell.sides[current].get()).as_ref(),
+            )
+        }
+    }
+
     /// The unpublished side if no reader is on it right now (no waiting).
     pub fn try_back(&mut self) -> Option<&mut Option<Side<T>>> {
         let back = 1 - self.current();

@@ -61,6 +61,14 @@ impl PendingBuffer {
         }
     }
 
+    pub(crate) fn copy_from(&mut self, other: &PendingBuffer) -> bool {
+        let PendingBuffer { entries, capacity } = other;
+        if self.capacity != *capacity {
+            return false;
+        }
+        self.entries.copy_from(entries)
+    }
+
     pub(crate) fn bytes_reserved(&self) -> usize {
         self.entries.capacity() * core::mem::size_of::<PendingEntry>()
     }
