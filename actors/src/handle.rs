@@ -115,34 +115,43 @@ impl<P: Protocol> StoreHandle<P> {
     /// Runs `visit` on the store inside its actor, as a write: on the unpublished copy (whose
     /// answer is returned), which is then published, then on the other copy, so it may change
     /// the store (persistence clears change marks this way) and must be deterministic (same
-    /// effect on both copies; hence `Fn`). For copying records out in bounded chunks, one chunk
-    /// per call. `InvalidArgument` when the backend is not a `B`; `StoreUnhealthy` when the store
-    /// is down or does not answer within the handle's timeout. Not counted as a data request.
+    /// effect on both copies; hence `Fn`). How the persistence layer copies records out in
+    /// bounded chunks, one chunk per call (keep each visit short: the store applies nothing else
+    /// meanwhile; queries are not held up). `InvalidArgument` when the backend is not a `B`;
+    /// `StoreUnhealthy` when the store is down or does not answer within the handle's timeout.
+    /// Not counted as a data request.
     pub async fn inspect<B: 'static, R: Send + 'static>(
         &self,
         operation: &'static str,
         visit: impl Fn(&mut B) -> R + Send + 'static,
     ) -> Result<R, StoreError> {
-        let answer = self
-            .slot
-            .call(operation, self.timeout, |reply| {
-                let mut reply = Some(reply);
-                StoreMsg::Inspect(Box::new(move |store: &mut dyn std::any::Any| {
-                    let answer = store.downcast_mut::<B>().map(&visit);
-                    // The first copy answers; the replay on the second only repeats the effect.
-                    if let Some(reply) = reply.take() {
-                        let _ = reply.send(answer);
-                    }
-                }))
-            })
-            .await?;
-        answer.ok_or_else(|| {
-            StoreError::new(
+        let (tx, rx) = tokio::sync::oneshot::channel::<Option<R>>();
+        let mut tx = Some(tx);
+        let sent = self.slot.current().is_some_and(|actor| {
+            actor
+                .send_message(StoreMsg::Inspect(Box::new(
+                    move |store: &mut dyn std::any::Any| {
+                        let answer = store.downcast_mut::<B>().map(&visit);
+                        // The first copy answers; the second only repeats the effect.
+                        if let Some(tx) = tx.take() {
+                            let _ = tx.send(answer);
+                        }
+                    },
+                )))
+                .is_ok()
+        });
+        if !sent {
+            return Err(StoreError::unhealthy(self.slot.name, operation));
+        }
+        match tokio::time::timeout(self.timeout, rx).await {
+            Ok(Ok(Some(answer))) => Ok(answer),
+            Ok(Ok(None)) => Err(StoreError::new(
                 self.slot.name,
                 operation,
                 watchpost_core::ErrorKind::InvalidArgument,
-            )
-        })
+            )),
+            _ => Err(StoreError::unhealthy(self.slot.name, operation)),
+        }
     }
 
     /// Memory of the store's read view: both copies, recency marks, reader records (all

@@ -44,8 +44,9 @@ pub enum StoreMsg<P: Protocol> {
         /// Its answer.
         reply: RpcReplyPort<P::Applied>,
     },
-    /// Runs a closure on the store as a write (both copies, see
-    /// [`crate::StoreHandle::inspect`]).
+    /// Runs a closure on the store as a write, between two messages: on both copies (snapshots
+    /// copy records out this way, a bounded chunk per message, and clear change marks). The
+    /// closure receives the store as `Any` and downcasts it; see [`crate::StoreHandle::inspect`].
     Inspect(Visit),
     /// Current health of the backend.
     Health(RpcReplyPort<HealthInfo>),

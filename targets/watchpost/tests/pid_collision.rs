@@ -134,6 +134,8 @@ async fn query_process_by_pid_answers_both_sides_of_an_entity_id_collision() {
         host_arch: None,
         stats: stats.clone(),
         engine: None,
+        persistence: None,
+        reputation: None,
     });
     let server = QueryServer::new(
         socket,

@@ -143,7 +143,8 @@ impl DnsCache {
     pub fn refresh_recency(&mut self, reads: impl IntoIterator<Item = (u32, u32)>) {
         for (slot, identity) in reads {
             if self.name_identity(slot) == Some(identity) {
-                self.recency.touch(slot);
+                // As the counted query does: recency, and the stamp snapshots keep.
+                self.touch_name(slot);
             }
         }
     }

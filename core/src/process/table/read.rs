@@ -171,7 +171,8 @@ impl ProcessTable {
                 .record(slot)
                 .is_some_and(|r| r.entity_id == entity_id && r.is_live())
             {
-                self.live_recency.touch(slot);
+                // As the counted queries do: recency, and the stamp snapshots keep.
+                self.touch(slot);
             }
         }
     }
