@@ -188,12 +188,24 @@ fn single_queries(c: &mut Criterion) {
         })
     });
     g.throughput(Throughput::Elements(64));
+    // The same output as the handle's batch: 64 owned answers collected in one vector.
     g.bench_function("direct_core_owned_64", |b| {
         b.iter(|| {
             i += 1;
             let at = (i as usize * 64) % (ids.len() - 64);
+            let answers: Vec<_> = ids[at..at + 64]
+                .iter()
+                .map(|&id| direct.get(id, START).map(|v| to_info(&v)))
+                .collect();
+            black_box(answers)
+        })
+    });
+    g.bench_function("direct_core_view_uid_64", |b| {
+        b.iter(|| {
+            i += 1;
+            let at = (i as usize * 64) % (ids.len() - 64);
             for &id in &ids[at..at + 64] {
-                black_box(direct.get(id, START).map(|v| to_info(&v)).ok());
+                black_box(direct.get(id, START).map(|v| v.uid()).ok());
             }
         })
     });
@@ -206,6 +218,23 @@ fn single_queries(c: &mut Criterion) {
                 for i in 0..iters {
                     let at = (i as usize * 64) % (ids.len() - 64);
                     black_box(p.get_processes(&ids[at..at + 64]).await.unwrap());
+                }
+                start.elapsed()
+            }))
+        })
+    });
+    g.bench_function("handle_batch_64_borrowed_uid", |b| {
+        let (p, ids) = (processes.clone(), ids.clone());
+        b.iter_custom(|iters| {
+            let (p, ids) = (p.clone(), ids.clone());
+            rt.block_on(on_worker(async move {
+                let start = Instant::now();
+                for i in 0..iters {
+                    let at = (i as usize * 64) % (ids.len() - 64);
+                    p.with_processes(&ids[at..at + 64], |_, v| {
+                        black_box(v.map(|v| v.uid()));
+                    })
+                    .unwrap();
                 }
                 start.elapsed()
             }))
