@@ -514,30 +514,38 @@ fn latency_during_big_batches() {
         let p = p.clone();
         let ids = ids.clone();
         rt.spawn(async move {
-            let mut h = new_histogram();
+            // Every query sample is paired with an empty one taken just before it on the same
+            // thread: what the thread itself lost (preemption by the OS) shows up in both.
+            let (mut h, mut empty) = (new_histogram(), new_histogram());
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 for _ in 0..256 {
                     i += 1;
+                    let t = Instant::now();
+                    empty.saturating_record(black_box(t).elapsed().as_nanos() as u64);
                     let t = Instant::now();
                     black_box(p.with_process(pick(&ids, i), |v| v.uid()).ok());
                     h.saturating_record(t.elapsed().as_nanos() as u64);
                 }
                 tokio::task::yield_now().await;
             }
-            h
+            (h, empty)
         })
     };
     std::thread::sleep(Duration::from_secs(5));
     stop.store(true, Ordering::Relaxed);
     let (batches, elapsed) = rt.block_on(writer).unwrap();
-    let h = rt.block_on(reader).unwrap();
+    let (h, empty) = rt.block_on(reader).unwrap();
     println!(
         "latency/during_4096_batches: {batches} batches of {BATCH} applied back to back, {:.2} ms per batch (both copies), {:.0} events/s",
         elapsed.as_secs_f64() * 1e3 / batches.max(1) as f64,
         (batches * u64::from(BATCH)) as f64 / elapsed.as_secs_f64()
     );
     print_histogram("latency/during_4096_batches with_process", &h);
+    print_histogram(
+        "latency/during_4096_batches empty sample (same thread)",
+        &empty,
+    );
     for (lo, hi) in [
         (0u64, 250u64),
         (250, 500),
@@ -547,12 +555,17 @@ fn latency_during_big_batches() {
         (100_000, 1_000_000),
         (1_000_000, u64::MAX),
     ] {
-        let n: u64 = h
-            .iter_recorded()
-            .filter(|v| v.value_iterated_to() >= lo && v.value_iterated_to() < hi)
-            .map(|v| v.count_at_value())
-            .sum();
-        println!("  [{lo} ns, {hi} ns): {n}");
+        let count = |h: &Histogram<u64>| -> u64 {
+            h.iter_recorded()
+                .filter(|v| v.value_iterated_to() >= lo && v.value_iterated_to() < hi)
+                .map(|v| v.count_at_value())
+                .sum()
+        };
+        println!(
+            "  [{lo} ns, {hi} ns): queries {}, empty samples {}",
+            count(&h),
+            count(&empty)
+        );
     }
     rt.block_on(reg.shutdown());
 }
