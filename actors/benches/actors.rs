@@ -69,9 +69,9 @@ fn ids() -> Vec<u32> {
         .collect()
 }
 
-fn reputation_store() -> IpReputationStore {
-    let mut s = IpReputationStore::new(IpReputationConfig::new(ADDRESSES as usize), &[]).unwrap();
-    let all: Vec<u32> = (0..ADDRESSES).collect();
+fn reputation_store(entries: u32) -> IpReputationStore {
+    let mut s = IpReputationStore::new(IpReputationConfig::new(entries as usize), &[]).unwrap();
+    let all: Vec<u32> = (0..entries).collect();
     for chunk in all.chunks(4096) {
         let records: Vec<IpReputation> = chunk
             .iter()
@@ -109,11 +109,11 @@ async fn registry_with_table(intake: IntakeOptions) -> (Registry, IntakeSender<P
     (reg, sender)
 }
 
-async fn reputation_reader(reg: &Registry) -> IpReputationReader {
+async fn reputation_reader(reg: &Registry, name: &str, entries: u32) -> IpReputationReader {
     let owner = reg
         .register_writable_store(
-            "ip_reputation",
-            |_: &BuildContext| Ok(reputation_store()),
+            name,
+            move |_: &BuildContext| Ok(reputation_store(entries)),
             StoreOptions::default(),
         )
         .await
@@ -140,7 +140,16 @@ fn single_queries(c: &mut Criterion) {
     let rt = multi_thread();
     let ids = Arc::new(ids());
     let (reg, _intake) = rt.block_on(registry_with_table(IntakeOptions::default()));
-    let reader = rt.block_on(reputation_reader(&reg));
+    let readers = [
+        (
+            ADDRESSES,
+            rt.block_on(reputation_reader(&reg, "ip_reputation", ADDRESSES)),
+        ),
+        (
+            10_000,
+            rt.block_on(reputation_reader(&reg, "ip_reputation_10k", 10_000)),
+        ),
+    ];
     let processes = reg.processes();
 
     let mut g = c.benchmark_group("get_process");
@@ -242,30 +251,34 @@ fn single_queries(c: &mut Criterion) {
     });
     g.finish();
 
-    let mut g = c.benchmark_group("is_denied");
-    let mut direct = reputation_store();
-    let mut n = 0u32;
-    g.bench_function("direct_core", |b| {
-        b.iter(|| {
-            n = n.wrapping_add(7919);
-            black_box(direct.is_denied(&address(n % ADDRESSES), START).unwrap())
-        })
-    });
-    g.bench_function("handle", |b| {
-        let reader = reader.clone();
-        b.iter_custom(|iters| {
+    // 100,000 entries (19.5 MB per copy: lookups go to memory, whose speed varies run to run
+    // on this VM) and 10,000 (cache-resident: the read path's own cost shows).
+    for (entries, reader) in readers {
+        let mut g = c.benchmark_group(format!("is_denied_{entries}"));
+        let mut direct = reputation_store(entries);
+        let mut n = 0u32;
+        g.bench_function("direct_core", |b| {
+            b.iter(|| {
+                n = n.wrapping_add(7919);
+                black_box(direct.is_denied(&address(n % entries), START).unwrap())
+            })
+        });
+        g.bench_function("handle", |b| {
             let reader = reader.clone();
-            rt.block_on(on_worker(async move {
-                let start = Instant::now();
-                for i in 0..iters {
-                    let ip = address((i as u32).wrapping_mul(7919) % ADDRESSES);
-                    black_box(reader.is_denied(ip).await.unwrap());
-                }
-                start.elapsed()
-            }))
-        })
-    });
-    g.finish();
+            b.iter_custom(|iters| {
+                let reader = reader.clone();
+                rt.block_on(on_worker(async move {
+                    let start = Instant::now();
+                    for i in 0..iters {
+                        let ip = address((i as u32).wrapping_mul(7919) % entries);
+                        black_box(reader.is_denied(ip).await.unwrap());
+                    }
+                    start.elapsed()
+                }))
+            })
+        });
+        g.finish();
+    }
     rt.block_on(reg.shutdown());
 }
 
