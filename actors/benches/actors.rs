@@ -391,6 +391,11 @@ fn ingestion(c: &mut Criterion) {
             },
         );
         stop.store(true, Ordering::Relaxed);
+        let v = reg.processes().view_stats();
+        println!(
+            "ingestion with {detectors} detectors: view writer so far: {} publishes, {} waits for a reader, {} deferred catch-ups",
+            v.publishes, v.writer_waits, v.deferred_catch_ups
+        );
         for t in tasks {
             let (queries, hits, _) = rt.block_on(t).unwrap();
             if detectors > 0 {

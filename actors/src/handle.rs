@@ -11,7 +11,7 @@ use watchpost_core::{DataStoreMetrics, HealthInfo, StoreError};
 
 use crate::protocol::{Protocol, StoreMsg};
 use crate::slot::{Lifecycle, StoreSlot, SupervisionStats};
-use crate::view::{Reads, ViewBytes};
+use crate::view::{Reads, ViewBytes, ViewStats};
 
 /// A typed handle to one store. A handle of a store that is not registered, stopped or failed
 /// is a null store: every query answers `StoreUnhealthy` at once (counted as an error) and its
@@ -159,6 +159,12 @@ impl<P: Protocol> StoreHandle<P> {
     pub fn view_bytes(&self) -> ViewBytes {
         use crate::protocol::StoreBackend;
         self.slot.view.bytes(|store| store.bytes_reserved())
+    }
+
+    /// What the store's view writer did: publishes, waits for readers, deferred catch-ups (no
+    /// message sent).
+    pub fn view_stats(&self) -> ViewStats {
+        self.slot.view.stats()
     }
 
     /// Sends one update to the store's actor and waits for its answer.

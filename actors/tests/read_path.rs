@@ -188,6 +188,9 @@ async fn readers_never_see_half_a_batch_of_forks() {
     stop.store(true, Ordering::Relaxed);
     let checks: u64 = readers.into_iter().map(|t| t.join().unwrap()).sum();
     assert!(checks > 0);
+    // Two publishes install the store, then one per intake message.
+    let v = handle.view_stats();
+    assert!(v.publishes >= 3, "{v:?}");
     // Every batch is there in the end.
     for k in 0..BATCHES {
         handle

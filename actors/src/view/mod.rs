@@ -106,6 +106,25 @@ pub(crate) struct ViewCell<T: ?Sized> {
     /// Held by whoever writes sides: the store's actor, the registry installing or removing.
     writer: Mutex<()>,
     asymmetric: bool,
+    /// Publishes so far.
+    publishes: AtomicU64,
+    /// Times the writer found a reader still on the copy it needed and waited.
+    writer_waits: AtomicU64,
+    /// Times the old copy could not catch up right after a publish (a reader was on it).
+    deferred_catch_ups: AtomicU64,
+}
+
+/// What a view's writer did (see [`ViewCell::stats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct ViewStats {
+    /// Copies published (two per install, one per write message).
+    pub publishes: u64,
+    /// Times the writer waited for a reader still on the copy it was about to write (readers
+    /// finishing a lookup; never a reader waiting for the writer).
+    pub writer_waits: u64,
+    /// Times the copy that was published before could not catch up right after a publish
+    /// because a reader was still on it (it caught up at the next write instead).
+    pub deferred_catch_ups: u64,
 }
 
 // SAFETY: the sides are only written through a `ViewWriter` (one at a time: `writer` mutex),
@@ -155,6 +174,9 @@ impl<T: ?Sized> ViewCell<T> {
                 .collect(),
             writer: Mutex::new(()),
             asymmetric: asymmetric_barrier(),
+            publishes: AtomicU64::new(0),
+            writer_waits: AtomicU64::new(0),
+            deferred_catch_ups: AtomicU64::new(0),
         }
     }
 
@@ -244,6 +266,16 @@ impl<T: ?Sized> ViewCell<T> {
         bytes
     }
 
+    /// What the writer did so far.
+    pub fn stats(&self) -> ViewStats {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        ViewStats {
+            publishes: load(&self.publishes),
+            writer_waits: load(&self.writer_waits),
+            deferred_catch_ups: load(&self.deferred_catch_ups),
+        }
+    }
+
     /// Exclusive write access to the sides (waits for another writer, never for readers).
     pub fn writer(&self) -> ViewWriter<'_, T> {
         ViewWriter {
@@ -305,6 +337,7 @@ impl<T: ?Sized> ViewWriter<'_, T> {
     pub fn try_back(&mut self) -> Option<&mut Option<Side<T>>> {
         let back = 1 - self.current();
         if self.busy(back) {
+            self.cell.deferred_catch_ups.fetch_add(1, Ordering::Relaxed);
             return None;
         }
         // SAFETY: as in `back`: unpublished, and no reader announced on it.
@@ -316,6 +349,7 @@ impl<T: ?Sized> ViewWriter<'_, T> {
         let back = 1 - self.current();
         self.cell.current.store(back, Ordering::Release);
         writer_barrier(self.cell.asymmetric);
+        self.cell.publishes.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Waits until no reader is announced on `side`. Readers hold a side for one lookup, so
@@ -330,6 +364,10 @@ impl<T: ?Sized> ViewWriter<'_, T> {
     }
 
     fn wait_idle(&self, side: usize) {
+        if !self.busy(side) {
+            return;
+        }
+        self.cell.writer_waits.fetch_add(1, Ordering::Relaxed);
         let mut round = 0u32;
         while self.busy(side) {
             round = round.saturating_add(1);
