@@ -68,6 +68,10 @@ fn scan_record(s: &ProcessStart) -> ScanRecord<'_> {
 }
 
 impl ProcessBackend for ProcessTable {
+    fn stats(&self) -> Option<(watchpost_core::process::ProcessTableStats, usize)> {
+        Some((ProcessTable::stats(self), ProcessTable::capacity(self)))
+    }
+
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }

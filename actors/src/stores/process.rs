@@ -4,7 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 use watchpost_core::error::store_names;
-use watchpost_core::process::{Ancestry, Children, ProcessKey, ProcessView, ReadLookup};
+use watchpost_core::process::{
+    Ancestry, Children, ProcessKey, ProcessTableStats, ProcessView, ReadLookup,
+};
 use watchpost_core::{DataStoreMetrics, EpochNanos, HealthInfo, StoreError};
 
 use crate::adapters::process::to_info;
@@ -155,6 +157,11 @@ pub trait ProcessBackend: Send + Sync + 'static {
     fn as_any(&self) -> &dyn std::any::Any;
     /// The store itself, mutably.
     fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
+    /// The table's own counters and its capacity; `None` (answered `NotImplemented`) if it
+    /// keeps none.
+    fn stats(&self) -> Option<(ProcessTableStats, usize)> {
+        None
+    }
     /// Health.
     fn health(&self, now: EpochNanos) -> HealthInfo;
     /// Metrics (writes; the view counts reads).
@@ -393,6 +400,24 @@ impl StoreHandle<ProcessProtocol> {
                 None => f(&mut std::iter::empty()),
             }
         })
+    }
+
+    /// The table's counters (evictions by reason, collisions) and capacity, read from the
+    /// published copy; `ambiguous_lookups` adds those the readers counted (see
+    /// [`Self::ambiguous_lookups`]). `NotImplemented` for a backend that keeps none;
+    /// `StoreUnhealthy` with no published copy. Not counted as a request in the metrics.
+    pub async fn process_stats(&self) -> Result<(ProcessTableStats, usize), StoreError> {
+        let (mut stats, capacity) = self
+            .inspect_view(|store| store.stats())?
+            .ok_or(StoreError::new(
+                store_names::PROCESS,
+                "get_stats",
+                watchpost_core::ErrorKind::NotImplemented,
+            ))?;
+        stats.ambiguous_lookups = stats
+            .ambiguous_lookups
+            .saturating_add(self.ambiguous_lookups());
+        Ok((stats, capacity))
     }
 
     /// `[self, parent, …]` up to `max_depth` entries (empty for `max_depth <= 0` or unknown).

@@ -36,7 +36,7 @@ async fn event_for(
     pid: u32,
     kind: EventKind,
 ) -> Option<Event> {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         collector.rescan().await.unwrap();
         while let Ok(e) = events.try_recv() {
@@ -78,6 +78,7 @@ async fn rescans_turn_processes_into_events_and_refill_a_restarted_store() {
             containers,
             container_store: registry.containers(),
             events: events_tx,
+            enrich: None,
         },
         stats.clone(),
         65_536,

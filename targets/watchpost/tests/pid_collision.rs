@@ -71,7 +71,7 @@ fn process_of(response: Response) -> (u32, u64) {
     match response {
         Response::Ok {
             answer: Answer::Process(p),
-        } => (p.pid, p.start_time),
+        } => (p.process.pid, p.process.start_time),
         other => panic!("not a process: {other:?}"),
     }
 }
@@ -116,11 +116,15 @@ async fn query_process_by_pid_answers_both_sides_of_an_entity_id_collision() {
         .await
         .unwrap();
     let processes = registry.processes();
-    for _ in 0..1000 {
-        if processes.supervision().intake_applied_updates >= 2 {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let progress = processes.intake_progress();
+        if processes.supervision().intake_applied_updates >= 2
+            || tokio::time::Instant::now() >= deadline
+        {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        let _ = tokio::time::timeout_at(deadline, progress).await;
     }
     assert_eq!(processes.supervision().intake_applied_updates, 2);
 
@@ -134,6 +138,9 @@ async fn query_process_by_pid_answers_both_sides_of_an_entity_id_collision() {
         host_arch: None,
         stats: stats.clone(),
         engine: None,
+        fleet: None,
+        follow: None,
+        follow_counters: Default::default(),
         persistence: None,
         reputation: None,
     });
@@ -148,12 +155,14 @@ async fn query_process_by_pid_answers_both_sides_of_an_entity_id_collision() {
             max_request_bytes: 64 * 1024,
             read_timeout: Duration::from_secs(5),
             write_timeout: Duration::from_secs(5),
+            max_reply_bytes: 1024 * 1024,
+            max_answers_in_flight: 4,
         },
         ctx,
         stats,
     );
     let (stop, stopped) = watch::channel(false);
-    let serving = tokio::spawn(server.run(stopped));
+    let serving = tokio::spawn(Arc::new(server).run(stopped));
 
     // Each pid is answered with its own process.
     let a = process_of(ask(&socket_path, Request::ProcessByPid { pid: pa }).await);

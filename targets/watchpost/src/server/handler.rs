@@ -11,7 +11,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use watchpost_actors::detect::{DetectorEngine, EngineStats};
-use watchpost_actors::stores::container::ContainerFilter;
+use watchpost_actors::stores::container::{ContainerFilter, ContainerInfo};
+use watchpost_actors::stores::process::ProcessInfo;
 use watchpost_actors::{ErrorKind, Registry, StoreError};
 use watchpost_core::entity_id::entity_id;
 use watchpost_core::syscall::Arch;
@@ -20,8 +21,8 @@ use crate::procfs::ProcReader;
 use crate::stats::DaemonCounters;
 use crate::wire::request::parse_arch;
 use crate::wire::response::{
-    MetricsReport, StoreHealth, StoreMetricsReport, StoreSummary, SymbolAddress, SymbolBatchEntry,
-    SyscallAnswer,
+    MemoryReport, MetricsReport, ProcessAnswer, StoreHealth, StoreMetricsReport, StoreSummary,
+    SymbolAddress, SymbolBatchEntry, SyscallAnswer,
 };
 use crate::wire::{Answer, ErrorCode, ErrorReply, Request, Response};
 
@@ -38,10 +39,29 @@ pub struct QueryContext {
     pub stats: Arc<DaemonCounters>,
     /// The detector engine, for its counters.
     pub engine: Option<DetectorEngine>,
+    /// The fleet parts, for their health.
+    pub fleet: Option<crate::fleet::FleetState>,
+    /// Detection records for `events --follow`.
+    pub follow: Option<tokio::sync::broadcast::Sender<Arc<str>>>,
+    /// Counters of the follow streams.
+    pub follow_counters: Arc<crate::server::follow::FollowCounters>,
     /// The snapshot file (`persistence`, `snapshot`, the `persist` health entry).
     pub persistence: Option<Arc<crate::persistence::Persistence>>,
     /// The IP reputation write path (`reputation …`).
     pub reputation: Option<Arc<crate::persistence::reputation::ReputationWriter>>,
+}
+
+/// Adds the runtimes' state to the container store's health entry: a healthy store whose
+/// runtimes fail is reported degraded, with why (`degraded: containerd unreachable (…)`).
+fn with_enrichment(entry: &mut StoreHealth, (status, message): (&'static str, String)) {
+    if status != "healthy" && entry.status == "healthy" {
+        entry.status = status.to_owned();
+    }
+    entry.message = if entry.message.is_empty() {
+        message
+    } else {
+        format!("{}; {message}", entry.message)
+    };
 }
 
 /// Why a request has no answer: a reply already worded, or a store error still to be explained
@@ -145,13 +165,22 @@ impl QueryContext {
             Request::Health { store } => {
                 let mut out = Vec::new();
                 if store.is_none() {
-                    let (status, message) = self.stats.collection_health();
+                    let (status, message) =
+                        self.stats.daemon_health(watchpost_actors::clock::now());
                     out.push(StoreHealth {
                         store: "daemon".to_owned(),
                         status: status.to_owned(),
                         message,
                         last_check: watchpost_actors::clock::now(),
                     });
+                    for (name, status, message) in self.fleet.iter().flat_map(|f| f.health()) {
+                        out.push(StoreHealth {
+                            store: name.to_owned(),
+                            status: status.to_owned(),
+                            message,
+                            last_check: watchpost_actors::clock::now(),
+                        });
+                    }
                     if let Some(p) = &self.persistence {
                         let (status, message) = p.status().health();
                         out.push(StoreHealth {
@@ -167,12 +196,16 @@ impl QueryContext {
                         .health(&name)
                         .await
                         .map_err(|e| store_error(e, || format!("store {name} vanished")))?;
-                    out.push(StoreHealth {
+                    let mut entry = StoreHealth {
                         store: name,
                         status: h.status.as_str().to_owned(),
                         message: h.message.as_str().to_owned(),
                         last_check: h.last_check,
-                    });
+                    };
+                    if entry.store == watchpost_core::error::store_names::CONTAINER {
+                        with_enrichment(&mut entry, self.stats.enrichment.health());
+                    }
+                    out.push(entry);
                 }
                 Ok(Answer::Health(out))
             }
@@ -186,19 +219,35 @@ impl QueryContext {
                         .supervision(&name)
                         .await
                         .map_err(|e| store_error(e, gone))?;
+                    let counters = self.store_counters(&name).await;
                     stores.push(StoreMetricsReport {
                         store: name,
                         metrics,
                         supervision,
+                        counters,
                     });
                 }
-                let daemon = all.then(|| {
+                let daemon = if all {
                     let engine = self
                         .engine
                         .as_ref()
                         .map_or(EngineStats::default(), DetectorEngine::stats);
-                    self.stats.snapshot(engine)
-                });
+                    let mut daemon = self.stats.snapshot(engine);
+                    // A /proc read: on the blocking pool, not on a runtime thread.
+                    let rss = tokio::task::spawn_blocking(crate::memory::rss::resident_bytes)
+                        .await
+                        .ok()
+                        .flatten()
+                        .unwrap_or(0);
+                    daemon.memory = Some(MemoryReport {
+                        rss_bytes: rss,
+                        reserved_bytes: self.stats.memory.parts(),
+                        budget_bytes: self.stats.memory.budget(),
+                    });
+                    Some(Box::new(daemon))
+                } else {
+                    None
+                };
                 let persist = all
                     .then(|| {
                         self.persistence
@@ -228,12 +277,12 @@ impl QueryContext {
                     .map_err(|e| store_error(e, String::new))?;
                 Ok(Answer::System((*info).clone()))
             }
-            Request::Process { entity_id } => r
-                .processes()
-                .get_process(entity_id)
-                .await
-                .map(Answer::Process)
-                .map_err(|e| store_error(e, || format!("no process with entity id {entity_id}"))),
+            Request::Process { entity_id } => {
+                let info = r.processes().get_process(entity_id).await.map_err(|e| {
+                    store_error(e, || format!("no process with entity id {entity_id}"))
+                })?;
+                Ok(Answer::Process(self.with_container(info).await))
+            }
             Request::ProcessByPid { pid } => self.process_by_pid(pid).await,
             Request::Ancestry { entity_id, depth } => {
                 let chain = r
@@ -241,13 +290,13 @@ impl QueryContext {
                     .get_ancestry(entity_id, depth)
                     .await
                     .map_err(|e| store_error(e, String::new))?;
-                // The contract answers an unknown process with an empty chain; the CLI needs
-                // to tell that from a found one (exit code 1).
-                if chain.is_empty() && depth > 0 {
-                    return Err(reply(
-                        ErrorCode::NotFound,
-                        format!("no process with entity id {entity_id}"),
-                    ));
+                // The contract answers an unknown process with an empty chain, and so it does
+                // any process for depth <= 0; the CLI needs to tell an unknown process (exit
+                // code 1) from a known one, so an empty chain is checked against the store.
+                if chain.is_empty() {
+                    r.processes().get_process(entity_id).await.map_err(|e| {
+                        store_error(e, || format!("no process with entity id {entity_id}"))
+                    })?;
                 }
                 Ok(Answer::Processes(chain))
             }
@@ -373,7 +422,32 @@ impl QueryContext {
                 .await
                 .map(Answer::Containers)
                 .map_err(|e| store_error(e, String::new)),
+            Request::Events {} => Err(reply(
+                ErrorCode::BadRequest,
+                "events are streamed on their own connection",
+            )),
         }
+    }
+
+    /// The store's own counters as name → value (empty for a store that keeps none).
+    async fn store_counters(&self, name: &str) -> std::collections::BTreeMap<String, u64> {
+        fn flat<T: serde::Serialize>(stats: T) -> std::collections::BTreeMap<String, u64> {
+            match serde_json::to_value(stats) {
+                Ok(serde_json::Value::Object(map)) => map
+                    .into_iter()
+                    .filter_map(|(k, v)| Some((k, v.as_u64()?)))
+                    .collect(),
+                _ => Default::default(),
+            }
+        }
+        let r = &self.registry;
+        match name {
+            "process" => r.processes().process_stats().await.map(|(s, _)| flat(s)),
+            "dns" => r.dns().dns_stats().await.map(flat),
+            "container" => r.containers().container_stats().await.map(flat),
+            _ => return Default::default(),
+        }
+        .unwrap_or_default()
     }
 
     fn arch(&self, asked: Option<&str>) -> Result<Arch, Failure> {
@@ -389,7 +463,12 @@ impl QueryContext {
     }
 
     async fn process_by_pid(&self, pid: u32) -> Answered {
-        let start_time = match self.reader.start_time(pid) {
+        // A /proc read: on the blocking pool, not on a runtime thread.
+        let reader = self.reader.clone();
+        let read = tokio::task::spawn_blocking(move || reader.start_time(pid))
+            .await
+            .map_err(|e| reply(ErrorCode::Internal, format!("reading /proc/{pid}: {e}")))?;
+        let start_time = match read {
             Ok(t) => t,
             Err(e) if e.is_gone() => {
                 return Err(reply(
@@ -400,17 +479,99 @@ impl QueryContext {
             Err(e) => return Err(reply(ErrorCode::Internal, e.to_string())),
         };
         let id = entity_id(pid, start_time);
-        let not_in_store = || {
-            format!(
-                "pid {pid} (entity id {id}) is not in the process store yet; it is added at the next /proc rescan"
-            )
-        };
-        let info = self
+        // By exact key: a 32-bit entity-ID collision never hides the process asked for.
+        let found = self
             .registry
             .processes()
             .get_process_exact(pid, start_time)
+            .await;
+        let info = match found {
+            Ok(info) => info,
+            Err(e) if e.is(ErrorKind::NotFound) => {
+                return Err(reply(
+                    ErrorCode::NotFound,
+                    self.why_absent(pid, id, start_time).await,
+                ));
+            }
+            Err(e) => return Err(Failure::Store(e)),
+        };
+        Ok(Answer::Process(self.with_container(info).await))
+    }
+
+    /// `info` with its container, while the process runs (the same pid with the same start
+    /// time) in one: from `/proc/<pid>/cgroup`, described by the container store when it knows
+    /// the container.
+    async fn with_container(&self, info: ProcessInfo) -> ProcessAnswer {
+        let found = if info.exit_time.is_none() {
+            // /proc reads: on the blocking pool, not on a runtime thread.
+            let (reader, pid, start_time) = (self.reader.clone(), info.pid, info.start_time);
+            tokio::task::spawn_blocking(move || {
+                if !reader.start_time(pid).is_ok_and(|t| t == start_time) {
+                    return None;
+                }
+                std::fs::read_to_string(reader.root().join(format!("{pid}/cgroup")))
+                    .ok()
+                    .and_then(|cgroup| crate::procfs::container_of(&cgroup))
+            })
             .await
-            .map_err(|e| store_error(e, not_in_store))?;
-        Ok(Answer::Process(info))
+            .ok()
+            .flatten()
+        } else {
+            None
+        };
+        let container = match found {
+            None => None,
+            Some(found) => Some(
+                match self
+                    .registry
+                    .containers()
+                    .get_container(found.id.as_str())
+                    .await
+                {
+                    Ok(c) => c,
+                    Err(_) => ContainerInfo {
+                        id: found.id.as_str().to_owned(),
+                        runtime: found.runtime.as_str().to_owned(),
+                        ..ContainerInfo::default()
+                    },
+                },
+            ),
+        };
+        ProcessAnswer {
+            process: info,
+            container: container.map(Box::new),
+        }
+    }
+
+    /// Why a running process is not in the store, as far as the daemon can know: a process
+    /// older than the daemon was seen by the start-up scan, so its absence means the store
+    /// evicted it (full) or the scan limit left it out; a younger one may simply not be seen
+    /// yet.
+    async fn why_absent(&self, pid: u32, id: u32, start_time: u64) -> String {
+        use std::sync::atomic::Ordering;
+        let started_at = self.stats.started_at.load(Ordering::Relaxed);
+        let over_limit = self.stats.proc_over_limit.load(Ordering::Relaxed);
+        let evicted_live = self
+            .registry
+            .processes()
+            .process_stats()
+            .await
+            .map_or(0, |(s, _)| s.evicted_live);
+        if start_time < started_at && evicted_live > 0 {
+            format!(
+                "pid {pid} (entity id {id}) was evicted from the process store: it is full and \
+                 has evicted {evicted_live} running processes (raise process.capacity)"
+            )
+        } else if start_time < started_at && over_limit > 0 {
+            format!(
+                "pid {pid} (entity id {id}) is not tracked: {over_limit} processes are beyond \
+                 collector.max_tracked_processes"
+            )
+        } else {
+            format!(
+                "pid {pid} (entity id {id}) is not in the process store yet (not seen yet); it \
+                 is added by the next kernel event or /proc rescan"
+            )
+        }
     }
 }

@@ -126,10 +126,14 @@ pub struct StoreMetricsReport {
     pub metrics: DataStoreMetrics,
     /// Restarts, intake and handle-side counters.
     pub supervision: SupervisionStats,
+    /// The store's own counters, where it keeps them: evictions by reason, ID collisions,
+    /// overflows (process, DNS and container stores).
+    #[serde(default)]
+    pub counters: std::collections::BTreeMap<String, u64>,
 }
 
 /// The daemon's own counters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct DaemonStats {
     /// When the daemon started, epoch ns.
     pub started_at: EpochNanos,
@@ -145,7 +149,7 @@ pub struct DaemonStats {
     pub proc_read_races: u64,
     /// Processes that could not be read for another reason.
     pub proc_read_errors: u64,
-    /// Processes left out of scans by `collector.max_tracked_processes`.
+    /// Processes the last scan left out (over `collector.max_tracked_processes`).
     pub proc_over_limit: u64,
     /// Events the detectors' queue refused (full).
     pub events_dropped: u64,
@@ -183,6 +187,39 @@ pub struct DaemonStats {
     /// Records the kernel dropped because a ring buffer was full.
     #[serde(default)]
     pub kernel_events_lost: u64,
+    /// Exec events whose container came from their cgroup ID (no `/proc` read).
+    #[serde(default)]
+    pub kernel_container_lookups: u64,
+    /// Exec events whose container had to be read from `/proc/<pid>/cgroup` (the cgroup map
+    /// could not tell: not attached, incomplete, or no cgroup ID).
+    #[serde(default)]
+    pub kernel_container_proc_reads: u64,
+    /// Container enrichment from the runtimes' APIs: counters and endpoints.
+    #[serde(default)]
+    pub container_enrichment: Box<crate::runtimes::status::EnrichmentStats>,
+    /// Restarts of the daemon's supervised tasks (server, collector, kernel feed, …), by task.
+    #[serde(default)]
+    pub task_restarts: std::collections::BTreeMap<String, u64>,
+    /// Kernel-feed batches lost to intake errors (the feed went on).
+    #[serde(default)]
+    pub kernel_feed_errors: u64,
+    /// Replies refused for being longer than `socket.max_reply_bytes`.
+    #[serde(default)]
+    pub replies_too_large: u64,
+    /// Where the daemon's memory goes.
+    #[serde(default)]
+    pub memory: Option<MemoryReport>,
+}
+
+/// The daemon's memory: what each part reserved, and what the process holds.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct MemoryReport {
+    /// Resident set size of the daemon process, bytes (`/proc/self/statm`).
+    pub rss_bytes: u64,
+    /// Bytes each store and part reserved or may hold at most, by part.
+    pub reserved_bytes: std::collections::BTreeMap<String, u64>,
+    /// The configured budget: the estimate `watchpost config --check` prints.
+    pub budget_bytes: u64,
 }
 
 /// Metrics of the stores (and, when all were asked for, the daemon's counters).
@@ -192,7 +229,7 @@ pub struct MetricsReport {
     pub stores: Vec<StoreMetricsReport>,
     /// The daemon's counters (absent when one store was asked for).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub daemon: Option<DaemonStats>,
+    pub daemon: Option<Box<DaemonStats>>,
     /// The snapshot file's figures, `persist.<store>.<figure>` (absent when one store was asked
     /// for).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -228,6 +265,18 @@ pub struct SymbolBatchEntry {
     pub symbols: Vec<SymbolInfo>,
 }
 
+/// One process, with the container it runs in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessAnswer {
+    /// The process store's record.
+    #[serde(flatten)]
+    pub process: ProcessInfo,
+    /// Its container, while it runs in one: read from `/proc/<pid>/cgroup` at query time and
+    /// described by the container store (ID and runtime only when the store does not know it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<Box<ContainerInfo>>,
+}
+
 /// An answer, typed by what was asked.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data", rename_all = "snake_case")]
@@ -241,7 +290,7 @@ pub enum Answer {
     /// `system`
     System(SystemInfo),
     /// `process`, `process --pid`
-    Process(ProcessInfo),
+    Process(ProcessAnswer),
     /// `ancestry`, `children`
     Processes(Vec<ProcessInfo>),
     /// `syscall`
@@ -258,6 +307,10 @@ pub enum Answer {
     Container(ContainerInfo),
     /// `containers`
     Containers(Vec<ContainerInfo>),
+    /// `events --follow`: one detection record (schema `watchpost.detection.v1`).
+    Detection(serde_json::Value),
+    /// `events --follow`: records this follower missed because it read too slowly.
+    Skipped(u64),
     /// `persistence`, `snapshot`
     Persistence(Box<crate::persistence::PersistStatus>),
     /// `reputation IP`
