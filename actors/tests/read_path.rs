@@ -21,8 +21,9 @@ use support::eventually;
 use watchpost_actors::adapters::ip_reputation::ip_reputation_factory;
 use watchpost_actors::adapters::process::process_table_factory;
 use watchpost_actors::stores::process::{
-    ProcessExit, ProcessHandle, ProcessRef, ProcessStart, ProcessUpdate,
+    ProcessExit, ProcessHandle, ProcessProtocol, ProcessRef, ProcessStart, ProcessUpdate,
 };
+use watchpost_actors::view::ViewBytes;
 use watchpost_actors::{
     BuildContext, ErrorKind, Lifecycle, Registry, RegistryConfig, RestartPolicy, StoreOptions,
 };
@@ -481,6 +482,8 @@ async fn the_view_of_a_store_holds_two_copies_and_nothing_more() {
     assert_eq!(bytes.copies, 2 * table.bytes_reserved());
     assert_eq!(bytes.marks, 2 * 8 * 10_000);
     assert!(bytes.readers <= 65 * 128);
+    // What a memory ledger records from the store its factory built is what the view holds.
+    assert_eq!(ViewBytes::of::<ProcessProtocol, _>(&table), bytes);
     // A store that failed or stopped frees its copies.
     reg.shutdown().await;
     assert_eq!(handle.view_bytes().copies, 0);

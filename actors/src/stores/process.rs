@@ -407,13 +407,13 @@ impl StoreHandle<ProcessProtocol> {
     /// [`Self::ambiguous_lookups`]). `NotImplemented` for a backend that keeps none;
     /// `StoreUnhealthy` with no published copy. Not counted as a request in the metrics.
     pub async fn process_stats(&self) -> Result<(ProcessTableStats, usize), StoreError> {
-        let (mut stats, capacity) = self
-            .inspect_view(|store| store.stats())?
-            .ok_or(StoreError::new(
-                store_names::PROCESS,
-                "get_stats",
-                watchpost_core::ErrorKind::NotImplemented,
-            ))?;
+        let (mut stats, capacity) =
+            self.inspect_view(|store| store.stats())?
+                .ok_or(StoreError::new(
+                    store_names::PROCESS,
+                    "get_stats",
+                    watchpost_core::ErrorKind::NotImplemented,
+                ))?;
         stats.ambiguous_lookups = stats
             .ambiguous_lookups
             .saturating_add(self.ambiguous_lookups());

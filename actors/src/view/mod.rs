@@ -52,6 +52,22 @@ impl ViewBytes {
     pub fn total(&self) -> usize {
         self.copies + self.marks + self.readers
     }
+
+    /// What the view of a store whose one copy is `store` holds once the store is installed
+    /// (registered or rebuilt): two copies (the second a clone), their recency marks, the reader
+    /// records. For memory ledgers that record a store as its factory builds it, before the view
+    /// holds it. (A store whose copies share a table behind an `Arc` holds less.)
+    pub fn of<P: crate::protocol::Protocol, B: crate::protocol::StoreBackend<P> + ?Sized>(
+        store: &B,
+    ) -> ViewBytes {
+        ViewBytes {
+            copies: store.bytes_reserved().saturating_mul(2),
+            marks: store
+                .read_mark_slots()
+                .saturating_mul(2 * std::mem::size_of::<AtomicU64>()),
+            readers: (OWNED_RECORDS + 1) * std::mem::size_of::<ReaderRecord>(),
+        }
+    }
 }
 
 /// One copy of a store with the recency marks its readers leave.
