@@ -1,5 +1,7 @@
 //! What a query costs through a handle (the read path: the store's published copy, read in the
-//! caller's task), against the direct core lookup, measured in the same run; what detectors
+//! caller's task), against the direct core lookup and against the mailbox round trip every query
+//! paid before the read path (a ractor actor owning the same table, asked by `call!`), measured in
+//! the same run; what detectors
 //! querying cost the intake; and (printed after criterion's report) query latency while the
 //! intake applies process events, query latency during 4,096-update batches, and the memory of
 //! each store's read view at the default configuration.
@@ -16,13 +18,14 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group};
 use hdrhistogram::Histogram;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::runtime::Runtime;
 use watchpost_actors::adapters::container::container_table_factory;
 use watchpost_actors::adapters::dns::dns_cache_factory;
 use watchpost_actors::adapters::ip_reputation::ip_reputation_factory;
 use watchpost_actors::adapters::process::to_info;
 use watchpost_actors::stores::ip_reputation::IpReputationReader;
-use watchpost_actors::stores::process::{ProcessHandle, ProcessStart, ProcessUpdate};
+use watchpost_actors::stores::process::{ProcessHandle, ProcessInfo, ProcessStart, ProcessUpdate};
 use watchpost_actors::{
     BuildContext, IntakeOptions, IntakeSender, Registry, RegistryConfig, StoreOptions,
 };
@@ -131,6 +134,42 @@ async fn on_worker<T: Send + 'static>(
     tokio::spawn(f).await.unwrap()
 }
 
+/// The query path before the read view: an actor that owns the table and answers each lookup
+/// with an owned copy, one `call!` per query (the baseline the read path is measured against).
+struct MailboxTable;
+
+enum MailboxQuery {
+    Get(u32, RpcReplyPort<Option<ProcessInfo>>),
+}
+
+impl Actor for MailboxTable {
+    type Msg = MailboxQuery;
+    type State = ProcessTable;
+    type Arguments = ProcessTable;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<MailboxQuery>,
+        table: ProcessTable,
+    ) -> Result<ProcessTable, ActorProcessingErr> {
+        Ok(table)
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<MailboxQuery>,
+        message: MailboxQuery,
+        table: &mut ProcessTable,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            MailboxQuery::Get(id, reply) => {
+                let _ = reply.send(table.get(id, START).map(|v| to_info(&v)).ok());
+            }
+        }
+        Ok(())
+    }
+}
+
 fn pick(ids: &[u32], i: u64) -> u32 {
     ids[(i as usize).wrapping_mul(7919) % ids.len()]
 }
@@ -165,6 +204,26 @@ fn single_queries(c: &mut Criterion) {
         b.iter(|| {
             i += 1;
             black_box(direct.get(pick(&ids, i), START).map(|v| v.pid()).ok())
+        })
+    });
+    let mailbox = rt.block_on(async {
+        Actor::spawn(None, MailboxTable, table())
+            .await
+            .map(|(actor, _)| actor)
+            .unwrap()
+    });
+    g.bench_function("mailbox_call_owned", |b| {
+        let (actor, ids) = (mailbox.clone(), ids.clone());
+        b.iter_custom(|iters| {
+            let (actor, ids) = (actor.clone(), ids.clone());
+            rt.block_on(on_worker(async move {
+                let start = Instant::now();
+                for i in 0..iters {
+                    let id = pick(&ids, i);
+                    black_box(ractor::call!(actor, |reply| MailboxQuery::Get(id, reply)).unwrap());
+                }
+                start.elapsed()
+            }))
         })
     });
     g.bench_function("handle_owned", |b| {
@@ -250,6 +309,7 @@ fn single_queries(c: &mut Criterion) {
         })
     });
     g.finish();
+    mailbox.stop(None);
 
     // 100,000 entries (19.5 MB per copy: lookups go to memory, whose speed varies run to run
     // on this VM) and 10,000 (cache-resident: the read path's own cost shows).
