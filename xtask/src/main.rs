@@ -25,7 +25,7 @@ commands:
   test --under-load        run the test suites while a busy thread per core loads the machine
   soak [--minutes N] [--processes N] [--dns N] [--budget-mib N] [--ci] [--no-build]
                            run the release daemon under real process, DNS and query load,
-                           sample its RSS every second; fail over the budget (24 MiB) or on
+                           sample its RSS every second; fail over the budget (33 MiB) or on
                            an upward trend (defaults: 1 M lifecycles, 1 M answers, 12 min)
   man [--out DIR]          write the watchpost(1) man page (default target/man/watchpost.1)
   help                     print this text
