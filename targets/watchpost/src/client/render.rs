@@ -1,7 +1,11 @@
 //! Human-readable output of answers: aligned `key  value` blocks for one record, tables for
-//! lists, UTC timestamps, hex addresses. (`--json` prints the answer's data instead.)
+//! lists, UTC timestamps, hex addresses. (`--json` prints the answer's data instead.) Every
+//! value and cell goes through [`escape`]: names, paths and labels come from untrusted
+//! processes and packets and must not reach the terminal raw.
 
 use std::fmt::Write as _;
+
+use super::escape::escape;
 
 use watchpost_actors::stores::container::ContainerInfo;
 use watchpost_actors::stores::process::ProcessInfo;
@@ -48,16 +52,20 @@ fn block(rows: &[(&str, String)]) -> String {
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     let mut out = String::new();
     for (k, v) in rows {
-        let _ = writeln!(out, "{k:<width$}  {v}");
+        let _ = writeln!(out, "{k:<width$}  {}", escape(v));
     }
     out
 }
 
 /// A table with a header, columns aligned (the last column is not padded).
 fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| row.iter().map(|cell| escape(cell).into_owned()).collect())
+        .collect();
     let cols = header.len();
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in rows {
+    for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.len());
         }
@@ -76,7 +84,7 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         out.push('\n');
     };
     line(&mut header.iter().copied());
-    for row in rows {
+    for row in &rows {
         line(&mut row.iter().map(String::as_str));
     }
     out
@@ -135,7 +143,14 @@ fn processes(list: &[ProcessInfo]) -> String {
 
 fn symbols(list: &[SymbolInfo]) -> String {
     list.iter()
-        .map(|s| format!("{:#018x}  {}  [{}]\n", s.address, s.name, s.module))
+        .map(|s| {
+            format!(
+                "{:#018x}  {}  [{}]\n",
+                s.address,
+                escape(&s.name),
+                escape(&s.module)
+            )
+        })
         .collect()
 }
 
@@ -159,7 +174,7 @@ fn container(c: &ContainerInfo) -> String {
 
 fn store_metrics(m: &StoreMetricsReport) -> String {
     let (d, s) = (&m.metrics, &m.supervision);
-    let mut out = format!("{}\n", m.store);
+    let mut out = format!("{}\n", escape(&m.store));
     let body = block(&[
         ("items", d.item_count.to_string()),
         ("requests ok", d.success_count.to_string()),
@@ -274,9 +289,9 @@ pub fn render(answer: &Answer) -> String {
         Answer::Process(p) => process(p),
         Answer::Processes(list) if list.is_empty() => "(none)\n".to_owned(),
         Answer::Processes(list) => processes(list),
-        Answer::Syscall(s) => format!("{} = {} ({})\n", s.name, s.id, s.arch),
+        Answer::Syscall(s) => format!("{} = {} ({})\n", escape(&s.name), s.id, escape(&s.arch)),
         Answer::Symbols(list) => symbols(list),
-        Answer::SymbolAddress(s) => format!("{} = {:#018x}\n", s.name, s.address),
+        Answer::SymbolAddress(s) => format!("{} = {:#018x}\n", escape(&s.name), s.address),
         Answer::SymbolBatch(list) if list.is_empty() => "(no address resolved)\n".to_owned(),
         Answer::SymbolBatch(list) => list.iter().map(|e| symbols(&e.symbols)).collect(),
         Answer::Dns(d) => block(&[
@@ -364,5 +379,37 @@ mod tests {
             module: "system".into(),
         }]));
         assert_eq!(text, "0xffffffff81000000  _stext  [system]\n");
+    }
+
+    #[test]
+    fn untrusted_text_is_escaped_in_blocks_and_tables() {
+        let p = ProcessInfo {
+            entity_id: 7,
+            pid: 42,
+            ppid: 1,
+            name: "a\nb\x1b[2J".into(),
+            exe: "/tmp/x\u{202e}gpj.exe".into(),
+            start_time: 1_000_000,
+            uid: 0,
+            gid: 0,
+            exit_time: None,
+        };
+        for text in [
+            render(&Answer::Process(p.clone())),
+            render(&Answer::Processes(vec![p])),
+        ] {
+            assert!(
+                !text.contains('\x1b') && !text.contains('\u{202e}'),
+                "{text}"
+            );
+            assert!(text.contains("a\\nb\\x1b[2J"), "{text}");
+            assert!(text.contains("/tmp/x\\u{202e}gpj.exe"), "{text}");
+        }
+        let text = render(&Answer::Symbols(vec![SymbolInfo {
+            name: "evil\nline".into(),
+            address: 1,
+            module: "m\r".into(),
+        }]));
+        assert_eq!(text.lines().count(), 1, "{text}");
     }
 }

@@ -52,6 +52,10 @@ pub struct SocketSection {
     /// Group allowed to query (name or numeric gid); `None`: root only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+    /// The user the daemon runs as when not root (name or numeric uid): `watchpost query`
+    /// answers only a server run by root, by this user, or by the caller itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub daemon_user: Option<String>,
     /// Clients served at once.
     pub max_clients: usize,
     /// Largest request frame, bytes.
@@ -67,6 +71,7 @@ impl Default for SocketSection {
         SocketSection {
             path: PathBuf::from("/run/watchpost/watchpost.sock"),
             group: None,
+            daemon_user: None,
             max_clients: 16,
             max_request_bytes: 65_536,
             read_timeout_ms: 5_000,
@@ -543,6 +548,14 @@ impl Config {
                 "must name a group or a gid (leave it out for root only)",
             );
         }
+        if let Some(user) = &s.daemon_user
+            && user.trim().is_empty()
+        {
+            invalid(
+                "socket.daemon_user",
+                "must name a user or a uid (leave it out when the daemon runs as root)",
+            );
+        }
         if s.max_request_bytes > crate::wire::MAX_FRAME_BYTES {
             invalid(
                 "socket.max_request_bytes",
@@ -680,7 +693,7 @@ mod tests {
     }
 
     /// Every key the configuration has appears (uncommented) in the embedded text, except the
-    /// optional socket group, which is documented commented out.
+    /// optional socket group and daemon user, which are documented commented out.
     #[test]
     fn embedded_text_spells_out_every_key() {
         fn keys(prefix: &str, table: &toml::Table, out: &mut Vec<String>) {
@@ -700,17 +713,19 @@ mod tests {
         keys("", &toml::from_str(DEFAULT_TOML).unwrap(), &mut from_text);
         let mut with_group = Config::default();
         with_group.socket.group = Some("g".into());
+        with_group.socket.daemon_user = Some("u".into());
         let mut from_struct = Vec::new();
         keys(
             "",
             &toml::Table::try_from(&with_group).unwrap(),
             &mut from_struct,
         );
-        from_struct.retain(|k| k != "socket.group");
+        from_struct.retain(|k| k != "socket.group" && k != "socket.daemon_user");
         from_text.sort();
         from_struct.sort();
         assert_eq!(from_text, from_struct);
         assert!(DEFAULT_TOML.contains("# group = "));
+        assert!(DEFAULT_TOML.contains("# daemon_user = "));
     }
 
     #[test]
