@@ -34,6 +34,11 @@ pub const MODULE_NAME_LEN: usize = 56;
 pub const DNS_PAYLOAD_CAPACITY: usize = 4096;
 /// The UDP source port whose datagrams are DNS answers.
 pub const DNS_PORT: u16 = 53;
+/// Bytes of an outgoing DNS query copied to find its question (12-byte header, a name of at
+/// most 255 bytes, type and class fit; the rest of a query is never needed).
+pub const DNS_QUERY_WINDOW: usize = 512;
+/// Default entries of each outstanding-query map.
+pub const DNS_PENDING_QUERIES: u32 = 8192;
 
 /// Name of the ring buffer of process and module records.
 pub const KERNEL_EVENTS_MAP: &str = "KERNEL_EVENTS";
@@ -43,6 +48,22 @@ pub const DNS_EVENTS_MAP: &str = "DNS_EVENTS";
 pub const LOST_EVENTS_MAP: &str = "LOST_EVENTS";
 /// Slots of [`LOST_EVENTS_MAP`]: one per [`record_kind`] value (slot 0 unused).
 pub const LOST_EVENTS_SLOTS: u32 = 6;
+/// Name of the LRU hash of outstanding DNS queries ([`DnsQueryKey`] → boot ns asked) from
+/// trusted network namespaces (the host's and containers' the daemon knows).
+pub const DNS_QUERIES_TRUSTED_MAP: &str = "DNS_QUERIES_TRUSTED";
+/// The same for every other network namespace: a flood of queries there cannot push a trusted
+/// namespace's queries out.
+pub const DNS_QUERIES_OTHER_MAP: &str = "DNS_QUERIES_OTHER";
+/// Name of the hash of trusted network namespaces (inode number → 1), written by userspace.
+pub const TRUSTED_NETNS_MAP: &str = "TRUSTED_NETNS";
+/// Most trusted network namespaces.
+pub const TRUSTED_NETNS_CAPACITY: u32 = 4096;
+/// Name of the per-CPU `u64` array of DNS verdict counters, slot = [`dns_counter`].
+pub const DNS_COUNTERS_MAP: &str = "DNS_COUNTERS";
+/// Slots of [`DNS_COUNTERS_MAP`].
+pub const DNS_COUNTER_SLOTS: u32 = 8;
+/// Name of the [`DnsMatching`] global.
+pub const DNS_MATCHING_GLOBAL: &str = "DNS_MATCHING";
 /// Name of the [`KernelOffsets`] global.
 pub const KERNEL_OFFSETS_GLOBAL: &str = "KERNEL_OFFSETS";
 /// Name of the [`RingWakeup`] global.
@@ -60,6 +81,38 @@ pub mod program_name {
     pub const MODULE_LOAD: &str = "module_load";
     /// `cgroup_skb/ingress` capturing DNS answers.
     pub const DNS_INGRESS: &str = "dns_answers_ingress";
+    /// `cgroup_skb/egress` recording outgoing DNS queries.
+    pub const DNS_EGRESS: &str = "dns_queries_egress";
+}
+
+/// Slots of [`DNS_COUNTERS_MAP`]: what happened to DNS packets in the kernel.
+pub mod dns_counter {
+    /// Outgoing queries recorded as outstanding.
+    pub const QUERIES_TRACKED: u32 = 0;
+    /// Answers that matched an outstanding query (and were passed on).
+    pub const ANSWERS_MATCHED: u32 = 1;
+    /// Answers that matched no outstanding query: forged, replayed, or for a query sent before
+    /// the program was attached. Refused.
+    pub const ANSWERS_UNMATCHED: u32 = 2;
+    /// Answers that matched a query older than the timeout. Refused.
+    pub const ANSWERS_LATE: u32 = 3;
+    /// Answers whose question could not be read (no question, compressed or malformed name).
+    /// Refused.
+    pub const ANSWERS_MALFORMED: u32 = 4;
+    /// Answers from an untrusted network namespace beyond its rate. Refused.
+    pub const ANSWERS_RATE_LIMITED: u32 = 5;
+    /// Answers longer than the capture size: passed on cut (the record says so).
+    pub const ANSWERS_OVERSIZED: u32 = 6;
+    /// Answers whose receiving socket's network namespace could not be read. Refused.
+    pub const ANSWERS_NO_NAMESPACE: u32 = 7;
+}
+
+/// Bits of [`DnsRecord::flags`].
+pub mod dns_flag {
+    /// The receiving socket's network namespace is in [`super::TRUSTED_NETNS_MAP`].
+    pub const TRUSTED_NETNS: u32 = 1;
+    /// The answer matched an outstanding query (always set when matching is on).
+    pub const MATCHED: u32 = 2;
 }
 
 /// Values of [`RecordHeader::kind`]; also the slot of [`LOST_EVENTS_MAP`] that counts the kind.
@@ -204,6 +257,10 @@ pub struct DnsRecord {
     pub wire_len: u32,
     /// Bytes of `payload` captured: `min(wire_len, DNS_PAYLOAD_CAPACITY)`.
     pub payload_len: u32,
+    /// Inode number of the receiving socket's network namespace (0 when matching is off).
+    pub netns: u32,
+    /// Bits of [`dns_flag`].
+    pub flags: u32,
     /// Zero.
     pub reserved: u32,
     /// The DNS message (first `payload_len` bytes valid).
@@ -213,6 +270,59 @@ pub struct DnsRecord {
 impl DnsRecord {
     /// Byte offset of `payload`: a record of `n` captured bytes is `PAYLOAD_OFFSET + n` long.
     pub const PAYLOAD_OFFSET: usize = core::mem::offset_of!(DnsRecord, payload);
+}
+
+/// What identifies an outstanding DNS query: the answer must come back in the same network
+/// namespace, between the same two sockets (addresses and ports reversed), with the same
+/// transaction ID and the same question.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DnsQueryKey {
+    /// Inode number of the sending socket's network namespace.
+    pub netns: u32,
+    /// 4 or 6.
+    pub ip_version: u32,
+    /// The querying socket's address (the answer's destination); IPv4 in the first 4 bytes.
+    pub client_addr: [u8; 16],
+    /// The server's address (the answer's source).
+    pub server_addr: [u8; 16],
+    /// The querying socket's port.
+    pub client_port: u16,
+    /// The server's port ([`DNS_PORT`]).
+    pub server_port: u16,
+    /// DNS transaction ID.
+    pub txid: u16,
+    /// Question type.
+    pub qtype: u16,
+    /// FNV-1a of the question name's wire bytes (exact case) and class.
+    pub question_hash: u64,
+}
+
+/// How the DNS programs match answers to queries, written by the loader (read-only data).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DnsMatching {
+    /// 1: record queries, pass on only matching answers (the default). 0: pass on every answer
+    /// from port 53 unmatched, as before matching existed (kept for benchmarks).
+    pub enabled: u32,
+    /// Answers per second, per CPU, passed on from untrusted network namespaces together.
+    pub untrusted_answers_per_sec: u32,
+    /// Burst of such answers, per CPU.
+    pub untrusted_burst: u32,
+    /// Zero.
+    pub reserved: u32,
+    /// An answer later than this after its query is refused, ns.
+    pub timeout_ns: u64,
+}
+
+/// A per-CPU token bucket (the untrusted-answer rate).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RateBucket {
+    /// Tokens left.
+    pub tokens: u64,
+    /// When tokens were last added, boot ns.
+    pub refilled_ns: u64,
 }
 
 /// Member offsets (bytes) in the running kernel's structures, read from its BTF by the loader.
@@ -255,6 +365,10 @@ pub struct KernelOffsets {
     /// 1 if `sched_process_exit` passes `bool group_dead` as its second argument (Linux ≥ 6.16);
     /// otherwise the program reads `task->signal->live` instead.
     pub exit_has_group_dead: u32,
+    /// `sock_common.skc_net` (`possible_net_t`, whose `net` pointer is at offset 0).
+    pub sock_net: u32,
+    /// `net.ns.inum`: the network namespace's inode number.
+    pub net_ns_inum: u32,
 }
 
 /// When a program wakes the ring-buffer reader, per ring: after each record (0, the kernel's
@@ -293,6 +407,12 @@ mod pod {
     unsafe impl aya::Pod for super::KernelOffsets {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::RingWakeup {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::DnsQueryKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::DnsMatching {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::RateBucket {}
 }
 
 #[cfg(test)]
@@ -311,12 +431,14 @@ mod tests {
             16 + 56 + 8 + EXEC_FILENAME_CAPACITY
         );
         assert_eq!(size_of::<ModuleLoadRecord>(), 16 + MODULE_NAME_LEN);
-        assert_eq!(DnsRecord::PAYLOAD_OFFSET, 16 + 8 + 8 + 32 + 4 + 12);
+        assert_eq!(DnsRecord::PAYLOAD_OFFSET, 16 + 8 + 8 + 32 + 4 + 20);
+        assert_eq!(size_of::<DnsQueryKey>(), 8 + 32 + 8 + 8);
+        assert_eq!(size_of::<DnsMatching>(), 24);
         assert_eq!(
             size_of::<DnsRecord>(),
             DnsRecord::PAYLOAD_OFFSET + DNS_PAYLOAD_CAPACITY
         );
-        assert_eq!(size_of::<KernelOffsets>(), 16 * 4);
+        assert_eq!(size_of::<KernelOffsets>(), 18 * 4);
         // The kernel reserves ring-buffer records 8-byte aligned.
         for align in [
             align_of::<ForkRecord>(),

@@ -10,8 +10,8 @@ use watchpost_core::process::Comm;
 use watchpost_core::start_time::{BootClock, StartTimeError};
 use watchpost_ebpf_common::{
     DNS_PAYLOAD_CAPACITY, DnsRecord, EXEC_FILENAME_CAPACITY, ExecRecord, ExitRecord, ForkRecord,
-    MODULE_NAME_LEN, ModuleLoadRecord, RecordHeader, TASK_COMM_LEN, TaskRecord, record_kind,
-    task_flag,
+    MODULE_NAME_LEN, ModuleLoadRecord, RecordHeader, TASK_COMM_LEN, TaskRecord, dns_flag,
+    record_kind, task_flag,
 };
 
 use crate::clock::instant_from_boot_ns;
@@ -186,6 +186,7 @@ pub fn decode_record(bytes: &[u8], clock: &BootClock) -> Result<KernelEvent, Dec
             )?;
             let server = ip_address(version, fields.array(offset_of!(DnsRecord, src_addr))?)?;
             let client = ip_address(version, fields.array(offset_of!(DnsRecord, dst_addr))?)?;
+            let flags = fields.u32(offset_of!(DnsRecord, flags))?;
             Ok(KernelEvent::DnsAnswer(DnsAnswer {
                 time,
                 server: SocketAddr::new(server, fields.u16(offset_of!(DnsRecord, src_port))?),
@@ -193,6 +194,9 @@ pub fn decode_record(bytes: &[u8], clock: &BootClock) -> Result<KernelEvent, Dec
                 cgroup_id: fields.u64(offset_of!(DnsRecord, cgroup_id))?,
                 socket_uid: fields.u32(offset_of!(DnsRecord, socket_uid))?,
                 wire_len: fields.u32(offset_of!(DnsRecord, wire_len))?,
+                netns: fields.u32(offset_of!(DnsRecord, netns))?,
+                trusted_netns: flags & dns_flag::TRUSTED_NETNS != 0,
+                matched: flags & dns_flag::MATCHED != 0,
                 message: message.to_vec(),
             }))
         }
@@ -292,6 +296,8 @@ mod tests {
         rec.extend_from_slice(&40000u16.to_ne_bytes());
         rec.extend_from_slice(&5u32.to_ne_bytes()); // wire
         rec.extend_from_slice(&5u32.to_ne_bytes()); // captured
+        rec.extend_from_slice(&4_026_531_840u32.to_ne_bytes()); // netns
+        rec.extend_from_slice(&3u32.to_ne_bytes()); // flags: matched, trusted
         rec.extend_from_slice(&0u32.to_ne_bytes());
         assert_eq!(rec.len(), DnsRecord::PAYLOAD_OFFSET);
         rec.extend_from_slice(&[0x12, 0x34, 0x81, 0x80, 0]);
@@ -302,6 +308,8 @@ mod tests {
         assert_eq!(answer.client, "127.0.0.1:40000".parse().unwrap());
         assert_eq!(answer.query_id(), Some(0x1234));
         assert_eq!(answer.cgroup_id, 77);
+        assert_eq!(answer.netns, 4_026_531_840);
+        assert!(answer.trusted_netns && answer.matched);
         assert!(!answer.is_truncated());
         // A record claiming more captured bytes than it carries is refused.
         rec.truncate(rec.len() - 1);

@@ -111,6 +111,13 @@ pub struct DnsAnswer {
     pub socket_uid: u32,
     /// Length of the DNS message on the wire.
     pub wire_len: u32,
+    /// Inode number of the receiving socket's network namespace (0 when query matching is
+    /// off): the answer is a fact about that namespace only.
+    pub netns: u32,
+    /// The namespace was trusted (the host's, or a known container's) when the answer came.
+    pub trusted_netns: bool,
+    /// The answer matched an outstanding query of that namespace (always, with matching on).
+    pub matched: bool,
     /// The DNS message (all of it unless [`DnsAnswer::is_truncated`]).
     pub message: Vec<u8>,
 }

@@ -42,6 +42,8 @@ pub fn kernel_layout(btf: &KernelBtf) -> Result<KernelLayout, BtfError> {
         },
         // sched_process_exit(struct task_struct *p, bool group_dead) since Linux 6.16.
         exit_has_group_dead: u32::from(exit_args.is_some_and(|args| args >= 2)),
+        sock_net: btf.member_offset("sock_common", "skc_net")?,
+        net_ns_inum: btf.member_offset("net", "ns")? + btf.member_offset("ns_common", "inum")?,
     };
     Ok(KernelLayout {
         offsets,

@@ -29,6 +29,8 @@ use aya_ebpf::helpers::generated as helper;
 use aya_ebpf::macros::{cgroup_skb, map, raw_tracepoint};
 use aya_ebpf::maps::{PerCpuArray, RingBuf};
 use aya_ebpf::programs::{RawTracePointContext, SkBuffContext};
+mod dns_match;
+
 use watchpost_ebpf_common::{
     DNS_PAYLOAD_CAPACITY, DNS_PORT, DnsRecord, EXEC_FILENAME_CAPACITY, ExecRecord, ExitRecord,
     ForkRecord, KernelOffsets, LOST_EVENTS_SLOTS, MODULE_NAME_LEN, ModuleLoadRecord, PF_KTHREAD,
@@ -54,6 +56,8 @@ static KERNEL_OFFSETS: KernelOffsets = KernelOffsets {
     binprm_filename: 0,
     module_name: 0,
     exit_has_group_dead: 0,
+    sock_net: 0,
+    net_ns_inum: 0,
 };
 
 /// Wake-up thresholds of the ring buffers, written by the loader (read-only data).
@@ -321,19 +325,20 @@ fn load<T>(ctx: &SkBuffContext, offset: u32) -> Result<T, ()> {
     ctx.load::<T>(offset as usize).map_err(|_| ())
 }
 
+/// Where the UDP header of an IPv4 or IPv6 packet starts, where its source address starts, the
+/// address length and the IP version; `Err` for anything but UDP.
 #[inline(always)]
-fn capture_dns_answer(ctx: &SkBuffContext) -> Result<(), ()> {
-    let skb_len = ctx.len();
+fn udp_header(ctx: &SkBuffContext) -> Result<(u32, u32, u32, u32), ()> {
     let first: u8 = load(ctx, 0)?;
     let ip_version = u32::from(first >> 4);
-    let (udp_offset, src_at, addr_len) = match ip_version {
+    match ip_version {
         4 => {
             let header_len = u32::from(first & 0x0f) * 4;
             let protocol: u8 = load(ctx, 9)?;
             if header_len < 20 || protocol != IPPROTO_UDP {
                 return Err(());
             }
-            (header_len, 12u32, 4u32)
+            Ok((header_len, 12u32, 4u32, ip_version))
         }
         6 => {
             let mut next: u8 = load(ctx, 6)?;
@@ -360,10 +365,16 @@ fn capture_dns_answer(ctx: &SkBuffContext) -> Result<(), ()> {
             if next != IPPROTO_UDP {
                 return Err(());
             }
-            (offset, 8u32, 16u32)
+            Ok((offset, 8u32, 16u32, ip_version))
         }
-        _ => return Err(()),
-    };
+        _ => Err(()),
+    }
+}
+
+#[inline(always)]
+fn capture_dns_answer(ctx: &SkBuffContext) -> Result<(), ()> {
+    let skb_len = ctx.len();
+    let (udp_offset, src_at, addr_len, ip_version) = udp_header(ctx)?;
     let src_port = u16::from_be(load::<u16>(ctx, udp_offset)?);
     if src_port != DNS_PORT {
         return Err(());
@@ -414,6 +425,8 @@ fn capture_dns_answer(ctx: &SkBuffContext) -> Result<(), ()> {
         addr_of_mut!((*scratch).dst_port).write(dst_port);
         addr_of_mut!((*scratch).wire_len).write(wire_len);
         addr_of_mut!((*scratch).payload_len).write(copy_len);
+        addr_of_mut!((*scratch).netns).write(0);
+        addr_of_mut!((*scratch).flags).write(0);
         addr_of_mut!((*scratch).reserved).write(0);
         if helper::bpf_skb_load_bytes(
             skb.cast_const().cast(),
@@ -424,6 +437,8 @@ fn capture_dns_answer(ctx: &SkBuffContext) -> Result<(), ()> {
         {
             return Err(());
         }
+        // Only answers to a query this namespace asked go on (see `dns_match`).
+        dns_match::admit_answer(ctx, scratch)?;
         // Only the filled part of the scratch record goes out (its exact length).
         let record_len = DnsRecord::PAYLOAD_OFFSET + copy_len as usize;
         let filled = core::slice::from_raw_parts(scratch.cast::<u8>().cast_const(), record_len);
