@@ -4,7 +4,11 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use watchpost_core::dns::{DnsCache, DnsCacheConfig, MAX_NAME_TEXT_LEN, Message, NameBuf};
+use watchpost_core::dns::{
+    DnsOrigin,DnsCache, DnsCacheConfig, MAX_NAME_TEXT_LEN, Message, NameBuf};
+
+/// The host's network namespace, trusted.
+const HOST: DnsOrigin = DnsOrigin::trusted(4_026_531_840);
 
 const NOW: u64 = 1_764_300_000_000_000_000;
 
@@ -15,8 +19,10 @@ fuzz_target!(|data: &[u8]| {
         max_links: 8,
         name_bytes: 256,
         hash_seed: 7,
+    trusted_answers_per_sec: u32::MAX,
+    ..DnsCacheConfig::default()
     });
-    let _ = cache.insert_packet(data, NOW);
+    let _ = cache.insert_packet(data, HOST, NOW);
     assert!(cache.len() <= cache.capacity());
     let Ok(message) = Message::parse(data) else { return };
     assert!(message.end() <= data.len());

@@ -40,9 +40,14 @@ impl DnsBackend for DnsCache {
     fn get_dns_response(
         &mut self,
         query: &str,
+        netns: Option<u32>,
         now: EpochNanos,
     ) -> Result<DnsResponse, StoreError> {
-        DnsCache::get_dns_response(self, query, now).map(|v| to_response(&v))
+        match netns {
+            Some(netns) => DnsCache::get_dns_response_in(self, query, netns, now),
+            None => DnsCache::get_dns_response(self, query, now),
+        }
+        .map(|v| to_response(&v))
     }
 
     /// Applied when the packet parses and its message is cached; a packet that does not parse
@@ -53,7 +58,7 @@ impl DnsBackend for DnsCache {
         } else {
             packet.observed_at.min(now)
         };
-        self.insert_packet(&packet.payload, at)
+        self.insert_packet(&packet.payload, packet.origin(), at)
             .is_ok_and(|ingested| ingested.outcome == MessageOutcome::Cached)
     }
 

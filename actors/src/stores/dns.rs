@@ -1,8 +1,10 @@
-//! The DNS store as an actor: answers observed on the wire, fed as raw DNS response packets.
+//! The DNS store as an actor: answers observed on the wire, fed as raw DNS response packets with
+//! the network namespace each was seen in. Lookups answer as the trusted namespaces saw it
+//! (the host's and known containers'), or as one namespace saw it when asked.
 
 use ractor::RpcReplyPort;
 use serde::{Deserialize, Serialize};
-use watchpost_core::dns::DnsCacheStats;
+use watchpost_core::dns::{DnsCacheStats, DnsOrigin};
 use watchpost_core::{DataStoreMetrics, EpochNanos, ErrorKind, HealthInfo, StoreError};
 
 use crate::handle::StoreHandle;
@@ -30,6 +32,30 @@ pub struct DnsPacket {
     /// When it was observed, epoch ns (TTLs count from here; 0: when the store applies it; a
     /// time in the future counts as now).
     pub observed_at: EpochNanos,
+    /// Inode number of the network namespace it was delivered in.
+    pub netns: u32,
+    /// Whether the collector trusts that namespace (the host's, or a known container's).
+    pub trusted: bool,
+}
+
+impl DnsPacket {
+    /// A packet seen in the trusted namespace `netns`.
+    pub fn trusted(payload: Vec<u8>, observed_at: EpochNanos, netns: u32) -> Self {
+        DnsPacket {
+            payload,
+            observed_at,
+            netns,
+            trusted: true,
+        }
+    }
+
+    /// Where it was seen.
+    pub fn origin(&self) -> DnsOrigin {
+        DnsOrigin {
+            netns: self.netns,
+            trusted: self.trusted,
+        }
+    }
 }
 
 /// Queries to the DNS store.
@@ -38,6 +64,8 @@ pub enum DnsQuery {
     GetDnsResponse {
         /// Name or IP.
         query: String,
+        /// One network namespace's view; `None`: the trusted namespaces'.
+        netns: Option<u32>,
         /// Answer.
         reply: RpcReplyPort<Result<DnsResponse, StoreError>>,
     },
@@ -65,9 +93,14 @@ impl Protocol for DnsProtocol {
 
 /// What a DNS cache must do to run behind the DNS store actor.
 pub trait DnsBackend: Send + 'static {
-    /// The cached answer (`NotFound` if not cached or expired).
-    fn get_dns_response(&mut self, query: &str, now: EpochNanos)
-    -> Result<DnsResponse, StoreError>;
+    /// The cached answer (`NotFound` if not cached or expired), as the trusted namespaces saw it
+    /// (`netns` `None`) or as namespace `netns` did.
+    fn get_dns_response(
+        &mut self,
+        query: &str,
+        netns: Option<u32>,
+        now: EpochNanos,
+    ) -> Result<DnsResponse, StoreError>;
     /// Records an observed response packet; `false` if it was not cacheable or malformed.
     fn observe(&mut self, packet: &DnsPacket, now: EpochNanos) -> bool;
     /// Upkeep after each intake message (dropping expired answers). Nothing by default.
@@ -85,13 +118,15 @@ pub trait DnsBackend: Send + 'static {
 impl<T: DnsBackend> StoreBackend<DnsProtocol> for T {
     fn handle_query(&mut self, query: DnsQuery, now: EpochNanos) {
         match query {
-            DnsQuery::GetDnsResponse { query, reply } => {
-                answer(reply, self.get_dns_response(&query, now))
-            }
+            DnsQuery::GetDnsResponse {
+                query,
+                netns,
+                reply,
+            } => answer(reply, self.get_dns_response(&query, netns, now)),
             DnsQuery::GetDnsResponses { queries, reply } => {
                 let answers = queries
                     .iter()
-                    .map(|q| self.get_dns_response(q, now))
+                    .map(|q| self.get_dns_response(q, None, now))
                     .collect();
                 answer(reply, answers)
             }
@@ -127,11 +162,29 @@ impl<T: DnsBackend> StoreBackend<DnsProtocol> for T {
 pub type DnsHandle = StoreHandle<DnsProtocol>;
 
 impl StoreHandle<DnsProtocol> {
-    /// The cached answer for `query` (a name, or an IP for a reverse lookup).
+    /// The cached answer for `query` (a name, or an IP for a reverse lookup), as the trusted
+    /// network namespaces (the host's and known containers') saw it.
     pub async fn get_dns_response(&self, query: &str) -> Result<DnsResponse, StoreError> {
         let query = query.to_owned();
         self.ask("get_dns_response", |reply| DnsQuery::GetDnsResponse {
             query,
+            netns: None,
+            reply,
+        })
+        .await
+    }
+
+    /// The cached answer for `query` as network namespace `netns` (its inode number) saw it,
+    /// trusted or not.
+    pub async fn get_dns_response_in(
+        &self,
+        query: &str,
+        netns: u32,
+    ) -> Result<DnsResponse, StoreError> {
+        let query = query.to_owned();
+        self.ask("get_dns_response", |reply| DnsQuery::GetDnsResponse {
+            query,
+            netns: Some(netns),
             reply,
         })
         .await

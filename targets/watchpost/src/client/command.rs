@@ -60,8 +60,9 @@ pub fn request_for(query: &Query) -> Request {
         Query::Symbols { addresses } => Request::Symbols {
             addresses: addresses.clone(),
         },
-        Query::Dns { name_or_ip } => Request::Dns {
+        Query::Dns { name_or_ip, netns } => Request::Dns {
             query: name_or_ip.clone(),
+            netns: *netns,
         },
         Query::Container {
             name: Some(name), ..

@@ -227,6 +227,37 @@ fn daemon_stats(d: &DaemonStats) -> String {
         ),
         ("kernel dns answers", d.kernel_dns_answers.to_string()),
         ("kernel events lost", d.kernel_events_lost.to_string()),
+        ("dns queries tracked", d.kernel_dns.queries_tracked.to_string()),
+        ("dns answers matched", d.kernel_dns.answers_matched.to_string()),
+        (
+            "dns refused: unmatched",
+            d.kernel_dns.answers_unmatched.to_string(),
+        ),
+        ("dns refused: late", d.kernel_dns.answers_late.to_string()),
+        (
+            "dns refused: malformed",
+            d.kernel_dns.answers_malformed.to_string(),
+        ),
+        (
+            "dns refused: kernel rate",
+            d.kernel_dns.answers_rate_limited.to_string(),
+        ),
+        (
+            "dns refused: no namespace",
+            d.kernel_dns.answers_no_namespace.to_string(),
+        ),
+        (
+            "dns refused: namespace rate",
+            d.dns_messages_rate_limited.to_string(),
+        ),
+        (
+            "dns refused: no namespace slot",
+            d.dns_messages_no_namespace_slot.to_string(),
+        ),
+        (
+            "dns answers oversized",
+            d.kernel_dns.answers_oversized.to_string(),
+        ),
     ]);
     for line in body.lines() {
         let _ = writeln!(out, "  {line}");

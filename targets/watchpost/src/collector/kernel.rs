@@ -3,7 +3,9 @@
 //! table swaps (a module was loaded), and exec/exit events for the detectors — through the same
 //! bounded intakes the `/proc` collector uses. The kernel's lost-record counters are read every
 //! `collector.lost_check_interval_ms` into the daemon's counters (shown by `query metrics`,
-//! and as a warning by `query health`).
+//! and as a warning by `query health`), and so are the kernel's DNS verdicts (answers refused
+//! by reason). Each DNS answer keeps the network namespace it was seen in and whether that
+//! namespace was trusted.
 //!
 //! Races with the `/proc` scans are settled by the process table: a fork for a process a scan
 //! already described merges into it (nothing duplicated) and corrects the scan's parent; a scan
@@ -152,6 +154,8 @@ fn sort(batch: Vec<KernelEvent>) -> Sorted {
             KernelEvent::DnsAnswer(a) => s.dns.push(DnsPacket {
                 payload: a.message,
                 observed_at: a.time,
+                netns: a.netns,
+                trusted: a.trusted_netns,
             }),
         }
     }
@@ -199,6 +203,10 @@ impl KernelFeed {
     }
 
     fn check_lost(&self) {
+        match self.task.dns_counters() {
+            Ok(dns) => self.stats.set_kernel_dns(&dns),
+            Err(e) => tracing::debug!("reading the DNS counters: {e}"),
+        }
         match self.task.lost_events() {
             Ok(lost) => {
                 let total = lost.total();

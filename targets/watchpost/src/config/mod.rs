@@ -192,6 +192,14 @@ pub struct DnsSection {
     pub max_links: usize,
     /// Bytes of name text, all names together.
     pub name_bytes: usize,
+    /// Network namespaces with answers held at once.
+    pub max_namespaces: usize,
+    /// Share of each pool untrusted namespaces may hold together, percent.
+    pub untrusted_share_percent: u8,
+    /// Answer messages per second one trusted namespace may insert.
+    pub trusted_answers_per_sec: u32,
+    /// Answer messages per second one untrusted namespace may insert.
+    pub untrusted_answers_per_sec: u32,
 }
 
 impl Default for DnsSection {
@@ -202,6 +210,10 @@ impl Default for DnsSection {
             max_addresses: d.max_addresses,
             max_links: d.max_links,
             name_bytes: d.name_bytes,
+            max_namespaces: d.max_namespaces,
+            untrusted_share_percent: d.untrusted_share_percent,
+            trusted_answers_per_sec: d.trusted_answers_per_sec,
+            untrusted_answers_per_sec: d.untrusted_answers_per_sec,
         }
     }
 }
@@ -256,6 +268,12 @@ pub struct CollectorSection {
     pub dns_ring_bytes: u32,
     /// How often the kernel's lost-event counters are read.
     pub lost_check_interval_ms: u64,
+    /// A DNS answer later than this after its query is refused.
+    pub dns_query_timeout_ms: u64,
+    /// Outstanding DNS queries the kernel remembers, per map (trusted namespaces, others).
+    pub dns_pending_queries: u32,
+    /// DNS answers per second, per CPU, the kernel passes on into untrusted namespaces.
+    pub dns_untrusted_answers_per_sec: u32,
 }
 
 impl Default for CollectorSection {
@@ -268,6 +286,9 @@ impl Default for CollectorSection {
             kernel_ring_bytes: 4 << 20,
             dns_ring_bytes: 1 << 20,
             lost_check_interval_ms: 1_000,
+            dns_query_timeout_ms: 10_000,
+            dns_pending_queries: 8_192,
+            dns_untrusted_answers_per_sec: 200,
         }
     }
 }
@@ -485,6 +506,15 @@ impl Config {
         positive("dns.max_addresses", dns.max_addresses as u64);
         positive("dns.max_links", dns.max_links as u64);
         positive("dns.name_bytes", dns.name_bytes as u64);
+        positive("dns.max_namespaces", dns.max_namespaces as u64);
+        positive(
+            "dns.trusted_answers_per_sec",
+            u64::from(dns.trusted_answers_per_sec),
+        );
+        positive(
+            "dns.untrusted_answers_per_sec",
+            u64::from(dns.untrusted_answers_per_sec),
+        );
         positive(
             "symbols.module_check_interval_ms",
             self.symbols.module_check_interval_ms,
@@ -493,6 +523,15 @@ impl Config {
         positive("collector.rescan_interval_ms", c.rescan_interval_ms);
         positive("collector.reconcile_interval_ms", c.reconcile_interval_ms);
         positive("collector.lost_check_interval_ms", c.lost_check_interval_ms);
+        positive("collector.dns_query_timeout_ms", c.dns_query_timeout_ms);
+        positive(
+            "collector.dns_pending_queries",
+            u64::from(c.dns_pending_queries),
+        );
+        positive(
+            "collector.dns_untrusted_answers_per_sec",
+            u64::from(c.dns_untrusted_answers_per_sec),
+        );
         positive(
             "collector.max_tracked_processes",
             c.max_tracked_processes as u64,
@@ -515,6 +554,12 @@ impl Config {
         };
         if d.data_dir.as_os_str().is_empty() {
             invalid("daemon.data_dir", "must not be empty");
+        }
+        if dns.untrusted_share_percent > 100 {
+            invalid("dns.untrusted_share_percent", "must be at most 100");
+        }
+        if dns.max_namespaces > usize::from(u16::MAX) {
+            invalid("dns.max_namespaces", "must be at most 65535");
         }
         for (key, bytes) in [
             ("collector.kernel_ring_bytes", c.kernel_ring_bytes),
@@ -629,7 +674,23 @@ impl Config {
             max_addresses: d.max_addresses,
             max_links: d.max_links,
             name_bytes: d.name_bytes,
+            max_namespaces: d.max_namespaces.min(usize::from(u16::MAX)),
+            untrusted_share_percent: d.untrusted_share_percent,
+            trusted_answers_per_sec: d.trusted_answers_per_sec,
+            untrusted_answers_per_sec: d.untrusted_answers_per_sec,
             ..DnsCacheConfig::default()
+        }
+    }
+
+    /// How the kernel matches DNS answers to queries.
+    pub fn dns_matching(&self) -> watchpost_ebpf::DnsMatchingOptions {
+        let c = &self.collector;
+        watchpost_ebpf::DnsMatchingOptions {
+            query_timeout: std::time::Duration::from_millis(c.dns_query_timeout_ms),
+            pending_queries: c.dns_pending_queries,
+            untrusted_answers_per_sec: c.dns_untrusted_answers_per_sec,
+            untrusted_burst: c.dns_untrusted_answers_per_sec.saturating_mul(2),
+            ..watchpost_ebpf::DnsMatchingOptions::default()
         }
     }
 

@@ -27,6 +27,7 @@ use watchpost_actors::{Registry, RegistryConfig, clock};
 use crate::bootstrap;
 use crate::bootstrap::symbols::ModuleWatch;
 use crate::collector::kernel::{KernelFeed, KernelOutputs};
+use crate::collector::netns_trust::NetnsTrust;
 use crate::collector::symbol_reload::SymbolReloader;
 use crate::collector::{Collector, CollectorError, CollectorOutputs};
 use crate::config::{Config, EbpfMode, ms};
@@ -96,6 +97,7 @@ fn start_ebpf(
     let options = watchpost_ebpf::CollectorOptions {
         kernel_ring_bytes: c.kernel_ring_bytes,
         dns_ring_bytes: c.dns_ring_bytes,
+        dns_matching: config.dns_matching(),
         ..Default::default()
     };
     let started = Instant::now();
@@ -260,13 +262,15 @@ async fn serve(
         container_store: registry.containers(),
         events: events.clone(),
     };
+    let netns_trust = Arc::new(NetnsTrust::new());
     let mut collector = Collector::new(
         reader.clone(),
         outputs,
         stats.clone(),
         config.collector.max_tracked_processes,
         ms(config.stores.call_timeout_ms),
-    );
+    )
+    .with_netns_trust(netns_trust.clone());
     let started = Instant::now();
     let processes = tokio::select! {
         n = collector.bootstrap() => n?,
@@ -279,6 +283,9 @@ async fn serve(
         "process tree bootstrapped from /proc"
     );
     let kernel = start_ebpf(config, &stats)?;
+    if let Some(task) = &kernel {
+        netns_trust.attach_kernel(task.trusted_namespaces());
+    }
     let (collector, rescan_interval) = if kernel.is_some() {
         (
             collector.without_detector_events(),

@@ -98,6 +98,9 @@ pub struct ProcProcess {
     pub exe: Option<String>,
     /// The container its cgroup names, if any (a cgroup the kernel marked deleted names none).
     pub container: Option<CgroupContainer>,
+    /// Inode number of its network namespace; read only for processes in a container (the
+    /// container's namespace is trusted for DNS answers), `None` otherwise or if unreadable.
+    pub netns: Option<u32>,
 }
 
 impl ProcProcess {
@@ -243,6 +246,11 @@ impl ProcReader {
             Err(e) if e.is_gone() => return Err(e),
             Err(_) => None,
         };
+        let netns = if container.is_some() {
+            self.namespace_inode(pid, "net")
+        } else {
+            None
+        };
         Ok(ProcProcess {
             pid,
             ppid: stat.ppid,
@@ -253,7 +261,15 @@ impl ProcReader {
             gid: ids.gid,
             exe,
             container,
+            netns,
         })
+    }
+
+    /// The inode number of `pid`'s namespace of `kind` (`net`, `mnt`, …), if readable.
+    pub fn namespace_inode(&self, pid: u32, kind: &str) -> Option<u32> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(self.pid_path(pid, &format!("ns/{kind}"))).ok()?;
+        u32::try_from(meta.ino()).ok()
     }
 
     /// Process IDs listed under the root now, ascending.

@@ -178,13 +178,19 @@ impl QueryContext {
                         supervision,
                     });
                 }
-                let daemon = all.then(|| {
+                let mut daemon = all.then(|| {
                     let engine = self
                         .engine
                         .as_ref()
                         .map_or(EngineStats::default(), DetectorEngine::stats);
                     self.stats.snapshot(engine)
                 });
+                if let Some(d) = daemon.as_mut()
+                    && let Ok(dns) = r.dns().dns_stats().await
+                {
+                    d.dns_messages_rate_limited = dns.messages_rate_limited;
+                    d.dns_messages_no_namespace_slot = dns.messages_no_namespace_slot;
+                }
                 Ok(Answer::Metrics(MetricsReport { stores, daemon }))
             }
             Request::System {} => {
@@ -308,12 +314,24 @@ impl QueryContext {
                     .collect();
                 Ok(Answer::SymbolBatch(entries))
             }
-            Request::Dns { query } => r
-                .dns()
-                .get_dns_response(&query)
-                .await
-                .map(Answer::Dns)
-                .map_err(|e| store_error(e, || format!("no DNS answer observed for {query}"))),
+            Request::Dns { query, netns } => {
+                let dns = r.dns();
+                let answer = match netns {
+                    Some(netns) => dns.get_dns_response_in(&query, netns).await,
+                    None => dns.get_dns_response(&query).await,
+                };
+                answer.map(Answer::Dns).map_err(|e| {
+                    store_error(e, || match netns {
+                        Some(netns) => {
+                            format!("no DNS answer observed for {query} in network namespace {netns}")
+                        }
+                        None => format!(
+                            "no DNS answer observed for {query} in the host's or a known \
+                             container's network namespace"
+                        ),
+                    })
+                })
+            }
             Request::Container { id } => r
                 .containers()
                 .get_container(&id)
