@@ -82,7 +82,9 @@ fn each_answer_belongs_to_its_namespace() {
     );
     assert_eq!(ips(&mut c, "app.example", Some(HOST.netns)), None);
     assert_eq!(ips(&mut c, "bank.example", Some(12345)), None);
-    let reverse = c.get_dns_response_in("203.0.113.67", ATTACKER.netns, T0).unwrap();
+    let reverse = c
+        .get_dns_response_in("203.0.113.67", ATTACKER.netns, T0)
+        .unwrap();
     assert_eq!(reverse.domains(), ["only-evil.example"]);
 }
 
@@ -109,10 +111,7 @@ fn trust_follows_the_latest_answer() {
     // The runtime's container became known: its namespace is trusted from its next answer on.
     c.insert_packet(&packet("b.example", "192.0.2.11"), CONTAINER, T0)
         .unwrap();
-    assert_eq!(
-        ips(&mut c, "a.example", None),
-        Some(vec![ip("192.0.2.10")])
-    );
+    assert_eq!(ips(&mut c, "a.example", None), Some(vec![ip("192.0.2.10")]));
     // And untrusted again once the collector says so (the container is gone, its inode reused).
     c.insert_packet(&packet("c.example", "192.0.2.12"), later, T0)
         .unwrap();
@@ -125,8 +124,12 @@ fn an_untrusted_flood_never_evicts_a_trusted_answer() {
     let mut c = cache(NAMES, u32::MAX);
     let host_names: Vec<String> = (0..NAMES / 2).map(|i| format!("real{i}.example")).collect();
     for (i, name) in host_names.iter().enumerate() {
-        c.insert_packet(&packet(name, &format!("10.1.{}.{}", i / 250, i % 250)), HOST, T0)
-            .unwrap();
+        c.insert_packet(
+            &packet(name, &format!("10.1.{}.{}", i / 250, i % 250)),
+            HOST,
+            T0,
+        )
+        .unwrap();
     }
     // 6,000 forged answers from one namespace, then from 50 namespaces (every one a new name),
     // each sent as its own message; plus multi-record messages to fill addresses and links.
@@ -200,7 +203,10 @@ fn a_namespace_pushes_another_down_to_its_own_size_not_below() {
             .unwrap();
     }
     assert!(ips(&mut c, "real399.example", None).is_some());
-    assert!(ips(&mut c, "noise4999.example", None).is_some(), "the container keeps its share");
+    assert!(
+        ips(&mut c, "noise4999.example", None).is_some(),
+        "the container keeps its share"
+    );
 }
 
 #[test]
@@ -211,13 +217,18 @@ fn rates_are_per_namespace() {
         let p = packet(&format!("r{i}.example"), "192.0.2.4");
         outcomes.push(c.insert_packet(&p, ATTACKER, T0).unwrap().outcome);
     }
-    let cached = outcomes.iter().filter(|o| **o == MessageOutcome::Cached).count();
+    let cached = outcomes
+        .iter()
+        .filter(|o| **o == MessageOutcome::Cached)
+        .count();
     assert_eq!(cached, 10, "{outcomes:?}");
     assert_eq!(c.stats().messages_rate_limited, 20);
     // Another namespace is not slowed by it; the first gets tokens back with time.
     let p = packet("other.example", "192.0.2.5");
     assert_eq!(
-        c.insert_packet(&p, DnsOrigin::untrusted(77), T0).unwrap().outcome,
+        c.insert_packet(&p, DnsOrigin::untrusted(77), T0)
+            .unwrap()
+            .outcome,
         MessageOutcome::Cached
     );
     let p = packet("later.example", "192.0.2.6");
@@ -237,11 +248,14 @@ fn a_full_namespace_table_makes_room_for_trusted_namespaces_only() {
     });
     for n in 0..4 {
         let p = packet(&format!("e{n}.example"), "192.0.2.1");
-        c.insert_packet(&p, DnsOrigin::untrusted(100 + n), T0).unwrap();
+        c.insert_packet(&p, DnsOrigin::untrusted(100 + n), T0)
+            .unwrap();
     }
     let p = packet("late-evil.example", "192.0.2.2");
     assert_eq!(
-        c.insert_packet(&p, DnsOrigin::untrusted(200), T0).unwrap().outcome,
+        c.insert_packet(&p, DnsOrigin::untrusted(200), T0)
+            .unwrap()
+            .outcome,
         MessageOutcome::NoNamespaceSlot
     );
     let p = packet("real.example", "192.0.2.3");

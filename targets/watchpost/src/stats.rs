@@ -141,11 +141,7 @@ impl DaemonCounters {
             kernel_process_updates: get(&self.kernel_process_updates),
             kernel_dns_answers: get(&self.kernel_dns_answers),
             kernel_events_lost: get(&self.kernel_events_lost),
-            kernel_dns: self
-                .kernel_dns
-                .lock()
-                .map(|d| *d)
-                .unwrap_or_default(),
+            kernel_dns: self.kernel_dns.lock().map(|d| *d).unwrap_or_default(),
             dns_messages_rate_limited: 0,
             dns_messages_no_namespace_slot: 0,
         }

@@ -227,8 +227,14 @@ fn daemon_stats(d: &DaemonStats) -> String {
         ),
         ("kernel dns answers", d.kernel_dns_answers.to_string()),
         ("kernel events lost", d.kernel_events_lost.to_string()),
-        ("dns queries tracked", d.kernel_dns.queries_tracked.to_string()),
-        ("dns answers matched", d.kernel_dns.answers_matched.to_string()),
+        (
+            "dns queries tracked",
+            d.kernel_dns.queries_tracked.to_string(),
+        ),
+        (
+            "dns answers matched",
+            d.kernel_dns.answers_matched.to_string(),
+        ),
         (
             "dns refused: unmatched",
             d.kernel_dns.answers_unmatched.to_string(),

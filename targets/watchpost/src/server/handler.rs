@@ -183,7 +183,7 @@ impl QueryContext {
                         .engine
                         .as_ref()
                         .map_or(EngineStats::default(), DetectorEngine::stats);
-                    self.stats.snapshot(engine)
+                    Box::new(self.stats.snapshot(engine))
                 });
                 if let Some(d) = daemon.as_mut()
                     && let Ok(dns) = r.dns().dns_stats().await
@@ -323,7 +323,9 @@ impl QueryContext {
                 answer.map(Answer::Dns).map_err(|e| {
                     store_error(e, || match netns {
                         Some(netns) => {
-                            format!("no DNS answer observed for {query} in network namespace {netns}")
+                            format!(
+                                "no DNS answer observed for {query} in network namespace {netns}"
+                            )
                         }
                         None => format!(
                             "no DNS answer observed for {query} in the host's or a known \

@@ -238,7 +238,7 @@ pub struct MetricsReport {
     pub stores: Vec<StoreMetricsReport>,
     /// The daemon's counters (absent when one store was asked for).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub daemon: Option<DaemonStats>,
+    pub daemon: Option<Box<DaemonStats>>,
 }
 
 /// A syscall lookup's answer.
