@@ -85,14 +85,17 @@
 //! **Paths.** Executable paths are interned in a bounded [`crate::intern_arena::InternArena`]:
 //! records sharing a binary share one copy, released with the last record (or parked exec) that
 //! uses it. A fork without a path inherits its parent's. When the arena is full the path reads
-//! as unknown (`exe_paths_dropped`).
+//! as unknown (`exe_paths_dropped`). Two paths are kept per process: the executed file's own
+//! (resolved by the collector: symlinks followed, `..` gone) and the one given to execve
+//! (`invoked_path`; unknown from a scan), with [`ExeFlags`] (deleted, memfd, truncated). A
+//! rename ([`RenameEvent`]) changes the name of a running process only.
 //!
-//! **Memory.** Everything is reserved by [`ProcessTable::new`]. Per capacity entry: the 88-byte
+//! **Memory.** Everything is reserved by [`ProcessTable::new`]. Per capacity entry: the 104-byte
 //! record, 12 bytes of child/sibling links, 4 in the free-slot stack, 8 in the recency list,
 //! 8 in the exit queue, and two hash indexes (entity ID; orphan groups) of 8-byte positions at
-//! ≤ 75 % load (10.7–21.3 bytes each, by the power-of-two rounding): about 142–162 bytes per
-//! process (146 at capacity 10,000), plus the path arena and the pending buffer (56 bytes per
-//! entry). With the default configuration, 10,000 processes reserve 1.87 MB in total (187 bytes
+//! ≤ 75 % load (10.7–21.3 bytes each, by the power-of-two rounding): about 158–178 bytes per
+//! process (162 at capacity 10,000), plus the path arena and the pending buffer (80 bytes per
+//! entry). With the default configuration, 10,000 processes reserve 2.04 MB in total (203 bytes
 //! per entry, of which ~40 are the 256 KiB path arena).
 //! [`ProcessTable::bytes_reserved`] gives the exact total.
 
@@ -111,7 +114,7 @@ pub mod table;
 pub mod view;
 
 pub use comm::{COMM_LEN, Comm};
-pub use event::{ExecEvent, ExitEvent, ForkEvent, ProcessKey, ScanRecord};
+pub use event::{ExeFlags, ExecEvent, ExitEvent, ForkEvent, ProcessKey, RenameEvent, ScanRecord};
 
 #[cfg(feature = "alloc")]
 pub use table::{EventOutcome, ProcessTable, ProcessTableConfig, ProcessTableStats};

@@ -7,7 +7,8 @@
 //! # Records
 //! Every ring-buffer record starts with a [`RecordHeader`] whose `kind` says which record type
 //! follows ([`record_kind`]). Two ring buffers exist:
-//! - [`KERNEL_EVENTS_MAP`]: [`ForkRecord`], [`ExecRecord`], [`ExitRecord`], [`ModuleLoadRecord`];
+//! - [`KERNEL_EVENTS_MAP`]: [`ForkRecord`], [`ExecRecord`] (exact length), [`ExitRecord`],
+//!   [`ModuleLoadRecord`], [`RenameRecord`];
 //! - [`DNS_EVENTS_MAP`]: [`DnsRecord`], written with its exact length (header + captured bytes).
 //!
 //! # Kernel layout
@@ -24,9 +25,22 @@
 
 /// Bytes of a task's name (`TASK_COMM_LEN`).
 pub const TASK_COMM_LEN: usize = 16;
-/// Bytes kept of an executed file name, including its terminating NUL (longer names are cut and
-/// flagged by [`ExecRecord::filename_len`] reaching this value).
-pub const EXEC_FILENAME_CAPACITY: usize = 512;
+/// Bytes kept of the path given to execve, including its terminating NUL: `PATH_MAX` (longer
+/// names are cut and flagged by [`ExecRecord::filename_len`] reaching this value).
+pub const EXEC_FILENAME_CAPACITY: usize = 4096;
+/// Bytes of the executed file's path components the walk writes before it stops (it stops at
+/// the first component starting past this offset, so a path of `PATH_MAX` bytes fits whole).
+pub const EXEC_PATH_CAPACITY: usize = 4096;
+/// Most bytes one path component takes in the record (a name of at most 255 bytes and its NUL).
+pub const EXEC_PATH_COMPONENT_MAX: usize = 256;
+/// Most components walked from the executed file up to the root; a deeper path is cut (the
+/// components nearest the file are kept) and flagged [`exe_flag::TRUNCATED`].
+pub const EXEC_PATH_MAX_DEPTH: u32 = 160;
+/// Most mount crossings at one point of the path (mounts stacked on one another).
+pub const EXEC_PATH_MOUNT_HOPS: u32 = 4;
+/// Bytes of [`ExecRecord::data`]: room for the path components, then the filename, each at
+/// its largest (the mask the programs index with is one less than a power of two above both).
+pub const EXEC_DATA_CAPACITY: usize = 12 * 1024;
 /// Bytes of a kernel module name (`MODULE_NAME_LEN` on 64-bit kernels).
 pub const MODULE_NAME_LEN: usize = 56;
 /// Bytes of a DNS answer's UDP payload kept. EDNS answers are at most 4,096 bytes in practice;
@@ -47,7 +61,9 @@ pub const DNS_EVENTS_MAP: &str = "DNS_EVENTS";
 /// Name of the per-CPU `u64` array counting records dropped because a ring buffer was full.
 pub const LOST_EVENTS_MAP: &str = "LOST_EVENTS";
 /// Slots of [`LOST_EVENTS_MAP`]: one per [`record_kind`] value (slot 0 unused).
-pub const LOST_EVENTS_SLOTS: u32 = 6;
+pub const LOST_EVENTS_SLOTS: u32 = 7;
+/// Name of the [`ExecOptions`] global.
+pub const EXEC_OPTIONS_GLOBAL: &str = "EXEC_OPTIONS";
 /// Name of the LRU hash of outstanding DNS queries ([`DnsQueryKey`] → boot ns asked) from
 /// trusted network namespaces (the host's and containers' the daemon knows).
 pub const DNS_QUERIES_TRUSTED_MAP: &str = "DNS_QUERIES_TRUSTED";
@@ -79,6 +95,9 @@ pub mod program_name {
     pub const EXIT: &str = "sched_process_exit";
     /// `raw_tp/module_load`.
     pub const MODULE_LOAD: &str = "module_load";
+    /// `raw_tp/task_rename`: a process's name changed (`prctl(PR_SET_NAME)`, `/proc/<pid>/comm`,
+    /// exec).
+    pub const RENAME: &str = "task_rename";
     /// `cgroup_skb/ingress` capturing DNS answers.
     pub const DNS_INGRESS: &str = "dns_answers_ingress";
     /// `cgroup_skb/egress` recording outgoing DNS queries.
@@ -127,6 +146,22 @@ pub mod record_kind {
     pub const MODULE_LOAD: u32 = 4;
     /// A [`super::DnsRecord`].
     pub const DNS_ANSWER: u32 = 5;
+    /// A [`super::RenameRecord`].
+    pub const RENAME: u32 = 6;
+}
+
+/// Bits of [`ExecRecord::exe_flags`].
+pub mod exe_flag {
+    /// The executed file had been unlinked (its dentry is unhashed).
+    pub const DELETED: u32 = 1;
+    /// It lives on a mount in no mount namespace (a kernel-internal mount: `memfd_create`'s,
+    /// for one); with a name starting `memfd:` it is a memfd.
+    pub const INTERNAL_MOUNT: u32 = 2;
+    /// The walk stopped before the root (too deep, or the buffer was full): the path holds the
+    /// components nearest the file only.
+    pub const TRUNCATED: u32 = 4;
+    /// A component could not be read: the path is incomplete.
+    pub const UNRESOLVED: u32 = 8;
 }
 
 /// Bits of [`TaskRecord::flags`].
@@ -190,6 +225,11 @@ pub struct ForkRecord {
 }
 
 /// A process executed a new program: `sched_process_exec`.
+///
+/// Written with its exact length: `DATA_OFFSET + path_len + filename_len` bytes. `data` holds
+/// first the executed file's path components (each NUL-terminated, the file's own name first,
+/// then its parent directories up to the root; mount points crossed), then the path as given
+/// to execve, NUL-terminated.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ExecRecord {
@@ -199,12 +239,48 @@ pub struct ExecRecord {
     pub task: TaskRecord,
     /// Thread ID that called exec (differs from `task.pid` when a non-leader thread exec'd).
     pub old_tid: u32,
-    /// Bytes of `filename` written, including the NUL, as returned by
+    /// Bits of [`exe_flag`].
+    pub exe_flags: u32,
+    /// Bytes of `data` holding path components (0: not resolved).
+    pub path_len: u32,
+    /// Bytes of the execve path after them, including the NUL, as returned by
     /// `bpf_probe_read_kernel_str`; 0 if the name could not be read. Equal to
     /// [`EXEC_FILENAME_CAPACITY`] means the name may have been cut.
     pub filename_len: u32,
-    /// `bprm->filename`: the path as given to execve (or `/dev/fd/N` for fexecve).
-    pub filename: [u8; EXEC_FILENAME_CAPACITY],
+    /// Path components, then `bprm->filename` (see above).
+    pub data: [u8; EXEC_DATA_CAPACITY],
+}
+
+impl ExecRecord {
+    /// Byte offset of `data`.
+    pub const DATA_OFFSET: usize = core::mem::offset_of!(ExecRecord, data);
+}
+
+/// A process's name changed (`task_rename` of a thread-group leader).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RenameRecord {
+    /// `kind` = [`record_kind::RENAME`].
+    pub header: RecordHeader,
+    /// Process ID (the leader's `tgid`).
+    pub pid: u32,
+    /// Zero.
+    pub reserved: u32,
+    /// The process's start time: the leader's `start_boottime`, ns since boot.
+    pub start_boottime: u64,
+    /// The new name, NUL-padded.
+    pub comm: [u8; TASK_COMM_LEN],
+}
+
+/// How the exec program works, written by the loader (read-only data).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExecOptions {
+    /// 1: resolve the executed file's path (the default). 0: the execve path only, as before
+    /// path resolution existed (kept for benchmarks).
+    pub resolve_path: u32,
+    /// Zero.
+    pub reserved: u32,
 }
 
 /// A process ended: the last live thread of a thread group passed `sched_process_exit`.
@@ -369,6 +445,30 @@ pub struct KernelOffsets {
     pub sock_net: u32,
     /// `net.ns.inum`: the network namespace's inode number.
     pub net_ns_inum: u32,
+    /// `linux_binprm.file`: the file being executed.
+    pub binprm_file: u32,
+    /// `file.f_path.mnt` (`struct vfsmount *`).
+    pub file_path_mnt: u32,
+    /// `file.f_path.dentry`.
+    pub file_path_dentry: u32,
+    /// `dentry.d_parent`.
+    pub dentry_parent: u32,
+    /// `dentry.d_name.name`: the component's name.
+    pub dentry_name: u32,
+    /// `dentry.d_hash.pprev`: null when the dentry is unhashed (unlinked).
+    pub dentry_hash_pprev: u32,
+    /// `vfsmount.mnt_root`.
+    pub vfsmount_root: u32,
+    /// `mount.mnt`: where the `vfsmount` sits in its `struct mount`.
+    pub mount_mnt: u32,
+    /// `mount.mnt_parent`.
+    pub mount_parent: u32,
+    /// `mount.mnt_mountpoint`.
+    pub mount_mountpoint: u32,
+    /// `mount.mnt_ns`.
+    pub mount_ns: u32,
+    /// Zero (keeps the struct a multiple of 8 bytes).
+    pub reserved: u32,
 }
 
 /// When a program wakes the ring-buffer reader, per ring: after each record (0, the kernel's
@@ -410,6 +510,10 @@ mod pod {
     // SAFETY: as above.
     unsafe impl aya::Pod for super::DnsQueryKey {}
     // SAFETY: as above.
+    unsafe impl aya::Pod for super::RenameRecord {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::ExecOptions {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for super::DnsMatching {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::RateBucket {}
@@ -426,10 +530,18 @@ mod tests {
         assert_eq!(size_of::<TaskRecord>(), 24 + 16 + TASK_COMM_LEN);
         assert_eq!(size_of::<ForkRecord>(), 16 + 56 + 8);
         assert_eq!(size_of::<ExitRecord>(), 16 + 56 + 8);
+        assert_eq!(ExecRecord::DATA_OFFSET, 16 + 56 + 16);
         assert_eq!(
             size_of::<ExecRecord>(),
-            16 + 56 + 8 + EXEC_FILENAME_CAPACITY
+            ExecRecord::DATA_OFFSET + EXEC_DATA_CAPACITY
         );
+        // Components (the last may start at the capacity) then the filename fit, and the
+        // programs' 8 KiB index mask plus the largest write stays inside.
+        assert!(
+            EXEC_PATH_CAPACITY + EXEC_PATH_COMPONENT_MAX + EXEC_FILENAME_CAPACITY <= 8192 + 4096
+        );
+        assert!(8191 + EXEC_FILENAME_CAPACITY <= EXEC_DATA_CAPACITY);
+        assert_eq!(size_of::<RenameRecord>(), 16 + 16 + TASK_COMM_LEN);
         assert_eq!(size_of::<ModuleLoadRecord>(), 16 + MODULE_NAME_LEN);
         assert_eq!(DnsRecord::PAYLOAD_OFFSET, 16 + 8 + 8 + 32 + 4 + 20);
         assert_eq!(size_of::<DnsQueryKey>(), 8 + 32 + 8 + 8);
@@ -438,7 +550,7 @@ mod tests {
             size_of::<DnsRecord>(),
             DnsRecord::PAYLOAD_OFFSET + DNS_PAYLOAD_CAPACITY
         );
-        assert_eq!(size_of::<KernelOffsets>(), 18 * 4);
+        assert_eq!(size_of::<KernelOffsets>(), 30 * 4);
         // The kernel reserves ring-buffer records 8-byte aligned.
         for align in [
             align_of::<ForkRecord>(),
@@ -461,6 +573,7 @@ mod tests {
             record_kind::EXIT,
             record_kind::MODULE_LOAD,
             record_kind::DNS_ANSWER,
+            record_kind::RENAME,
         ] {
             assert!(kind < LOST_EVENTS_SLOTS);
         }

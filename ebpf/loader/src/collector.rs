@@ -17,8 +17,9 @@ use tokio::task::JoinHandle;
 use watchpost_core::start_time::BootClock;
 use watchpost_ebpf_common::{
     DNS_COUNTERS_MAP, DNS_EVENTS_MAP, DNS_MATCHING_GLOBAL, DNS_QUERIES_OTHER_MAP,
-    DNS_QUERIES_TRUSTED_MAP, KERNEL_EVENTS_MAP, KERNEL_OFFSETS_GLOBAL, LOST_EVENTS_MAP,
-    RING_WAKEUP_GLOBAL, RingWakeup, TRUSTED_NETNS_MAP, program_name, record_kind,
+    DNS_QUERIES_TRUSTED_MAP, EXEC_OPTIONS_GLOBAL, ExecOptions, KERNEL_EVENTS_MAP,
+    KERNEL_OFFSETS_GLOBAL, LOST_EVENTS_MAP, RING_WAKEUP_GLOBAL, RingWakeup, TRUSTED_NETNS_MAP,
+    program_name, record_kind,
 };
 
 use crate::btf::{BtfError, KERNEL_BTF_PATH, KernelBtf};
@@ -46,7 +47,8 @@ pub struct CollectorOptions {
     /// Attach `module_load` when the kernel has it (see [`ModuleLoadSignal`]).
     pub module_loads: bool,
     /// Bytes of the process/module ring buffer: a power of two, at least one page. Fork and exit
-    /// records take 88 bytes, exec records 600 (plus 8 bytes of ring header each).
+    /// records take 88 bytes, renames 48, execs 88 plus their two paths (typically 130–250;
+    /// at most about 8.5 KiB), plus 8 bytes of ring header each.
     pub kernel_ring_bytes: u32,
     /// Bytes of the DNS ring buffer: a power of two, at least one page. A record takes 88 bytes
     /// plus the DNS message.
@@ -59,6 +61,9 @@ pub struct CollectorOptions {
     pub wakeup: WakeupPolicy,
     /// How DNS answers are matched to the queries that asked for them.
     pub dns_matching: DnsMatchingOptions,
+    /// Resolve the path of the file each exec ran (the default). `false` reports only the path
+    /// given to execve, as before resolution existed: for measuring what it costs.
+    pub resolve_exe_paths: bool,
 }
 
 /// When the programs wake the ring-buffer reader.
@@ -107,6 +112,7 @@ impl Default for CollectorOptions {
                 max_latency: Duration::from_millis(10),
             },
             dns_matching: DnsMatchingOptions::default(),
+            resolve_exe_paths: true,
         }
     }
 }
@@ -129,6 +135,8 @@ pub enum ModuleLoadSignal {
 pub struct Attachments {
     /// `sched_process_{fork,exec,exit}` are attached.
     pub process_events: bool,
+    /// `task_rename` is attached (process names follow `prctl(PR_SET_NAME)` and the like).
+    pub renames: bool,
     /// The DNS capture (answers in, queries out) is attached to this cgroup v2 root.
     pub dns_cgroup_root: Option<PathBuf>,
     /// Answers must match an outstanding query (see [`DnsMatchingOptions::require_query`]).
@@ -150,6 +158,8 @@ pub struct LostEvents {
     pub module_load: u64,
     /// DNS answers lost.
     pub dns_answer: u64,
+    /// Renames lost.
+    pub rename: u64,
 }
 
 impl LostEvents {
@@ -160,6 +170,7 @@ impl LostEvents {
             .saturating_add(self.exit)
             .saturating_add(self.module_load)
             .saturating_add(self.dns_answer)
+            .saturating_add(self.rename)
     }
 }
 
@@ -191,6 +202,7 @@ impl LostEventCounter {
             exit: sum(record_kind::EXIT)?,
             module_load: sum(record_kind::MODULE_LOAD)?,
             dns_answer: sum(record_kind::DNS_ANSWER)?,
+            rename: sum(record_kind::RENAME)?,
         })
     }
 }
@@ -463,6 +475,14 @@ impl Collector {
             .override_global(KERNEL_OFFSETS_GLOBAL, &layout.offsets, true)
             .override_global(RING_WAKEUP_GLOBAL, &wakeup, true)
             .override_global(DNS_MATCHING_GLOBAL, &options.dns_matching.global(), true)
+            .override_global(
+                EXEC_OPTIONS_GLOBAL,
+                &ExecOptions {
+                    resolve_path: u32::from(options.resolve_exe_paths),
+                    reserved: 0,
+                },
+                true,
+            )
             .map_max_entries(
                 DNS_QUERIES_TRUSTED_MAP,
                 options.dns_matching.pending_queries.max(1),
@@ -480,6 +500,9 @@ impl Collector {
             attach_raw_tracepoint(&mut ebpf, program_name::FORK, "sched_process_fork")?;
             attach_raw_tracepoint(&mut ebpf, program_name::EXEC, "sched_process_exec")?;
             attach_raw_tracepoint(&mut ebpf, program_name::EXIT, "sched_process_exit")?;
+            if layout.has_task_rename_tracepoint {
+                attach_raw_tracepoint(&mut ebpf, program_name::RENAME, "task_rename")?;
+            }
         }
         let module_loads = if !options.module_loads {
             ModuleLoadSignal::NotRequested
@@ -577,6 +600,7 @@ impl Collector {
 
         let attachments = Attachments {
             process_events: options.process_events,
+            renames: options.process_events && layout.has_task_rename_tracepoint,
             dns_queries_matched: dns_cgroup_root.is_some() && options.dns_matching.require_query,
             dns_cgroup_root,
             module_loads,

@@ -281,6 +281,14 @@ fn process_chain(ctx: &Context) {
             "pid {pid}: exec'd {:?}",
             last_exec.filename
         );
+        // The path resolved in the kernel is /proc's, with no help from userspace.
+        assert_eq!(
+            Path::new(&last_exec.exe),
+            truth.exe,
+            "pid {pid}: resolved {:?}",
+            last_exec.exe
+        );
+        assert_eq!(last_exec.exe_flags, Default::default());
         assert_eq!(last_exec.process.start_time, proc_start);
         assert_eq!(
             (last_exec.process.uid, last_exec.process.gid),
