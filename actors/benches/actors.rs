@@ -262,6 +262,7 @@ fn ingestion(c: &mut Criterion) {
                                 gid: 1000,
                                 comm: "worker".into(),
                                 exe_path: None,
+                                exe_flags: Default::default(),
                             })
                         })
                         .collect();

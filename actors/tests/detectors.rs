@@ -158,6 +158,7 @@ fn exec_event(reader: &ProcReader, pid: u32) -> Event {
         ppid: f.start.ppid,
         parent_entity_id: f.parent_entity_id,
         exe: f.start.exe_path.clone().unwrap_or_default(),
+        invoked: String::new(),
         comm: f.start.comm.clone(),
         uid: f.start.uid,
         gid: f.start.gid,

@@ -29,8 +29,13 @@ pub struct Event {
     pub ppid: u32,
     /// Entity ID of the parent (0 if unknown).
     pub parent_entity_id: u32,
-    /// Executable path (after the exec, for `Exec`).
+    /// Path of the executed file (after the exec, for `Exec`): the file the kernel ran, symlinks
+    /// followed.
     pub exe: String,
+    /// The path as given to execve, when the collector knows it (a symlink's name, a relative
+    /// path); empty otherwise.
+    #[serde(default)]
+    pub invoked: String,
     /// Name (`comm`).
     pub comm: String,
     /// Real user ID.

@@ -98,6 +98,28 @@ fn or_dash(s: &str) -> String {
     }
 }
 
+/// The executable's flags in words (`-` for none).
+fn exe_flags(p: &ProcessInfo) -> String {
+    let mut words = Vec::new();
+    if p.exe_memfd {
+        words.push(match &p.memfd_name {
+            Some(name) => format!("memfd ({name})"),
+            None => "memfd".to_owned(),
+        });
+    }
+    if p.exe_deleted {
+        words.push("deleted".to_owned());
+    }
+    if p.exe_truncated {
+        words.push("truncated".to_owned());
+    }
+    if words.is_empty() {
+        "-".to_owned()
+    } else {
+        words.join(", ")
+    }
+}
+
 fn process(p: &ProcessInfo) -> String {
     block(&[
         ("entity id", p.entity_id.to_string()),
@@ -105,6 +127,8 @@ fn process(p: &ProcessInfo) -> String {
         ("ppid", p.ppid.to_string()),
         ("name", or_dash(&p.name)),
         ("exe", or_dash(&p.exe)),
+        ("invoked as", or_dash(&p.invoked_path)),
+        ("exe flags", exe_flags(p)),
         ("uid", p.uid.to_string()),
         ("gid", p.gid.to_string()),
         ("started", format_time(p.start_time)),
@@ -402,9 +426,11 @@ mod tests {
             uid: 0,
             gid: 0,
             exit_time: None,
+            ..ProcessInfo::default()
         };
         let text = render(&Answer::Process(p.clone()));
-        assert!(text.contains("exe        /usr/bin/sleep"), "{text}");
+        assert!(text.contains("exe         /usr/bin/sleep"), "{text}");
+        assert!(text.contains("exe flags   -"), "{text}");
         let text = render(&Answer::Processes(vec![p]));
         assert!(
             text.starts_with("#  ENTITY_ID  PID  PPID  NAME   STATE    EXE\n"),
@@ -430,6 +456,10 @@ mod tests {
             uid: 0,
             gid: 0,
             exit_time: None,
+            exe_memfd: true,
+            exe_deleted: true,
+            memfd_name: Some("x\ny".into()),
+            ..ProcessInfo::default()
         };
         for text in [
             render(&Answer::Process(p.clone())),
@@ -442,6 +472,13 @@ mod tests {
             assert!(text.contains("a\\nb\\x1b[2J"), "{text}");
             assert!(text.contains("/tmp/x\\u{202e}gpj.exe"), "{text}");
         }
+        let text = render(&Answer::Process(ProcessInfo {
+            exe_memfd: true,
+            exe_deleted: true,
+            memfd_name: Some("x\ny".into()),
+            ..ProcessInfo::default()
+        }));
+        assert!(text.contains("memfd (x\\ny), deleted"), "{text}");
         let text = render(&Answer::Symbols(vec![SymbolInfo {
             name: "evil\nline".into(),
             address: 1,

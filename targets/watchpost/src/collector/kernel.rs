@@ -23,7 +23,7 @@ use watchpost_actors::adapters::symbols::KernelSymbols;
 use watchpost_actors::detect::{Event, EventKind};
 use watchpost_actors::stores::dns::DnsPacket;
 use watchpost_actors::stores::process::{
-    ProcessExec, ProcessExit, ProcessHandle, ProcessStart, ProcessUpdate,
+    ProcessExec, ProcessExit, ProcessHandle, ProcessRename, ProcessStart, ProcessUpdate,
 };
 use watchpost_actors::stores::symbols::SymbolTableSwap;
 use watchpost_core::entity_id::entity_id;
@@ -79,6 +79,7 @@ fn detector_event(kind: EventKind, p: &ProcessIdentity, exe: String, time: u64) 
         ppid: p.ppid,
         parent_entity_id: parent_entity(p),
         exe,
+        invoked: String::new(),
         comm: p.comm.as_str().to_owned(),
         uid: p.uid,
         gid: p.gid,
@@ -119,6 +120,7 @@ fn sort(batch: Vec<KernelEvent>) -> Sorted {
                     gid: e.gid,
                     comm: e.comm.as_str().to_owned(),
                     exe_path: None,
+                    exe_flags: Default::default(),
                 }));
             }
             KernelEvent::Exec(x) => {
@@ -130,12 +132,21 @@ fn sort(batch: Vec<KernelEvent>) -> Sorted {
                     gid: e.gid,
                     comm: e.comm.as_str().to_owned(),
                     exe_path: e.exe_path.to_owned(),
+                    invoked_path: e.invoked_path.map(str::to_owned),
+                    exe_flags: e.exe_flags,
                 }));
+                // Detectors judge the file the kernel ran; the invoked name is a second signal.
                 let mut event =
-                    detector_event(EventKind::Exec, &x.process, x.filename.clone(), x.time);
+                    detector_event(EventKind::Exec, &x.process, x.exe_path().to_owned(), x.time);
+                event.invoked = x.filename.clone();
                 event.container_id = container_of_pid(x.process.pid);
                 s.events.push(event);
             }
+            KernelEvent::Rename(r) => s.processes.push(ProcessUpdate::Rename(ProcessRename {
+                pid: r.pid,
+                start_time: r.start_time,
+                comm: r.comm.as_str().to_owned(),
+            })),
             KernelEvent::Exit(x) => {
                 let e = x.to_core();
                 s.processes.push(ProcessUpdate::Exit(ProcessExit {

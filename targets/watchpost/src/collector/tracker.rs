@@ -83,6 +83,7 @@ fn start_record(p: &ProcProcess, parent_start_time: EpochNanos) -> ProcessStart 
         gid: p.gid,
         comm: p.comm.clone(),
         exe_path: p.exe.clone(),
+        exe_flags: p.exe_flags,
     }
 }
 
@@ -103,6 +104,7 @@ fn event(
             entity_id(p.ppid, parent_start_time)
         },
         exe: p.exe.clone().unwrap_or_default(),
+        invoked: String::new(),
         comm: p.comm.clone(),
         uid: p.uid,
         gid: p.gid,
@@ -249,6 +251,8 @@ impl ProcessTracker {
                             gid: p.gid,
                             comm: p.comm.clone(),
                             exe_path: p.exe.clone().unwrap_or_default(),
+                            invoked_path: None,
+                            exe_flags: p.exe_flags,
                         }),
                         event(EventKind::Exec, p, parent, now),
                     ));
@@ -325,6 +329,7 @@ mod tests {
             uid: 1000,
             gid: 1000,
             exe: exe.map(str::to_owned),
+            exe_flags: Default::default(),
             container: None,
             netns: None,
         }
