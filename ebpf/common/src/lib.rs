@@ -537,10 +537,13 @@ mod tests {
         );
         // Components (the last may start at the capacity) then the filename fit, and the
         // programs' 8 KiB index mask plus the largest write stays inside.
-        assert!(
-            EXEC_PATH_CAPACITY + EXEC_PATH_COMPONENT_MAX + EXEC_FILENAME_CAPACITY <= 8192 + 4096
-        );
-        assert!(8191 + EXEC_FILENAME_CAPACITY <= EXEC_DATA_CAPACITY);
+        const {
+            assert!(
+                EXEC_PATH_CAPACITY + EXEC_PATH_COMPONENT_MAX + EXEC_FILENAME_CAPACITY
+                    <= 8192 + 4096
+            )
+        };
+        const { assert!(8191 + EXEC_FILENAME_CAPACITY <= EXEC_DATA_CAPACITY) };
         assert_eq!(size_of::<RenameRecord>(), 16 + 16 + TASK_COMM_LEN);
         assert_eq!(size_of::<ModuleLoadRecord>(), 16 + MODULE_NAME_LEN);
         assert_eq!(DnsRecord::PAYLOAD_OFFSET, 16 + 8 + 8 + 32 + 4 + 20);

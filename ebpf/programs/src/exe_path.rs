@@ -55,10 +55,11 @@ pub(crate) fn resolve(file: *const u8, data: *mut u8, o: &KernelOffsets) -> (u32
         return (0, exe_flag::UNRESOLVED);
     }
     let mut mount = vfsmount.wrapping_sub(o.mount_mnt as usize);
-    // Unlinked: unhashed and not a root (`d_unlinked`).
+    // Unlinked: unhashed and not the root of its mount. That covers files unlinked from their
+    // directory and pseudo files that never had one (a memfd: its dentry is its own parent),
+    // which `/proc/<pid>/exe` also shows as "(deleted)".
     let pprev = read_pointer(leaf, o.dentry_hash_pprev);
-    let leaf_parent = read_pointer(leaf, o.dentry_parent);
-    if pprev.is_null() && leaf_parent != leaf {
+    if pprev.is_null() && leaf != read_pointer(vfsmount, o.vfsmount_root) {
         flags |= exe_flag::DELETED;
     }
     let namespace = read_pointer(mount, o.mount_ns) as u64;
@@ -91,8 +92,10 @@ pub(crate) fn resolve(file: *const u8, data: *mut u8, o: &KernelOffsets) -> (u32
             break;
         }
         let parent = read_pointer(dentry, o.dentry_parent);
-        if parent.is_null() || parent == dentry {
-            // The root of a file system that is not the root of its mount: nothing above.
+        // Its own parent but not a mount's root: a pseudo file (memfd) when it is the file
+        // itself — its name is its whole path — else a detached tree we cannot place.
+        let detached = parent.is_null() || parent == dentry;
+        if detached && written != 0 {
             flags |= exe_flag::UNRESOLVED;
             finished = true;
             break;
@@ -117,6 +120,10 @@ pub(crate) fn resolve(file: *const u8, data: *mut u8, o: &KernelOffsets) -> (u32
             break;
         }
         written += n as u32;
+        if detached {
+            finished = true;
+            break;
+        }
         dentry = parent;
     }
     if !finished {
