@@ -9,7 +9,7 @@
 //!   and a hash of the question's exact name bytes and class; the value is when it was asked;
 //! - an answer ([`admit_answer`], called by the ingress capture) goes on only if the key built
 //!   from it (addresses and ports reversed, its own question) is outstanding and not older than
-//!   the timeout; the entry is removed, so one query admits one answer;
+//!   the timeout; the entry is marked answered, so one query admits one answer;
 //! - queries from trusted namespaces (the host's, containers' — written by userspace into
 //!   `TRUSTED_NETNS`) and from every other namespace live in two maps, so a flood of queries in a
 //!   namespace of its own cannot push the host's out; answers into untrusted namespaces pass a
@@ -51,7 +51,8 @@ static DNS_MATCHING: DnsMatching = DnsMatching {
     timeout_ns: 0,
 };
 
-/// Outstanding queries from trusted network namespaces: key → boot ns when asked.
+/// Outstanding queries from trusted network namespaces: key → boot ns when asked (0 once
+/// answered: one query admits one answer).
 #[map]
 static DNS_QUERIES_TRUSTED: LruHashMap<DnsQueryKey, u64> =
     LruHashMap::with_max_entries(DNS_PENDING_QUERIES, 0);
@@ -365,14 +366,26 @@ pub(crate) fn admit_answer(ctx: &SkBuffContext, record: *mut DnsRecord) -> Resul
             qtype,
             question_hash,
         };
-        let trusted = is_trusted(netns);
-        let queries = pending(trusted);
-        let Some(asked) = queries.get_ptr(key) else {
+        // The query went into the map its namespace's trust chose when it was sent: a trusted
+        // namespace's answer is found in the first lookup.
+        let (trusted, asked) = match DNS_QUERIES_TRUSTED.get_ptr_mut(key) {
+            Some(asked) => (true, asked),
+            None => match DNS_QUERIES_OTHER.get_ptr_mut(key) {
+                Some(asked) => (false, asked),
+                None => {
+                    count(dns_counter::ANSWERS_UNMATCHED);
+                    return Err(());
+                }
+            },
+        };
+        // Answered once: a second answer (a replay, a duplicate) matches nothing. Marking is
+        // cheaper than deleting; the LRU recycles the entry.
+        let asked_at = *asked;
+        *asked = 0;
+        if asked_at == 0 {
             count(dns_counter::ANSWERS_UNMATCHED);
             return Err(());
-        };
-        let asked_at = *asked;
-        let _ = queries.remove(key);
+        }
         if now_ns().saturating_sub(asked_at) > m.timeout_ns {
             count(dns_counter::ANSWERS_LATE);
             return Err(());
