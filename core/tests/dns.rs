@@ -1251,7 +1251,11 @@ fn memory_is_reserved_once_and_reported() {
     // The documented budget: under 512 bytes per name slot, everything included.
     assert_eq!(c.bytes_per_name(), reserved / 5_000);
     assert!(c.bytes_per_name() < 512, "{}", c.bytes_per_name());
-    eprintln!("dns cache: {} bytes per name, {} in total", c.bytes_per_name(), reserved);
+    eprintln!(
+        "dns cache: {} bytes per name, {} in total",
+        c.bytes_per_name(),
+        reserved
+    );
     assert!(reserved > cap.name_bytes + cap.links * 16, "{reserved}");
     for i in 0..6_000 {
         insert(&mut c, &host_packet(i, 60), T0);

@@ -5,7 +5,8 @@
 //! - an answer with no query is refused and counted as unmatched;
 //! - a query's answer goes on once, with the host's network namespace, trusted and matched;
 //! - replies from another server address, with another transaction ID, with another question, to
-//!   another client socket, a second copy of the good one, and one after the timeout are refused.
+//!   another client socket, a second copy of the good one, and one after the timeout are refused;
+//! - an answer longer than the 4 KiB capture goes on cut, and is counted as oversized.
 //!
 //! Other engineers' programs and DNS traffic run on this kernel too: names and transaction IDs
 //! are unique to this run, counters are compared as "grew by at least", and the marker of the
@@ -199,7 +200,17 @@ fn only_answers_to_outstanding_queries_go_on() {
     std::thread::sleep(TIMEOUT + Duration::from_millis(500));
     exchange(&client, &server, to_client, &answer(ids[4], &late, ip));
 
-    // 5. The marker: a good answer after everything else.
+    // 5. An answer of 5,000 bytes (padding after its record): passed on cut, counted.
+    let big = format!("big-{tag}.watchpost.test");
+    client.send_to(&query(ids[6], &big), server_addr).unwrap();
+    server.recv(&mut buf).unwrap();
+    let mut oversized = answer(ids[6], &big, ip);
+    oversized.resize(5_000, 0);
+    server.send_to(&oversized, to_client).unwrap();
+    let mut big_buf = [0u8; 8192];
+    client.recv(&mut big_buf).unwrap();
+
+    // 6. The marker: a good answer after everything else.
     let marker = format!("marker-{tag}.watchpost.test");
     client
         .send_to(&query(ids[5], &marker), server_addr)
@@ -218,7 +229,11 @@ fn only_answers_to_outstanding_queries_go_on() {
         })
         .collect();
     let delivered: Vec<u16> = ours.iter().filter_map(|a| a.query_id()).collect();
-    assert_eq!(delivered, [ids[1], ids[2], ids[5]], "{ours:#?}");
+    assert_eq!(delivered, [ids[1], ids[2], ids[6], ids[5]], "{ours:#?}");
+    let cut = ours.iter().find(|a| a.query_id() == Some(ids[6])).unwrap();
+    assert!(cut.is_truncated());
+    assert_eq!((cut.wire_len, cut.message.len()), (5_000, 4_096));
+    assert!(after.answers_oversized > before.answers_oversized);
     for a in &ours {
         assert_eq!(a.netns, host, "{a:?}");
         assert!(a.trusted_netns && a.matched, "{a:?}");
@@ -240,7 +255,7 @@ fn only_answers_to_outstanding_queries_go_on() {
         after.answers_late > before.answers_late,
         "{before:?} → {after:?}"
     );
-    assert!(after.answers_matched >= before.answers_matched + 3);
+    assert!(after.answers_matched >= before.answers_matched + 4);
     assert!(after.queries_tracked >= before.queries_tracked + 4);
     runtime.shutdown_timeout(Duration::from_secs(5));
 }
