@@ -92,8 +92,9 @@
 //!
 //! # Memory
 //! With the default [`DnsCacheConfig`] (5,000 names, 10,000 addresses, 20,000 links, 160,000
-//! name bytes) the cache reserves about 2.3 MB on 64-bit targets, about 460 bytes per name slot
-//! with its share of addresses, links, indexes and text ([`DnsCache::bytes_per_name`]).
+//! name bytes, 256 namespaces) the cache reserves about 2.5 MB on 64-bit targets, about 508
+//! bytes per name slot with its share of addresses, links, indexes, text, snapshot stamps and
+//! namespace bookkeeping ([`DnsCache::bytes_per_name`]).
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -110,6 +111,9 @@ use crate::intern_arena::{InternArena, StrHandle};
 use crate::metrics::{DataStoreMetrics, StoreMetrics};
 use crate::slot_index::{KeyHasher, SlotIndex};
 use crate::time::{EpochNanos, NANOS_PER_SEC};
+
+mod snapshot;
+pub use snapshot::DnsRestoreReport;
 
 const STORE: &str = store_names::DNS;
 const GET: &str = "get_dns_response";
@@ -353,6 +357,8 @@ struct NameNode {
     /// The namespace slot it belongs to.
     ns: u16,
     adj: Adjacency,
+    /// Cache stamp of the last recency refresh: its namespace's recency list is in this order (see `snapshot`).
+    touched: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -385,6 +391,8 @@ struct Link {
     kind: LinkKind,
     /// The namespace slot of both ends.
     ns: u16,
+    /// Cache stamp of the link's creation: both lists it sits in are newest first by it.
+    created: u64,
     /// Neighbours in `from`'s out-list and `to`'s in-list (`NIL` at the ends).
     prev_out: u32,
     next_out: u32,
@@ -441,6 +449,14 @@ pub struct DnsCache {
     epoch: u32,
     metrics: StoreMetrics,
     stats: DnsCacheStats,
+    /// Source of `NameNode::touched` / `Link::created`; strictly increasing.
+    stamp: u64,
+    /// Counts every change (a snapshot is needed when it moved since the last one).
+    changes: u64,
+    /// Set while [`DnsCache::restore`] runs: recorded stamps are kept, not renewed.
+    restoring: bool,
+    /// While restoring: the recorded creation stamp of the link being restored.
+    restore_created: u64,
 }
 
 impl DnsCache {
@@ -479,6 +495,10 @@ impl DnsCache {
             epoch: 0,
             metrics: StoreMetrics::new(),
             stats: DnsCacheStats::default(),
+            stamp: 0,
+            changes: 0,
+            restoring: false,
+            restore_created: 0,
         }
     }
 
@@ -802,6 +822,7 @@ impl DnsCache {
             if let Some(link) = self.links.get_mut(slot as usize).and_then(Option::as_mut) {
                 link.expires_at = link.expires_at.max(expires_at);
             }
+            self.changes = self.changes.wrapping_add(1);
             return Ok(true);
         }
         if !self.reserve(Pool::Links, ns, now, |c| !c.free_links.is_empty()) {
@@ -815,12 +836,18 @@ impl DnsCache {
             self.free_links.push(slot);
             return Err(NotStored::Dropped);
         }
+        let created = if self.restoring {
+            self.restore_created
+        } else {
+            self.next_stamp()
+        };
         let mut link = Link {
             from,
             to,
             expires_at,
             kind,
             ns,
+            created,
             prev_out: NIL,
             next_out: NIL,
             prev_in: NIL,
@@ -861,7 +888,7 @@ impl DnsCache {
         match key {
             NodeKey::Name(text) => {
                 if let Some(slot) = self.find_name(ns, text) {
-                    self.namespaces.touch(ns, slot);
+                    self.touch_name(ns, slot);
                     return Ok((NodeId::name(slot), false));
                 }
                 if !self.reserve(Pool::Names, ns, now, |c| !c.free_names.is_empty())
@@ -895,9 +922,10 @@ impl DnsCache {
                         text: handle,
                         ns,
                         adj: Adjacency::EMPTY,
+                        touched: 0,
                     });
                 }
-                self.namespaces.touch(ns, slot);
+                self.touch_name(ns, slot);
                 self.namespaces.add(ns, Pool::Names, 1);
                 self.namespaces
                     .add(ns, Pool::NameBytes, text_len(text.len()));
@@ -1066,6 +1094,7 @@ impl DnsCache {
         self.namespaces.clear();
         self.earliest_expiry = u64::MAX;
         self.pinned = [None; 2];
+        self.changes = self.changes.wrapping_add(1);
     }
 
     /// Removes a node with all of its links; nodes those links leave bare go too (one level:
@@ -1136,8 +1165,27 @@ impl DnsCache {
         }
     }
 
+    /// Refreshes a name's recency in its namespace `ns`, stamping it (a restore keeps the
+    /// recorded stamps).
+    fn touch_name(&mut self, ns: u16, slot: u32) {
+        if !self.restoring {
+            let stamp = self.next_stamp();
+            if let Some(node) = self.names.get_mut(slot as usize).and_then(Option::as_mut) {
+                node.touched = stamp;
+            }
+        }
+        self.namespaces.touch(ns, slot);
+    }
+
+    fn next_stamp(&mut self) -> u64 {
+        self.changes = self.changes.wrapping_add(1);
+        self.stamp = self.stamp.saturating_add(1);
+        self.stamp
+    }
+
     /// Unthreads a link from both lists and frees it.
     fn remove_link(&mut self, slot: u32, why: Removal) {
+        self.changes = self.changes.wrapping_add(1);
         let Some(link) = self.links.get_mut(slot as usize).and_then(Option::take) else {
             return;
         };
@@ -1226,9 +1274,9 @@ impl DnsCache {
                 }
             }
             None => {
-                // Slot by slot (a list of trusted slots would allocate).
-                for ns in 0..self.namespaces.slots() {
-                    if self.namespaces.is_trusted_with_names(ns) {
+                // The trusted namespaces, in inode order.
+                for i in 0..self.namespaces.trusted_count() {
+                    if let Some(ns) = self.namespaces.trusted_at(i) {
                         found |= self.collect_in(ns, trimmed, now, &mut counts, &mut truncated);
                     }
                 }
@@ -1243,7 +1291,7 @@ impl DnsCache {
                 && id & ADDR_BIT == 0
                 && let Some(ns) = self.names.get(id as usize).and_then(|n| n.map(|n| n.ns))
             {
-                self.namespaces.touch(ns, id);
+                self.touch_name(ns, id);
             }
         }
         self.metrics.hit(now);

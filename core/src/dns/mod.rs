@@ -39,6 +39,7 @@ pub mod cache;
 pub mod name;
 #[cfg(feature = "alloc")]
 pub mod namespaces;
+pub mod record;
 pub mod response;
 pub mod reverse;
 pub mod wire;
@@ -48,10 +49,11 @@ pub use cache::{
     DEFAULT_MAX_ADDRESSES, DEFAULT_MAX_LINKS, DEFAULT_MAX_NAMES, DEFAULT_MAX_NAMESPACES,
     DEFAULT_NAME_BYTES, DEFAULT_TRUSTED_ANSWERS_PER_SEC, DEFAULT_UNTRUSTED_ANSWERS_PER_SEC,
     DEFAULT_UNTRUSTED_SHARE_PERCENT, DnsCache, DnsCacheConfig, DnsCacheStats, DnsCacheUsage,
-    Ingested, MAX_CHAIN, MAX_SLOTS, MessageOutcome,
+    DnsRestoreReport, Ingested, MAX_CHAIN, MAX_SLOTS, MessageOutcome,
 };
 #[cfg(feature = "alloc")]
 pub use namespaces::DnsOrigin;
+pub use record::{DnsLinkKind, DnsNodeRecord, DnsRecord};
 #[cfg(feature = "alloc")]
 pub use response::DnsResponse;
 pub use response::{DnsResponseView, MAX_RESPONSE_DOMAINS, MAX_RESPONSE_IPS};

@@ -174,6 +174,10 @@ pub(crate) struct NamespaceTable {
     next: Box<[u32]>,
     /// What the untrusted namespaces hold together.
     untrusted: Usage,
+    /// The trusted namespaces' slots in ascending inode order: the default view asks them in
+    /// this order, so answers do not depend on which slot a namespace happened to get (a
+    /// restored cache answers like the recorded one). Never grows past its reserved capacity.
+    trusted_order: Vec<u16>,
     limits: Limits,
 }
 
@@ -192,6 +196,7 @@ impl NamespaceTable {
             prev: alloc::vec![NIL; max_names].into_boxed_slice(),
             next: alloc::vec![NIL; max_names].into_boxed_slice(),
             untrusted: Usage::default(),
+            trusted_order: Vec::with_capacity(max_namespaces),
             limits,
         }
     }
@@ -202,6 +207,7 @@ impl NamespaceTable {
             + self.index.bytes_reserved()
             + core::mem::size_of_val(&*self.prev)
             + core::mem::size_of_val(&*self.next)
+            + self.trusted_order.capacity() * core::mem::size_of::<u16>()
     }
 
     pub(crate) fn get(&self, ns: u16) -> Option<&Namespace> {
@@ -231,10 +237,38 @@ impl NamespaceTable {
         self.entries.len() as u16
     }
 
-    /// Whether slot `ns` is a trusted namespace holding names.
-    pub(crate) fn is_trusted_with_names(&self, ns: u16) -> bool {
-        self.get(ns)
-            .is_some_and(|n| n.trusted && n.usage.get(Pool::Names) > 0)
+    /// Number of trusted namespaces.
+    pub(crate) fn trusted_count(&self) -> usize {
+        self.trusted_order.len()
+    }
+
+    /// The slot of the `i`-th trusted namespace in ascending inode order.
+    pub(crate) fn trusted_at(&self, i: usize) -> Option<u16> {
+        self.trusted_order.get(i).copied()
+    }
+
+    /// Adds or removes `ns` in the trusted order.
+    fn order_trusted(&mut self, ns: u16, trusted: bool) {
+        if let Some(at) = self.trusted_order.iter().position(|&s| s == ns) {
+            self.trusted_order.remove(at);
+        }
+        if !trusted {
+            return;
+        }
+        let Some(netns) = self.get(ns).map(|n| n.netns) else {
+            return;
+        };
+        let entries = &self.entries;
+        let at = self.trusted_order.partition_point(|&s| {
+            entries
+                .get(usize::from(s))
+                .and_then(Option::as_ref)
+                .is_some_and(|n| n.netns < netns)
+        });
+        // Never allocates: one entry per slot at most, and the capacity covers every slot.
+        if self.trusted_order.len() < self.trusted_order.capacity() {
+            self.trusted_order.insert(at, ns);
+        }
     }
 
     /// The namespace slot for an answer from `origin` seen at `now`: found or made (reusing a
@@ -310,6 +344,7 @@ impl NamespaceTable {
                 refilled_at: now,
             });
         }
+        self.order_trusted(ns, origin.trusted);
         Ok(ns)
     }
 
@@ -321,6 +356,7 @@ impl NamespaceTable {
         self.index
             .remove(self.hasher.hash_u64(u64::from(entry.netns)), u32::from(ns));
         self.free.push(ns);
+        self.order_trusted(ns, false);
     }
 
     fn set_trust(&mut self, ns: u16, trusted: bool) {
@@ -337,6 +373,7 @@ impl NamespaceTable {
         } else {
             self.untrusted.add_all(&usage);
         }
+        self.order_trusted(ns, trusted);
     }
 
     /// Counts `amount` of `pool` for namespace `ns`.
@@ -370,20 +407,22 @@ impl NamespaceTable {
     }
 
     /// The namespace of the class `trusted` holding the most of `pool` (and at least one name),
-    /// the smaller slot on a tie.
+    /// the smaller inode number on a tie (not the slot: a restored cache must choose alike).
     pub(crate) fn biggest(&self, pool: Pool, trusted: bool) -> Option<u16> {
-        let mut best: Option<(u32, u16)> = None;
+        let mut best: Option<(u32, u32, u16)> = None;
         for (slot, entry) in self.entries.iter().enumerate() {
             let Some(n) = entry else { continue };
             if n.trusted != trusted || n.usage.get(Pool::Names) == 0 {
                 continue;
             }
             let held = n.usage.get(pool);
-            if best.is_none_or(|(most, _)| held > most) {
-                best = Some((held, slot as u16));
+            let better = best
+                .is_none_or(|(most, netns, _)| held > most || (held == most && n.netns < netns));
+            if better {
+                best = Some((held, n.netns, slot as u16));
             }
         }
-        best.map(|(_, slot)| slot)
+        best.map(|(_, _, slot)| slot)
     }
 
     // ----- recency of names ----------------------------------------------------------------
@@ -460,6 +499,60 @@ impl NamespaceTable {
         }
     }
 
+    /// The namespace slot for restoring records of `origin`: found or made like
+    /// [`admit`](Self::admit), without charging its rate.
+    pub(crate) fn admit_restored(&mut self, origin: DnsOrigin, now: EpochNanos) -> Option<u16> {
+        let ns = match self.find(origin.netns) {
+            Some(ns) => ns,
+            None => self.make(origin, now).ok()?,
+        };
+        self.set_trust(ns, origin.trusted);
+        Some(ns)
+    }
+
+    /// Puts namespace `ns`'s names in ascending `key` order, least recently used first (a
+    /// restore inserts in any order, then sorts by the recorded stamps). Allocation-free.
+    pub(crate) fn sort_by_key<K: Ord>(&mut self, ns: u16, key: impl Fn(u32) -> K) {
+        let Some(entry) = self.get(ns).copied() else {
+            return;
+        };
+        let len = entry.usage.get(Pool::Names) as usize;
+        if len < 2 {
+            return;
+        }
+        let head = crate::list_sort::sort_list(
+            &mut ForwardLinks(&mut self.next),
+            entry.oldest,
+            NIL,
+            len,
+            |_, a, b| key(a) < key(b),
+        );
+        let mut prev = NIL;
+        let mut cursor = head;
+        for _ in 0..len {
+            if cursor == NIL {
+                break;
+            }
+            if let Some(p) = self.prev.get_mut(cursor as usize) {
+                *p = prev;
+            }
+            prev = cursor;
+            cursor = self.next.get(cursor as usize).copied().unwrap_or(NIL);
+        }
+        if let Some(entry) = self.get_mut(ns) {
+            entry.oldest = head;
+            entry.newest = prev;
+        }
+    }
+
+    /// The network namespace and trust of slot `ns`.
+    pub(crate) fn origin(&self, ns: u16) -> Option<DnsOrigin> {
+        self.get(ns).map(|n| DnsOrigin {
+            netns: n.netns,
+            trusted: n.trusted,
+        })
+    }
+
     /// Forgets everything (keeps the memory).
     pub(crate) fn clear(&mut self) {
         for slot in 0..self.entries.len() {
@@ -473,6 +566,7 @@ impl NamespaceTable {
         self.prev.fill(NIL);
         self.next.fill(NIL);
         self.untrusted = Usage::default();
+        self.trusted_order.clear();
     }
 
     /// Namespaces with a slot (for the cache's consistency checks).
@@ -482,6 +576,20 @@ impl NamespaceTable {
             .iter()
             .enumerate()
             .filter_map(|(slot, e)| e.as_ref().map(|n| (slot as u16, n)))
+    }
+}
+
+/// The forward links of the name recency lists as [`crate::list_sort::NextLinks`].
+struct ForwardLinks<'a>(&'a mut [u32]);
+
+impl crate::list_sort::NextLinks for ForwardLinks<'_> {
+    fn next(&self, slot: u32) -> u32 {
+        self.0.get(slot as usize).copied().unwrap_or(NIL)
+    }
+    fn set_next(&mut self, slot: u32, next: u32) {
+        if let Some(n) = self.0.get_mut(slot as usize) {
+            *n = next;
+        }
     }
 }
 

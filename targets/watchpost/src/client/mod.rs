@@ -5,6 +5,7 @@
 pub mod command;
 pub mod escape;
 pub mod render;
+pub mod render_persist;
 pub mod trust;
 
 use std::io;

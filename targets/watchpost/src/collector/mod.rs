@@ -15,6 +15,7 @@
 pub mod kernel;
 pub mod netns_trust;
 pub mod symbol_reload;
+pub mod synthetic;
 pub mod tracker;
 
 use std::sync::Arc;

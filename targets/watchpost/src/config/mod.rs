@@ -18,6 +18,9 @@ use watchpost_core::container::ContainerTableConfig;
 use watchpost_core::dns::DnsCacheConfig;
 use watchpost_core::process::ProcessTableConfig;
 
+mod persist;
+pub use persist::{DurabilityChoice, IpReputationSection, PersistSection, PolicyChoice};
+
 /// The embedded default configuration, with comments.
 pub const DEFAULT_TOML: &str = include_str!("default.toml");
 
@@ -274,6 +277,9 @@ pub struct CollectorSection {
     pub dns_pending_queries: u32,
     /// DNS answers per second, per CPU, the kernel passes on into untrusted namespaces.
     pub dns_untrusted_answers_per_sec: u32,
+    /// A test and benchmark tool: fork/exec/exit events per second generated into the process
+    /// intake with pids above any real `pid_max` (0: off).
+    pub synthetic_events_per_second: u32,
 }
 
 impl Default for CollectorSection {
@@ -289,6 +295,7 @@ impl Default for CollectorSection {
             dns_query_timeout_ms: 10_000,
             dns_pending_queries: 8_192,
             dns_untrusted_answers_per_sec: 200,
+            synthetic_events_per_second: 0,
         }
     }
 }
@@ -393,6 +400,10 @@ pub struct Config {
     pub collector: CollectorSection,
     /// `[detectors]`
     pub detectors: DetectorsSection,
+    /// `[persist]`
+    pub persist: PersistSection,
+    /// `[ip_reputation]`
+    pub ip_reputation: IpReputationSection,
 }
 
 /// Why a configuration was refused.
@@ -633,6 +644,7 @@ impl Config {
                 );
             }
         }
+        persist::validate(self, &mut problems);
         if problems.is_empty() {
             Ok(())
         } else {
