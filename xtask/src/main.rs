@@ -2,7 +2,10 @@
 //!
 //! A small subcommand dispatcher; each command lives in its own module. Run `cargo xtask help`.
 
+mod cpu_hog;
 mod gen_syscalls;
+mod man_page;
+mod soak;
 mod syscall_tbl;
 mod test_command;
 
@@ -18,6 +21,13 @@ commands:
                            and fail if the committed files are stale
   test [--fuzz-seconds N]  run every test suite, the bare-metal builds, the generated-code
                            check and a fuzz smoke run of N seconds per target (default 10)
+                           and a 3-minute soak (--no-soak leaves it out)
+  test --under-load        run the test suites while a busy thread per core loads the machine
+  soak [--minutes N] [--processes N] [--dns N] [--budget-mib N] [--ci] [--no-build]
+                           run the release daemon under real process, DNS and query load,
+                           sample its RSS every second; fail over the budget (24 MiB) or on
+                           an upward trend (defaults: 1 M lifecycles, 1 M answers, 12 min)
+  man [--out DIR]          write the watchpost(1) man page (default target/man/watchpost.1)
   help                     print this text
 ";
 
@@ -30,6 +40,8 @@ fn main() -> ExitCode {
     match command.as_str() {
         "gen-syscalls" => gen_syscalls::run(options),
         "test" => test_command::run(options),
+        "man" => man_page::run(options),
+        "soak" => soak::run(options),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             ExitCode::SUCCESS

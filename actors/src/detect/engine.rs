@@ -54,10 +54,39 @@ struct Counters {
     timeouts: AtomicU64,
 }
 
-/// Runs a fixed set of initialised detectors over events.
+/// One detector's counters.
+#[derive(Default)]
+struct DetectorCounters {
+    evaluations: AtomicU64,
+    outputs: AtomicU64,
+    errors: AtomicU64,
+    timeouts: AtomicU64,
+}
+
+/// One detector's counters, as reported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DetectorStats {
+    /// Events given to it.
+    pub evaluations: u64,
+    /// Findings it reported.
+    pub outputs: u64,
+    /// Calls that returned an error.
+    pub errors: u64,
+    /// Calls that ran out of time.
+    pub timeouts: u64,
+}
+
+/// One detector of the running set and its counters.
+type Judge = (Arc<dyn Detector>, Arc<DetectorCounters>);
+
+/// Runs a set of initialised detectors over events; the set can be replaced while it runs
+/// ([`DetectorEngine::replace_detectors`], e.g. on a configuration reload): an event is judged
+/// by the set current when it was taken.
 #[derive(Clone)]
 pub struct DetectorEngine {
-    detectors: Arc<[Arc<dyn Detector>]>,
+    /// The running set, each detector with its own counters (kept across a reload for a
+    /// detector of the same name).
+    detectors: Arc<arc_swap::ArcSwap<Vec<Judge>>>,
     permits: Arc<Semaphore>,
     options: EngineOptions,
     counters: Arc<Counters>,
@@ -79,6 +108,46 @@ impl DetectorEngine {
         detectors: Vec<Box<dyn Detector>>,
         options: EngineOptions,
     ) -> Result<DetectorEngine, DetectorError> {
+        let ready = Self::init_all(registry, detectors).await?;
+        let ready = ready
+            .into_iter()
+            .map(|d| (d, Arc::new(DetectorCounters::default())))
+            .collect();
+        Ok(DetectorEngine {
+            detectors: Arc::new(arc_swap::ArcSwap::from_pointee(ready)),
+            permits: Arc::new(Semaphore::new(options.max_in_flight.max(1))),
+            options,
+            counters: Arc::new(Counters::default()),
+        })
+    }
+
+    /// Initialises `detectors` and makes them the set that judges the next events; on an
+    /// initialisation failure the running set stays.
+    pub async fn replace_detectors(
+        &self,
+        registry: &Registry,
+        detectors: Vec<Box<dyn Detector>>,
+    ) -> Result<(), DetectorError> {
+        let ready = Self::init_all(registry, detectors).await?;
+        let running = self.detectors.load_full();
+        let ready = ready
+            .into_iter()
+            .map(|d| {
+                let counters = running
+                    .iter()
+                    .find(|(old, _)| old.name() == d.name())
+                    .map_or_else(Default::default, |(_, c)| c.clone());
+                (d, counters)
+            })
+            .collect();
+        self.detectors.store(Arc::new(ready));
+        Ok(())
+    }
+
+    async fn init_all(
+        registry: &Registry,
+        detectors: Vec<Box<dyn Detector>>,
+    ) -> Result<Vec<Arc<dyn Detector>>, DetectorError> {
         let mut ready: Vec<Arc<dyn Detector>> = Vec::with_capacity(detectors.len());
         for mut detector in detectors {
             let params = DetectorParams {
@@ -89,17 +158,16 @@ impl DetectorEngine {
             tracing::info!(detector = detector.name(), "detector initialised");
             ready.push(Arc::from(detector));
         }
-        Ok(DetectorEngine {
-            detectors: ready.into(),
-            permits: Arc::new(Semaphore::new(options.max_in_flight.max(1))),
-            options,
-            counters: Arc::new(Counters::default()),
-        })
+        Ok(ready)
     }
 
     /// Names of the detectors, in registration order.
     pub fn detector_names(&self) -> Vec<&'static str> {
-        self.detectors.iter().map(|d| d.name()).collect()
+        self.detectors
+            .load()
+            .iter()
+            .map(|(d, _)| d.name())
+            .collect()
     }
 
     /// Counters so far.
@@ -113,27 +181,48 @@ impl DetectorEngine {
         }
     }
 
+    /// Each detector's counters, by name, in registration order.
+    pub fn stats_by_detector(&self) -> Vec<(&'static str, DetectorStats)> {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        self.detectors
+            .load()
+            .iter()
+            .map(|(d, c)| {
+                (
+                    d.name(),
+                    DetectorStats {
+                        evaluations: get(&c.evaluations),
+                        outputs: get(&c.outputs),
+                        errors: get(&c.errors),
+                        timeouts: get(&c.timeouts),
+                    },
+                )
+            })
+            .collect()
+    }
+
     /// Gives `event` to every detector concurrently and returns all their findings (in
     /// detector order).
     pub async fn process(&self, event: Event) -> Vec<DetectorOutput> {
         self.counters.events.fetch_add(1, Ordering::Relaxed);
         let event = Arc::new(event);
         let mut tasks = JoinSet::new();
-        for (index, detector) in self.detectors.iter().enumerate() {
+        let detectors = self.detectors.load_full();
+        for (index, (detector, own)) in detectors.iter().enumerate() {
             let Ok(permit) = self.permits.clone().acquire_owned().await else {
                 break;
             };
             let detector = detector.clone();
+            let own = own.clone();
             let event = event.clone();
             let engine = self.clone();
             tasks.spawn(async move {
-                let found = engine.judge(detector.as_ref(), &event).await;
+                let found = engine.judge(&own, detector.as_ref(), &event).await;
                 drop(permit);
                 (index, found)
             });
         }
-        let mut results: Vec<(usize, Vec<DetectorOutput>)> =
-            Vec::with_capacity(self.detectors.len());
+        let mut results: Vec<(usize, Vec<DetectorOutput>)> = Vec::with_capacity(detectors.len());
         while let Some(joined) = tasks.join_next().await {
             match joined {
                 Ok(found) => results.push(found),
@@ -147,21 +236,33 @@ impl DetectorEngine {
         results.into_iter().flat_map(|(_, o)| o).collect()
     }
 
-    async fn judge(&self, detector: &dyn Detector, event: &Event) -> Vec<DetectorOutput> {
+    async fn judge(
+        &self,
+        own: &DetectorCounters,
+        detector: &dyn Detector,
+        event: &Event,
+    ) -> Vec<DetectorOutput> {
+        let bump = |pick: fn(&DetectorCounters) -> &AtomicU64, n: u64| {
+            pick(own).fetch_add(n, Ordering::Relaxed);
+        };
+        bump(|c| &c.evaluations, 1);
         match tokio::time::timeout(self.options.detector_timeout, detector.on_event(event)).await {
             Ok(Ok(outputs)) => {
                 self.counters
                     .outputs
                     .fetch_add(outputs.len() as u64, Ordering::Relaxed);
+                bump(|c| &c.outputs, outputs.len() as u64);
                 outputs
             }
             Ok(Err(e)) => {
                 self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                bump(|c| &c.errors, 1);
                 tracing::warn!(detector = detector.name(), error = %e, "detector failed on an event");
                 Vec::new()
             }
             Err(_) => {
                 self.counters.timeouts.fetch_add(1, Ordering::Relaxed);
+                bump(|c| &c.timeouts, 1);
                 tracing::warn!(detector = detector.name(), "detector timed out on an event");
                 Vec::new()
             }
@@ -180,17 +281,18 @@ impl DetectorEngine {
         while let Some(event) = events.recv().await {
             self.counters.events.fetch_add(1, Ordering::Relaxed);
             let event = Arc::new(event);
-            for detector in self.detectors.iter() {
+            let detectors = self.detectors.load_full();
+            for (detector, own) in detectors.iter() {
                 // Waiting for a permit here is the backpressure: no more events are taken.
                 let Ok(permit) = self.permits.clone().acquire_owned().await else {
                     return;
                 };
-                let detector = detector.clone();
+                let (detector, own) = (detector.clone(), own.clone());
                 let event = event.clone();
                 let engine = self.clone();
                 let outputs = outputs.clone();
                 running.spawn(async move {
-                    for found in engine.judge(detector.as_ref(), &event).await {
+                    for found in engine.judge(&own, detector.as_ref(), &event).await {
                         if outputs.send(found).await.is_err() {
                             break;
                         }
@@ -198,8 +300,20 @@ impl DetectorEngine {
                     drop(permit);
                 });
             }
-            while running.try_join_next().is_some() {}
+            while let Some(joined) = running.try_join_next() {
+                self.count_panic(joined);
+            }
         }
-        while running.join_next().await.is_some() {}
+        while let Some(joined) = running.join_next().await {
+            self.count_panic(joined);
+        }
+    }
+
+    /// A detector task that panicked is a detector error, counted and logged, never silent.
+    fn count_panic(&self, joined: Result<(), tokio::task::JoinError>) {
+        if let Err(e) = joined {
+            self.counters.errors.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %e, "detector task panicked");
+        }
     }
 }

@@ -4,8 +4,8 @@
 
 use ractor::RpcReplyPort;
 use serde::{Deserialize, Serialize};
-use watchpost_core::process::ExeFlags;
-use watchpost_core::{DataStoreMetrics, EpochNanos, HealthInfo, StoreError};
+use watchpost_core::process::{ExeFlags, ProcessTableStats};
+use watchpost_core::{DataStoreMetrics, EpochNanos, ErrorKind, HealthInfo, StoreError};
 
 use crate::handle::StoreHandle;
 use crate::protocol::{Protocol, StoreBackend, answer};
@@ -170,6 +170,11 @@ pub enum ProcessQuery {
         /// Answer.
         reply: RpcReplyPort<Result<Vec<ProcessInfo>, StoreError>>,
     },
+    /// The table's own counters and capacity (evictions by reason, collisions, gauges).
+    GetStats {
+        /// Answer: the counters and the capacity in records.
+        reply: RpcReplyPort<Result<(ProcessTableStats, usize), StoreError>>,
+    },
 }
 
 /// The process store protocol.
@@ -201,6 +206,11 @@ pub trait ProcessBackend: Send + 'static {
     ) -> Result<Vec<ProcessInfo>, StoreError>;
     /// Applies one update; `false` if refused.
     fn apply(&mut self, update: ProcessUpdate, now: EpochNanos) -> bool;
+    /// The table's own counters and its capacity; `None` (answered `NotImplemented`) if it
+    /// keeps none.
+    fn stats(&self) -> Option<(ProcessTableStats, usize)> {
+        None
+    }
     /// Health.
     fn health(&self, now: EpochNanos) -> HealthInfo;
     /// Metrics.
@@ -228,6 +238,14 @@ impl<T: ProcessBackend> StoreBackend<ProcessProtocol> for T {
                 max_depth,
                 reply,
             } => answer(reply, self.get_ancestry(entity_id, max_depth, now)),
+            ProcessQuery::GetStats { reply } => answer(
+                reply,
+                self.stats().ok_or(StoreError::new(
+                    watchpost_core::error::store_names::PROCESS,
+                    "get_stats",
+                    ErrorKind::NotImplemented,
+                )),
+            ),
         }
     }
 
@@ -279,6 +297,13 @@ impl StoreHandle<ProcessProtocol> {
             ProcessQuery::GetChildProcesses { entity_id, reply }
         })
         .await
+    }
+
+    /// The table's counters (evictions by reason, collisions) and capacity; `NotImplemented`
+    /// for a backend that keeps none. Not counted as a request in the metrics.
+    pub async fn process_stats(&self) -> Result<(ProcessTableStats, usize), StoreError> {
+        self.ask("get_stats", |reply| ProcessQuery::GetStats { reply })
+            .await
     }
 
     /// `[self, parent, …]` up to `max_depth` entries (empty for `max_depth <= 0` or unknown).

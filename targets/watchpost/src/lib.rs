@@ -12,7 +12,10 @@
 //! - [`client`]: `watchpost query`: requests, exit codes, human output.
 //! - [`wire`]: the query socket's framing and messages, shared by daemon and CLI.
 //! - [`stats`]: the daemon's own counters.
-#![forbid(unsafe_code)]
+//! - [`fleet`]: detection records, MQTT, threat intelligence, Prometheus metrics.
+//! - [`sinks`]: where detections go: stdout, a rotated file, MQTT through a crash-safe outbox.
+// One module needs `unsafe` (`server::peer_groups`: a socket option no safe crate wraps).
+#![deny(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod bootstrap;
@@ -21,8 +24,13 @@ pub mod client;
 pub mod collector;
 pub mod config;
 pub mod daemon;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
+pub mod fleet;
+pub mod memory;
 pub mod persistence;
 pub mod procfs;
 pub mod server;
+pub mod sinks;
 pub mod stats;
 pub mod wire;

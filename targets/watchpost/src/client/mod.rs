@@ -4,6 +4,7 @@
 
 pub mod command;
 pub mod escape;
+pub mod follow;
 pub mod render;
 pub mod render_persist;
 pub mod trust;
@@ -70,6 +71,13 @@ pub enum ClientError {
 pub struct QueryClient {
     stream: UnixStream,
     timeout: Duration,
+}
+
+impl QueryClient {
+    /// The connection, for a streamed answer.
+    pub fn into_stream(self) -> UnixStream {
+        self.stream
+    }
 }
 
 impl QueryClient {

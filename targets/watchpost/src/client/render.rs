@@ -397,6 +397,16 @@ pub fn render(answer: &Answer) -> String {
                 .collect();
             table(&["ID", "NAME", "RUNTIME", "IMAGE"], &rows)
         }
+        Answer::Detection(r) => format!(
+            "{} {} {} {}: {}\n",
+            escape(r["time"].as_str().unwrap_or("-")),
+            escape(r["host"]["name"].as_str().unwrap_or("-")),
+            escape(r["severity"].as_str().unwrap_or("-")),
+            escape(r["detector"].as_str().unwrap_or("-")),
+            // Descriptions quote process names: untrusted text.
+            escape(r["description"].as_str().unwrap_or(""))
+        ),
+        Answer::Skipped(n) => format!("(skipped {n} detections: this follower read too slowly)\n"),
     }
 }
 

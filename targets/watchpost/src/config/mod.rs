@@ -7,6 +7,10 @@
 //! [`DEFAULT_TOML`] is the commented default `watchpost config --print-default` prints; a unit
 //! test keeps it equal to [`Config::default`].
 
+pub mod fleet;
+pub mod limits;
+pub mod system;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -34,6 +38,19 @@ pub struct DaemonSection {
     pub log_level: String,
     /// Longest a clean shutdown may take.
     pub shutdown_timeout_ms: u64,
+    /// Log lines as `text` or `json` (one object per line).
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// For people.
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
 }
 
 impl Default for DaemonSection {
@@ -42,6 +59,7 @@ impl Default for DaemonSection {
             data_dir: PathBuf::from("/var/lib/watchpost"),
             log_level: "info".to_owned(),
             shutdown_timeout_ms: 10_000,
+            log_format: LogFormat::Text,
         }
     }
 }
@@ -63,6 +81,10 @@ pub struct SocketSection {
     pub max_clients: usize,
     /// Largest request frame, bytes.
     pub max_request_bytes: u32,
+    /// Largest reply, bytes (a longer one is refused with advice to ask for less).
+    pub max_reply_bytes: u32,
+    /// Replies being built or written at once.
+    pub max_answers_in_flight: usize,
     /// Longest wait for one whole request frame.
     pub read_timeout_ms: u64,
     /// Longest wait for a reply to be written.
@@ -76,7 +98,9 @@ impl Default for SocketSection {
             group: None,
             daemon_user: None,
             max_clients: 16,
-            max_request_bytes: 65_536,
+            max_request_bytes: 131_072,
+            max_reply_bytes: 1_048_576,
+            max_answers_in_flight: 2,
             read_timeout_ms: 5_000,
             write_timeout_ms: 5_000,
         }
@@ -125,9 +149,9 @@ pub struct IntakeSection {
 impl Default for IntakeSection {
     fn default() -> Self {
         IntakeSection {
-            queue_batches: 64,
-            max_batch_len: 4_096,
-            batches_per_apply: 16,
+            queue_batches: 8,
+            max_batch_len: 512,
+            batches_per_apply: 4,
             restart_wait_ms: 5_000,
         }
     }
@@ -269,6 +293,8 @@ pub struct CollectorSection {
     pub kernel_ring_bytes: u32,
     /// Kernel-side ring buffer for DNS answers, bytes (a power of two, at least a page).
     pub dns_ring_bytes: u32,
+    /// Batches of kernel events read and not yet applied.
+    pub reader_queue_batches: usize,
     /// How often the kernel's lost-event counters are read.
     pub lost_check_interval_ms: u64,
     /// A DNS answer later than this after its query is refused.
@@ -288,9 +314,10 @@ impl Default for CollectorSection {
             ebpf: EbpfMode::Auto,
             rescan_interval_ms: 1_000,
             reconcile_interval_ms: 2_000,
-            max_tracked_processes: 65_536,
-            kernel_ring_bytes: 4 << 20,
-            dns_ring_bytes: 1 << 20,
+            max_tracked_processes: 16_384,
+            kernel_ring_bytes: 256 << 10,
+            dns_ring_bytes: 256 << 10,
+            reader_queue_batches: 4,
             lost_check_interval_ms: 1_000,
             dns_query_timeout_ms: 10_000,
             dns_pending_queries: 8_192,
@@ -366,8 +393,8 @@ pub struct DetectorsSection {
 impl Default for DetectorsSection {
     fn default() -> Self {
         DetectorsSection {
-            event_queue: 4_096,
-            output_queue: 1_024,
+            event_queue: 1_024,
+            output_queue: 256,
             max_in_flight: 256,
             timeout_ms: 5_000,
             shell_from_service: ShellFromServiceSection::default(),
@@ -404,6 +431,16 @@ pub struct Config {
     pub persist: PersistSection,
     /// `[ip_reputation]`
     pub ip_reputation: IpReputationSection,
+    /// `[metrics]`
+    pub metrics: fleet::MetricsSection,
+    /// `[sinks]`
+    pub sinks: fleet::SinksSection,
+    /// `[mqtt]`
+    pub mqtt: fleet::MqttSection,
+    /// `[intel]`
+    pub intel: fleet::IntelSection,
+    /// `[follow]`
+    pub follow: fleet::FollowSection,
 }
 
 /// Why a configuration was refused.
@@ -493,6 +530,11 @@ impl Config {
         let s = &self.socket;
         positive("socket.max_clients", s.max_clients as u64);
         positive("socket.max_request_bytes", u64::from(s.max_request_bytes));
+        positive("socket.max_reply_bytes", u64::from(s.max_reply_bytes));
+        positive(
+            "socket.max_answers_in_flight",
+            s.max_answers_in_flight as u64,
+        );
         positive("socket.read_timeout_ms", s.read_timeout_ms);
         positive("socket.write_timeout_ms", s.write_timeout_ms);
         let st = &self.stores;
@@ -544,6 +586,10 @@ impl Config {
             u64::from(c.dns_untrusted_answers_per_sec),
         );
         positive(
+            "collector.reader_queue_batches",
+            c.reader_queue_batches as u64,
+        );
+        positive(
             "collector.max_tracked_processes",
             c.max_tracked_processes as u64,
         );
@@ -565,12 +611,6 @@ impl Config {
         };
         if d.data_dir.as_os_str().is_empty() {
             invalid("daemon.data_dir", "must not be empty");
-        }
-        if dns.untrusted_share_percent > 100 {
-            invalid("dns.untrusted_share_percent", "must be at most 100");
-        }
-        if dns.max_namespaces > usize::from(u16::MAX) {
-            invalid("dns.max_namespaces", "must be at most 65535");
         }
         for (key, bytes) in [
             ("collector.kernel_ring_bytes", c.kernel_ring_bytes),
@@ -612,12 +652,6 @@ impl Config {
                 "must name a user or a uid (leave it out when the daemon runs as root)",
             );
         }
-        if s.max_request_bytes > crate::wire::MAX_FRAME_BYTES {
-            invalid(
-                "socket.max_request_bytes",
-                &format!("must be at most {}", crate::wire::MAX_FRAME_BYTES),
-            );
-        }
         if i.max_batch_len > 0 && i.max_batch_len < 2 {
             invalid("intake.max_batch_len", "must be at least 2");
         }
@@ -644,6 +678,10 @@ impl Config {
                 );
             }
         }
+        for (key, reason) in fleet::problems(self) {
+            problems.push(Problem { key, reason });
+        }
+        limits::check(self, &mut problems);
         persist::validate(self, &mut problems);
         if problems.is_empty() {
             Ok(())

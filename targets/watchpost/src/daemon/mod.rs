@@ -1,5 +1,9 @@
 //! `watchpost run`: start every store, bootstrap them from `/proc`, keep them current, feed the
-//! detectors, answer queries, and stop cleanly on SIGINT or SIGTERM.
+//! detectors, answer queries, and stop cleanly on SIGINT, SIGTERM or SIGQUIT (every other
+//! signal is handled on purpose: [`signals`]; SIGHUP reloads: [`reload`]).
+//!
+//! The long-lived tasks run under a [`supervise::Supervisor`]: a task that panics or fails is
+//! restarted (counted, shown in health) or, failing too often, stops the daemon with an error.
 //!
 //! Start order: signal handlers first (a signal during start-up still ends in a clean stop), the
 //! data directory, the registry and stores, the detector engine, the socket (bound early so a
@@ -11,7 +15,10 @@
 //! bounded by `daemon.shutdown_timeout_ms`.
 
 pub mod detections;
+pub mod reload;
+pub mod signals;
 pub mod stores;
+pub mod supervise;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -19,7 +26,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 use watchpost_actors::detect::{DetectorEngine, Event};
 use watchpost_actors::{Registry, RegistryConfig, clock};
@@ -77,12 +83,23 @@ pub enum DaemonError {
     /// The bootstrap scan failed.
     #[error("bootstrap: {0}")]
     Collector(#[from] CollectorError),
+    /// A fleet part (outbox, metrics endpoint, intel feed) could not start.
+    #[error("{0}")]
+    Fleet(#[from] crate::fleet::start::FleetError),
     /// Another daemon uses the data directory.
     #[error("{0}")]
     DataDirInUse(watchpost_persist::OpenError),
     /// `collector.ebpf = "required"` and the eBPF collector could not start.
     #[error("collector.ebpf = \"required\" but the eBPF collector could not start: {0}")]
     EbpfRequired(watchpost_ebpf::LoadError),
+    /// A supervised task failed too often: the daemon stopped rather than run without it.
+    #[error("the {task} task failed for good: {reason}")]
+    TaskFailed {
+        /// The task.
+        task: &'static str,
+        /// Its last failure.
+        reason: String,
+    },
 }
 
 /// Starts the eBPF collector as `config.collector.ebpf` asks. `Ok(None)`: poll `/proc` instead
@@ -101,6 +118,8 @@ fn start_ebpf(
         kernel_ring_bytes: c.kernel_ring_bytes,
         dns_ring_bytes: c.dns_ring_bytes,
         dns_matching: config.dns_matching(),
+        // The clock the /proc reader built at start: one clock for both feeds.
+        boot_clock: stats.boot_clock.get().copied(),
         ..Default::default()
     };
     let started = Instant::now();
@@ -113,9 +132,7 @@ fn start_ebpf(
             );
             let max_batch = config.intake.max_batch_len.max(1);
             stats.ebpf_active.store(1, Ordering::Relaxed);
-            Ok(Some(
-                collector.spawn(config.intake.queue_batches, max_batch),
-            ))
+            Ok(Some(collector.spawn(c.reader_queue_batches, max_batch)))
         }
         Err(e) if c.ebpf == EbpfMode::Required => Err(DaemonError::EbpfRequired(e)),
         Err(e) => {
@@ -154,15 +171,20 @@ fn prepare_data_dir(dir: &Path) -> Result<(), DaemonError> {
     Ok(())
 }
 
-/// Runs the daemon until SIGINT or SIGTERM.
+/// Runs the daemon until SIGINT, SIGTERM or SIGQUIT (SIGHUP reloads nothing: no file).
 pub async fn run(config: Config) -> Result<(), DaemonError> {
-    let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
-    let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
+    run_with(config, reload::LiveReload::default()).await
+}
+
+/// Runs the daemon until SIGINT, SIGTERM or SIGQUIT; SIGHUP reloads as `live` allows.
+pub async fn run_with(config: Config, live: reload::LiveReload) -> Result<(), DaemonError> {
+    let mut signals = signals::Signals::install().map_err(DaemonError::Signals)?;
     let started_at = clock::now();
     let stats = Arc::new(DaemonCounters::new(started_at));
 
     prepare_data_dir(&config.daemon.data_dir)?;
     let reader = ProcReader::system()?;
+    let _ = stats.boot_clock.set(reader.clock());
     let system = bootstrap::system::collect(Path::new("/proc"), started_at)?;
     tracing::info!(
         arch = system.architecture.as_str(),
@@ -186,22 +208,59 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         call_timeout: ms(config.stores.call_timeout_ms),
     })
     .await?;
-    let stores = stores::register_all(&registry, &config, system, &persistence, &reader).await?;
+    let stores = stores::register_all(
+        &registry,
+        &config,
+        system,
+        stats.clone(),
+        &persistence,
+        &reader,
+    )
+    .await?;
 
     let engine = detections::start_engine(&registry, &config).await?;
     let (events_tx, events_rx) = mpsc::channel(config.detectors.event_queue);
     let (outputs_tx, outputs_rx) = mpsc::channel(config.detectors.output_queue);
+    // The detector engine and the detection dispatcher own their queues' receivers, so they are
+    // not restarted: if either dies (panics) the daemon stops with an error instead of running
+    // on without detections.
+    let (critical_tx, critical_rx) = mpsc::channel::<supervise::Fatal>(2);
     let engine_task = {
         let engine = engine.clone();
-        tokio::spawn(async move { engine.run(events_rx, outputs_tx).await })
+        let critical = critical_tx.clone();
+        tokio::spawn(async move {
+            let run = tokio::spawn(async move {
+                #[cfg(feature = "fault-injection")]
+                crate::fault::on_engine_start();
+                engine.run(events_rx, outputs_tx).await
+            });
+            if let Err(e) = run.await {
+                let reason = format!("ended: {e}");
+                let _ = critical
+                    .send(supervise::Fatal {
+                        task: "detector engine",
+                        reason,
+                    })
+                    .await;
+            }
+        })
     };
-    let printer_task = tokio::spawn(detections::print_detections(outputs_rx, stats.clone()));
+    let fleet = crate::fleet::start::start(crate::fleet::start::FleetInputs {
+        config: &config,
+        registry: &registry,
+        stats: stats.clone(),
+        engine: engine.clone(),
+        started_at,
+        outputs: outputs_rx,
+        critical: critical_tx,
+    })
+    .await?;
 
     let group = config
         .socket
         .group
         .as_deref()
-        .map(|g| resolve_group(g, Path::new("/etc/group")))
+        .map(resolve_group)
         .transpose()?;
     let socket = listener::bind(&config.socket.path, group)?;
     let socket_identity = socket.identity();
@@ -215,9 +274,12 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         socket,
         group,
         stats,
+        fleet_state: fleet.state.clone(),
+        follow: fleet.follow.clone(),
+        critical: critical_rx,
         persistence: persistence.clone(),
     };
-    let result = serve(&config, parts, &mut sigterm, &mut sigint).await;
+    let result = serve(&config, parts, &mut signals, &live).await;
     // The server removes its socket when it stops; if it never ran (an error or a signal during
     // the bootstrap), the file is removed here. A no-op when already gone.
     let (path, dev, ino) = socket_identity;
@@ -236,9 +298,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     if tokio::time::timeout(left(), engine_task).await.is_err() {
         tracing::warn!("detectors did not finish in time");
     }
-    if tokio::time::timeout(left(), printer_task).await.is_err() {
-        tracing::warn!("detections still queued at shutdown were not printed");
-    }
+    fleet.stop(deadline).await;
     if tokio::time::timeout(left(), registry.shutdown())
         .await
         .is_err()
@@ -258,6 +318,10 @@ struct Parts {
     socket: listener::BoundSocket,
     group: Option<u32>,
     stats: Arc<DaemonCounters>,
+    fleet_state: crate::fleet::FleetState,
+    follow: tokio::sync::broadcast::Sender<Arc<str>>,
+    /// Reports of the unsupervised tasks (detector engine, detection dispatcher) dying.
+    critical: mpsc::Receiver<supervise::Fatal>,
     persistence: Arc<crate::persistence::Persistence>,
 }
 
@@ -266,8 +330,8 @@ struct Parts {
 async fn serve(
     config: &Config,
     parts: Parts,
-    sigterm: &mut Signal,
-    sigint: &mut Signal,
+    signals: &mut signals::Signals,
+    live: &reload::LiveReload,
 ) -> Result<(), DaemonError> {
     let Parts {
         registry,
@@ -278,6 +342,9 @@ async fn serve(
         socket,
         group,
         stats,
+        fleet_state,
+        follow,
+        mut critical,
         persistence,
     } = parts;
     let outputs = CollectorOutputs {
@@ -288,19 +355,26 @@ async fn serve(
         events: events.clone(),
     };
     let netns_trust = Arc::new(NetnsTrust::new());
-    let mut collector = Collector::new(
-        reader.clone(),
-        outputs,
-        stats.clone(),
-        config.collector.max_tracked_processes,
-        ms(config.stores.call_timeout_ms),
-    )
-    .with_netns_trust(netns_trust.clone());
+    let new_collector = {
+        let (reader, stats) = (reader.clone(), stats.clone());
+        let (limit, wait) = (
+            config.collector.max_tracked_processes,
+            ms(config.stores.call_timeout_ms),
+        );
+        let trust = netns_trust.clone();
+        move || {
+            Collector::new(reader.clone(), outputs.clone(), stats.clone(), limit, wait)
+                .with_netns_trust(trust.clone())
+        }
+    };
+    let mut collector = new_collector();
     let started = Instant::now();
     let processes = tokio::select! {
         n = collector.bootstrap() => n?,
-        _ = sigterm.recv() => return Ok(()),
-        _ = sigint.recv() => return Ok(()),
+        name = signals.stop_requested() => {
+            tracing::info!(signal = name, "stopped during start-up");
+            return Ok(());
+        }
     };
     tracing::info!(
         processes,
@@ -311,7 +385,8 @@ async fn serve(
     if let Some(task) = &kernel {
         netns_trust.attach_kernel(task.trusted_namespaces());
     }
-    let (collector, rescan_interval) = if kernel.is_some() {
+    let kernel_feeds = kernel.is_some();
+    let (collector, rescan_interval) = if kernel_feeds {
         (
             collector.without_detector_events(),
             config.collector.reconcile_interval_ms,
@@ -321,12 +396,26 @@ async fn serve(
     };
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let fleet_state_for_intel = fleet_state.clone();
+    let (supervisor, mut fatal) = supervise::Supervisor::new(
+        supervise::RestartBudget {
+            max_restarts: config.stores.max_restarts,
+            window: ms(config.stores.restart_window_ms),
+            backoff: std::time::Duration::from_millis(100),
+        },
+        stats.clone(),
+        shutdown_rx.clone(),
+    );
+    let engine_for_reload = engine.clone();
     let ctx = Arc::new(QueryContext {
         registry: registry.clone(),
         reader,
         host_arch: stores.host_arch,
         stats: stats.clone(),
         engine: Some(engine),
+        fleet: Some(fleet_state),
+        follow: Some(follow),
+        follow_counters: fleet_state_for_intel.follow.clone(),
         persistence: Some(persistence.clone()),
         reputation: stores.ip_reputation.clone(),
     });
@@ -342,65 +431,211 @@ async fn serve(
             max_request_bytes: s.max_request_bytes,
             read_timeout: ms(s.read_timeout_ms),
             write_timeout: ms(s.write_timeout_ms),
+            max_reply_bytes: s.max_reply_bytes,
+            max_answers_in_flight: s.max_answers_in_flight,
         },
         ctx,
         stats.clone(),
     );
     let socket_path = s.path.display().to_string();
-    let server_task = tokio::spawn(server.run(shutdown_rx.clone()));
-    let collector_task = tokio::spawn(collector.run(ms(rescan_interval), shutdown_rx.clone()));
+    let server = Arc::new(server);
+    let server_task = {
+        let shutdown = shutdown_rx.clone();
+        supervisor.spawn("server", move || {
+            let run = server.clone().run(shutdown.clone());
+            async move {
+                run.await;
+                supervise::TaskExit::Done
+            }
+        })
+    };
+    let collector_task = {
+        let shutdown = shutdown_rx.clone();
+        let interval = ms(rescan_interval);
+        let mut first = Some(collector);
+        supervisor.spawn("collector", move || {
+            let first = first.take();
+            let fresh = new_collector.clone();
+            let shutdown = shutdown.clone();
+            async move {
+                let collector = match first {
+                    Some(c) => c,
+                    // A restarted collector describes what runs again (no events), then rescans.
+                    None => {
+                        let mut c = fresh();
+                        if kernel_feeds {
+                            c = c.without_detector_events();
+                        }
+                        if let Err(e) = c.bootstrap().await {
+                            return supervise::TaskExit::Failed(format!("bootstrap: {e}"));
+                        }
+                        c
+                    }
+                };
+                collector.run(interval, shutdown).await;
+                supervise::TaskExit::Done
+            }
+        })
+    };
     let kernel_task = kernel.map(|task| {
-        let feed = KernelFeed {
-            task,
-            out: KernelOutputs {
-                processes: stores.processes.clone(),
-                process_store: registry.processes(),
-                dns: stores.dns.clone(),
-                symbols: stores.symbols.clone(),
-                kallsyms: PathBuf::from(stores::KALLSYMS),
-                events,
-            },
-            stats: stats.clone(),
-            apply_wait: ms(config.stores.call_timeout_ms),
-        };
-        tokio::spawn(feed.run(
-            ms(config.collector.lost_check_interval_ms),
-            shutdown_rx.clone(),
-        ))
-    });
-    let symbols_task = config.symbols.reload_on_module_change.then(|| {
-        let reloader = SymbolReloader {
+        let out = KernelOutputs {
+            processes: stores.processes.clone(),
+            process_store: registry.processes(),
+            dns: stores.dns.clone(),
+            symbols: stores.symbols.clone(),
             kallsyms: PathBuf::from(stores::KALLSYMS),
-            modules: ModuleWatch::new("/proc/modules"),
-            intake: stores.symbols.clone(),
-            stats: stats.clone(),
+            events,
         };
-        tokio::spawn(reloader.run(
-            ms(config.symbols.module_check_interval_ms),
-            shutdown_rx.clone(),
-        ))
+        let (stats, apply_wait) = (stats.clone(), ms(config.stores.call_timeout_ms));
+        let lost_interval = ms(config.collector.lost_check_interval_ms);
+        let shutdown = shutdown_rx.clone();
+        let config = config.clone();
+        let netns_trust = netns_trust.clone();
+        let mut first = Some(task);
+        supervisor.spawn("kernel feed", move || {
+            let first = first.take();
+            let (out, stats, shutdown, config, netns_trust) = (
+                out.clone(),
+                stats.clone(),
+                shutdown.clone(),
+                config.clone(),
+                netns_trust.clone(),
+            );
+            async move {
+                // A restarted feed loads and attaches the programs again.
+                let task = match first {
+                    Some(task) => task,
+                    None => match start_ebpf(&config, &stats) {
+                        // New programs, new maps: they learn the trusted namespaces again.
+                        Ok(Some(task)) => {
+                            netns_trust.attach_kernel(task.trusted_namespaces());
+                            task
+                        }
+                        Ok(None) => {
+                            return supervise::TaskExit::Failed(
+                                "the eBPF collector could not be reloaded".to_owned(),
+                            );
+                        }
+                        Err(e) => return supervise::TaskExit::Failed(e.to_string()),
+                    },
+                };
+                let feed = KernelFeed {
+                    task,
+                    out,
+                    stats,
+                    apply_wait,
+                };
+                match feed.run(lost_interval, shutdown).await {
+                    Ok(()) => supervise::TaskExit::Done,
+                    Err(reason) => supervise::TaskExit::Failed(reason),
+                }
+            }
+        })
     });
+    let intel_task = crate::fleet::start::start_intel(
+        config,
+        &fleet_state_for_intel,
+        stores.ip_reputation.clone(),
+        shutdown_rx.clone(),
+    );
+    let symbols_task = config.symbols.reload_on_module_change.then(|| {
+        let (intake, stats) = (stores.symbols.clone(), stats.clone());
+        let interval = ms(config.symbols.module_check_interval_ms);
+        let shutdown = shutdown_rx.clone();
+        supervisor.spawn("symbol reloader", move || {
+            let reloader = SymbolReloader {
+                kallsyms: PathBuf::from(stores::KALLSYMS),
+                modules: ModuleWatch::new("/proc/modules"),
+                intake: intake.clone(),
+                stats: stats.clone(),
+            };
+            let run = reloader.run(interval, shutdown.clone());
+            async move {
+                run.await;
+                supervise::TaskExit::Done
+            }
+        })
+    });
+    // Start-up parsed kallsyms, BTF and all of /proc: give that garbage back before serving.
+    tokio::task::spawn_blocking(crate::memory::trim::release_free_memory);
     let persist_task = persistence.enabled().then(|| {
-        tokio::spawn(persistence.clone().run_periodic(
-            registry.clone(),
-            ms(config.persist.snapshot_interval_ms),
-            shutdown_rx.clone(),
-        ))
+        let (persistence, registry) = (persistence.clone(), registry.clone());
+        let interval = ms(config.persist.snapshot_interval_ms);
+        let shutdown = shutdown_rx.clone();
+        supervisor.spawn("snapshots", move || {
+            let run =
+                persistence
+                    .clone()
+                    .run_periodic(registry.clone(), interval, shutdown.clone());
+            async move {
+                run.await;
+                supervise::TaskExit::Done
+            }
+        })
     });
     let synthetic_task = (config.collector.synthetic_events_per_second > 0).then(|| {
-        tokio::spawn(crate::collector::synthetic::run(
-            stores.processes.clone(),
-            config.collector.synthetic_events_per_second,
-            shutdown_rx.clone(),
-        ))
+        let intake = stores.processes.clone();
+        let rate = config.collector.synthetic_events_per_second;
+        let shutdown = shutdown_rx.clone();
+        supervisor.spawn("synthetic events", move || {
+            let run = crate::collector::synthetic::run(intake.clone(), rate, shutdown.clone());
+            async move {
+                run.await;
+                supervise::TaskExit::Done
+            }
+        })
     });
     tracing::info!(socket = %socket_path, "watchpost ready");
 
-    let signal_name = tokio::select! {
-        _ = sigterm.recv() => "SIGTERM",
-        _ = sigint.recv() => "SIGINT",
+    let mut running = config.clone();
+    let outcome = loop {
+        let action = tokio::select! {
+            action = signals.next() => action,
+            Some(f) = fatal.recv() => break Err(DaemonError::TaskFailed {
+                task: f.task,
+                reason: f.reason,
+            }),
+            Some(f) = critical.recv() => break Err(DaemonError::TaskFailed {
+                task: f.task,
+                reason: f.reason,
+            }),
+        };
+        match action {
+            signals::SignalAction::Stop(name) => {
+                tracing::info!(signal = name, "shutting down");
+                break Ok(());
+            }
+            signals::SignalAction::Reload => {
+                match reload::reload(live, &mut running, &registry, &engine_for_reload).await {
+                    Ok(done) => tracing::info!(
+                        applied = ?done.applied,
+                        need_restart = ?done.need_restart,
+                        "SIGHUP: configuration reloaded"
+                    ),
+                    Err(e) => tracing::error!("SIGHUP: configuration not reloaded: {e}"),
+                }
+            }
+            signals::SignalAction::Status => {
+                let (status, message) = stats.daemon_health(clock::now());
+                tracing::info!(
+                    rss_bytes = crate::memory::rss::resident_bytes().unwrap_or(0),
+                    requests = stats.requests.load(Ordering::Relaxed),
+                    kernel_events = stats.kernel_events.load(Ordering::Relaxed),
+                    status,
+                    "SIGUSR1: {message}"
+                );
+            }
+            signals::SignalAction::Ignore(name) => {
+                tracing::info!(
+                    signal = name,
+                    "signal ignored: it means nothing to the daemon"
+                );
+            }
+        }
     };
-    tracing::info!(signal = signal_name, "shutting down");
+    if let Err(e) = &outcome {
+        tracing::error!("stopping: {e}");
+    }
     let _ = shutdown_tx.send(true);
     let limit = ms(config.daemon.shutdown_timeout_ms);
     let stopped = tokio::time::timeout(limit, async {
@@ -410,6 +645,9 @@ async fn serve(
             let _ = t.await;
         }
         if let Some(t) = symbols_task {
+            let _ = t.await;
+        }
+        if let Some(t) = intel_task {
             let _ = t.await;
         }
         if let Some(t) = persist_task {
@@ -426,5 +664,5 @@ async fn serve(
             "collectors or the query server did not stop in time"
         );
     }
-    Ok(())
+    outcome
 }

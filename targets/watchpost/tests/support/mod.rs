@@ -104,11 +104,17 @@ impl Daemon {
     /// Starts a daemon with a 100 ms rescan and `extra` TOML merged into its config, and waits
     /// until its socket answers.
     pub fn start(tag: &str, extra: &str) -> Daemon {
+        Daemon::start_with_env(tag, extra, &[])
+    }
+
+    /// [`Daemon::start`] with extra environment variables (fault injection).
+    pub fn start_with_env(tag: &str, extra: &str, env: &[(&str, &str)]) -> Daemon {
         let dir = temp_dir(tag);
         let socket = dir.join("s.sock");
         let mut config: toml::Table = toml::from_str(&format!(
             "[daemon]\ndata_dir = \"{}\"\nlog_level = \"info\"\n\
              [socket]\npath = \"{}\"\n\
+             [metrics]\nlisten = \"127.0.0.1:0\"\n\
              [collector]\nrescan_interval_ms = 100\n",
             dir.join("data").display(),
             socket.display()
@@ -124,6 +130,7 @@ impl Daemon {
         let child = Command::new(BIN)
             .args(["run", "--config"])
             .arg(&config_path)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(dir.join("stdout")).unwrap())
             .stderr(std::fs::File::create(dir.join("stderr")).unwrap())
@@ -152,6 +159,47 @@ impl Daemon {
         daemon
     }
 
+    /// Its configuration file.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("watchpost.toml")
+    }
+
+    /// Sends `signal` (a name `kill` knows: HUP, USR1, QUIT…).
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Waits (at most `limit`) for the daemon to exit by itself.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        let child = self.child.as_mut()?;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Its resident set size now, bytes (from `/proc/<pid>/status`).
+    pub fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .expect("VmRSS")
+            * 1024
+    }
+
     /// Its process ID.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(Child::id).unwrap_or(0)
@@ -160,6 +208,14 @@ impl Daemon {
     /// What it logged so far.
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(self.dir.join("stderr")).unwrap_or_default()
+    }
+
+    /// The address its metrics endpoint bound (from its log line).
+    pub fn metrics_address(&self) -> Option<String> {
+        let log = self.stderr();
+        let line = log.lines().find(|l| l.contains("Prometheus metrics at"))?;
+        let at = line.find("address=")? + "address=".len();
+        Some(line[at..].split_whitespace().next()?.to_owned())
     }
 
     /// What it printed on stdout (detections) so far.
