@@ -9,10 +9,12 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
+use crate::detect::output::OutputContainer;
 use crate::detect::{
     Detector, DetectorError, DetectorLogger, DetectorOutput, DetectorParams, Event,
 };
 use crate::registry::Registry;
+use crate::stores::container::ContainerHandle;
 
 /// Engine limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +92,8 @@ pub struct DetectorEngine {
     permits: Arc<Semaphore>,
     options: EngineOptions,
     counters: Arc<Counters>,
+    /// Describes each finding's container.
+    containers: ContainerHandle,
 }
 
 impl std::fmt::Debug for DetectorEngine {
@@ -118,6 +122,7 @@ impl DetectorEngine {
             permits: Arc::new(Semaphore::new(options.max_in_flight.max(1))),
             options,
             counters: Arc::new(Counters::default()),
+            containers: registry.containers(),
         })
     }
 
@@ -236,6 +241,35 @@ impl DetectorEngine {
         results.into_iter().flat_map(|(_, o)| o).collect()
     }
 
+    /// Names each finding's container as the container store knows it now (one lookup per
+    /// container; an unknown one keeps its ID, marked `known: false`).
+    async fn describe_containers(&self, outputs: &mut [DetectorOutput]) {
+        let mut known: Vec<OutputContainer> = Vec::new();
+        for output in outputs.iter_mut() {
+            let Some(id) = output.container_id.clone() else {
+                continue;
+            };
+            if output.container.is_some() {
+                continue;
+            }
+            let described = match known.iter().find(|c| c.id == id) {
+                Some(c) => c.clone(),
+                None => {
+                    let c = match self.containers.get_container(&id).await {
+                        Ok(info) => OutputContainer::from(info),
+                        Err(_) => OutputContainer {
+                            id,
+                            ..OutputContainer::default()
+                        },
+                    };
+                    known.push(c.clone());
+                    c
+                }
+            };
+            output.container = Some(described);
+        }
+    }
+
     async fn judge(
         &self,
         own: &DetectorCounters,
@@ -247,11 +281,12 @@ impl DetectorEngine {
         };
         bump(|c| &c.evaluations, 1);
         match tokio::time::timeout(self.options.detector_timeout, detector.on_event(event)).await {
-            Ok(Ok(outputs)) => {
+            Ok(Ok(mut outputs)) => {
                 self.counters
                     .outputs
                     .fetch_add(outputs.len() as u64, Ordering::Relaxed);
                 bump(|c| &c.outputs, outputs.len() as u64);
+                self.describe_containers(&mut outputs).await;
                 outputs
             }
             Ok(Err(e)) => {

@@ -13,7 +13,7 @@ use std::pin::Pin;
 
 pub use engine::{DetectorEngine, DetectorStats, EngineOptions, EngineStats};
 pub use event::{Event, EventKind};
-pub use output::{DetectorOutput, OutputValue, Severity};
+pub use output::{DetectorOutput, OutputContainer, OutputValue, Severity};
 
 use crate::registry::Registry;
 

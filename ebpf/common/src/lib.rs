@@ -8,7 +8,7 @@
 //! Every ring-buffer record starts with a [`RecordHeader`] whose `kind` says which record type
 //! follows ([`record_kind`]). Two ring buffers exist:
 //! - [`KERNEL_EVENTS_MAP`]: [`ForkRecord`], [`ExecRecord`] (exact length), [`ExitRecord`],
-//!   [`ModuleLoadRecord`], [`RenameRecord`];
+//!   [`ModuleLoadRecord`], [`RenameRecord`], [`CgroupRecord`];
 //! - [`DNS_EVENTS_MAP`]: [`DnsRecord`], written with its exact length (header + captured bytes).
 //!
 //! # Kernel layout
@@ -53,6 +53,10 @@ pub const DNS_PORT: u16 = 53;
 pub const DNS_QUERY_WINDOW: usize = 512;
 /// Default entries of each outstanding-query map.
 pub const DNS_PENDING_QUERIES: u32 = 8192;
+/// Bytes kept of a cgroup's path, including its NUL (longer paths are cut and flagged by
+/// [`CgroupRecord::path_len`] reaching this value). Container cgroup paths, systemd's included,
+/// are a few hundred bytes.
+pub const CGROUP_PATH_CAPACITY: usize = 1024;
 
 /// Name of the ring buffer of process and module records.
 pub const KERNEL_EVENTS_MAP: &str = "KERNEL_EVENTS";
@@ -61,7 +65,7 @@ pub const DNS_EVENTS_MAP: &str = "DNS_EVENTS";
 /// Name of the per-CPU `u64` array counting records dropped because a ring buffer was full.
 pub const LOST_EVENTS_MAP: &str = "LOST_EVENTS";
 /// Slots of [`LOST_EVENTS_MAP`]: one per [`record_kind`] value (slot 0 unused).
-pub const LOST_EVENTS_SLOTS: u32 = 7;
+pub const LOST_EVENTS_SLOTS: u32 = 8;
 /// Name of the [`ExecOptions`] global.
 pub const EXEC_OPTIONS_GLOBAL: &str = "EXEC_OPTIONS";
 /// Name of the LRU hash of outstanding DNS queries ([`DnsQueryKey`] → boot ns asked) from
@@ -102,6 +106,13 @@ pub mod program_name {
     pub const DNS_INGRESS: &str = "dns_answers_ingress";
     /// `cgroup_skb/egress` recording outgoing DNS queries.
     pub const DNS_EGRESS: &str = "dns_queries_egress";
+    /// `raw_tp/cgroup_mkdir`: a cgroup was created (containers get theirs before they start).
+    pub const CGROUP_MKDIR: &str = "cgroup_mkdir";
+    /// `raw_tp/cgroup_rmdir`: a cgroup was removed.
+    pub const CGROUP_RMDIR: &str = "cgroup_rmdir";
+    /// `raw_tp/cgroup_notify_populated`: a cgroup got its first process or lost its last one
+    /// (itself or below it).
+    pub const CGROUP_POPULATED: &str = "cgroup_notify_populated";
 }
 
 /// Slots of [`DNS_COUNTERS_MAP`]: what happened to DNS packets in the kernel.
@@ -148,6 +159,8 @@ pub mod record_kind {
     pub const DNS_ANSWER: u32 = 5;
     /// A [`super::RenameRecord`].
     pub const RENAME: u32 = 6;
+    /// A [`super::CgroupRecord`].
+    pub const CGROUP: u32 = 7;
 }
 
 /// Bits of [`ExecRecord::exe_flags`].
@@ -162,6 +175,18 @@ pub mod exe_flag {
     pub const TRUNCATED: u32 = 4;
     /// A component could not be read: the path is incomplete.
     pub const UNRESOLVED: u32 = 8;
+}
+
+/// Values of [`CgroupRecord::op`].
+pub mod cgroup_op {
+    /// `cgroup_mkdir`.
+    pub const MKDIR: u32 = 1;
+    /// `cgroup_rmdir`.
+    pub const RMDIR: u32 = 2;
+    /// `cgroup_notify_populated` with `val = 1`: a first process entered it (or a descendant).
+    pub const POPULATED: u32 = 3;
+    /// `cgroup_notify_populated` with `val = 0`: its last process (and its descendants') left.
+    pub const EMPTIED: u32 = 4;
 }
 
 /// Bits of [`TaskRecord::flags`].
@@ -208,6 +233,11 @@ pub struct TaskRecord {
     pub parent_start_boottime: u64,
     /// `task->comm`, NUL-padded.
     pub comm: [u8; TASK_COMM_LEN],
+    /// cgroup v2 ID of the task that ran the program (`bpf_get_current_cgroup_id`: the cgroup
+    /// directory's inode number): the process itself for exec and exit; for fork the parent,
+    /// whose cgroup the child starts in (except with `clone3(CLONE_INTO_CGROUP)`). The root
+    /// cgroup's ID on hosts whose containers live in cgroup v1 only.
+    pub cgroup_id: u64,
 }
 
 /// A process was created: `sched_process_fork` whose child leads a new thread group.
@@ -295,6 +325,25 @@ pub struct ExitRecord {
     pub exit_code: u32,
     /// Zero.
     pub reserved: u32,
+}
+
+/// A cgroup of the cgroup v2 (default) hierarchy was created, removed, populated or emptied:
+/// `cgroup_mkdir`, `cgroup_rmdir`, `cgroup_notify_populated`. cgroups of v1 hierarchies are not
+/// reported.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CgroupRecord {
+    /// `kind` = [`record_kind::CGROUP`].
+    pub header: RecordHeader,
+    /// The cgroup's ID (`cgrp->kn->id`, what `bpf_get_current_cgroup_id` returns inside it).
+    pub cgroup_id: u64,
+    /// One of [`cgroup_op`].
+    pub op: u32,
+    /// Bytes of `path` written, including the NUL; 0 if the path could not be read. Equal to
+    /// [`CGROUP_PATH_CAPACITY`] means the path may have been cut.
+    pub path_len: u32,
+    /// The cgroup's path from the hierarchy's root (`/libpod_parent/libpod-<id>`).
+    pub path: [u8; CGROUP_PATH_CAPACITY],
 }
 
 /// A kernel module finished loading: `module_load`.
@@ -467,6 +516,14 @@ pub struct KernelOffsets {
     pub mount_mountpoint: u32,
     /// `mount.mnt_ns`.
     pub mount_ns: u32,
+    /// `cgroup.kn` (0: the cgroup programs are not loaded).
+    pub cgroup_kn: u32,
+    /// `cgroup.root`.
+    pub cgroup_root: u32,
+    /// `kernfs_node.id` (a `u64` since Linux 5.5).
+    pub kernfs_node_id: u32,
+    /// `cgroup_root.hierarchy_id` (0 for the v2 default hierarchy).
+    pub cgroup_root_hierarchy_id: u32,
     /// Zero (keeps the struct a multiple of 8 bytes).
     pub reserved: u32,
 }
@@ -502,6 +559,8 @@ mod pod {
     // SAFETY: as above.
     unsafe impl aya::Pod for super::ModuleLoadRecord {}
     // SAFETY: as above.
+    unsafe impl aya::Pod for super::CgroupRecord {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for super::DnsRecord {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::KernelOffsets {}
@@ -527,10 +586,11 @@ mod tests {
     #[test]
     fn layouts_have_no_padding_and_fit_ring_buffer_alignment() {
         assert_eq!(size_of::<RecordHeader>(), 16);
-        assert_eq!(size_of::<TaskRecord>(), 24 + 16 + TASK_COMM_LEN);
-        assert_eq!(size_of::<ForkRecord>(), 16 + 56 + 8);
-        assert_eq!(size_of::<ExitRecord>(), 16 + 56 + 8);
-        assert_eq!(ExecRecord::DATA_OFFSET, 16 + 56 + 16);
+        assert_eq!(size_of::<TaskRecord>(), 24 + 16 + TASK_COMM_LEN + 8);
+        assert_eq!(offset_of!(TaskRecord, cgroup_id), 56);
+        assert_eq!(size_of::<ForkRecord>(), 16 + 64 + 8);
+        assert_eq!(size_of::<ExitRecord>(), 16 + 64 + 8);
+        assert_eq!(ExecRecord::DATA_OFFSET, 16 + 64 + 16);
         assert_eq!(
             size_of::<ExecRecord>(),
             ExecRecord::DATA_OFFSET + EXEC_DATA_CAPACITY
@@ -545,6 +605,7 @@ mod tests {
         };
         const { assert!(8191 + EXEC_FILENAME_CAPACITY <= EXEC_DATA_CAPACITY) };
         assert_eq!(size_of::<RenameRecord>(), 16 + 16 + TASK_COMM_LEN);
+        assert_eq!(size_of::<CgroupRecord>(), 16 + 16 + CGROUP_PATH_CAPACITY);
         assert_eq!(size_of::<ModuleLoadRecord>(), 16 + MODULE_NAME_LEN);
         assert_eq!(DnsRecord::PAYLOAD_OFFSET, 16 + 8 + 8 + 32 + 4 + 20);
         assert_eq!(size_of::<DnsQueryKey>(), 8 + 32 + 8 + 8);
@@ -553,7 +614,7 @@ mod tests {
             size_of::<DnsRecord>(),
             DnsRecord::PAYLOAD_OFFSET + DNS_PAYLOAD_CAPACITY
         );
-        assert_eq!(size_of::<KernelOffsets>(), 30 * 4);
+        assert_eq!(size_of::<KernelOffsets>(), 34 * 4);
         // The kernel reserves ring-buffer records 8-byte aligned.
         for align in [
             align_of::<ForkRecord>(),
@@ -561,6 +622,7 @@ mod tests {
             align_of::<ExitRecord>(),
             align_of::<ModuleLoadRecord>(),
             align_of::<DnsRecord>(),
+            align_of::<CgroupRecord>(),
         ] {
             assert!(8 % align == 0);
         }
@@ -577,6 +639,7 @@ mod tests {
             record_kind::MODULE_LOAD,
             record_kind::DNS_ANSWER,
             record_kind::RENAME,
+            record_kind::CGROUP,
         ] {
             assert!(kind < LOST_EVENTS_SLOTS);
         }

@@ -46,6 +46,9 @@ pub struct CollectorOptions {
     pub dns_answers: bool,
     /// Attach `module_load` when the kernel has it (see [`ModuleLoadSignal`]).
     pub module_loads: bool,
+    /// Attach `cgroup_mkdir`/`cgroup_rmdir` when the kernel has them: cgroup v2 directories
+    /// created and removed, with their IDs (containers are known when their cgroup appears).
+    pub cgroup_events: bool,
     /// Bytes of the process/module ring buffer: a power of two, at least one page. Fork and exit
     /// records take 88 bytes, renames 48, execs 88 plus their two paths (typically 130–250;
     /// at most about 8.5 KiB), plus 8 bytes of ring header each.
@@ -108,6 +111,7 @@ impl Default for CollectorOptions {
             process_events: true,
             dns_answers: true,
             module_loads: true,
+            cgroup_events: true,
             kernel_ring_bytes: 4 << 20,
             dns_ring_bytes: 1 << 20,
             cgroup_root: None,
@@ -148,6 +152,10 @@ pub struct Attachments {
     pub dns_queries_matched: bool,
     /// The module-load signal.
     pub module_loads: ModuleLoadSignal,
+    /// `cgroup_mkdir`/`cgroup_rmdir` are attached.
+    pub cgroup_events: bool,
+    /// `cgroup_notify_populated` is attached too.
+    pub cgroup_populated_events: bool,
 }
 
 /// Records the kernel dropped because a ring buffer was full, by kind, summed over CPUs.
@@ -165,6 +173,8 @@ pub struct LostEvents {
     pub dns_answer: u64,
     /// Renames lost.
     pub rename: u64,
+    /// cgroup creations/removals lost.
+    pub cgroup: u64,
 }
 
 impl LostEvents {
@@ -176,6 +186,7 @@ impl LostEvents {
             .saturating_add(self.module_load)
             .saturating_add(self.dns_answer)
             .saturating_add(self.rename)
+            .saturating_add(self.cgroup)
     }
 }
 
@@ -208,6 +219,7 @@ impl LostEventCounter {
             module_load: sum(record_kind::MODULE_LOAD)?,
             dns_answer: sum(record_kind::DNS_ANSWER)?,
             rename: sum(record_kind::RENAME)?,
+            cgroup: sum(record_kind::CGROUP)?,
         })
     }
 }
@@ -458,7 +470,8 @@ impl Collector {
         let btf_done = started.elapsed();
 
         let want_modules = options.module_loads && layout.has_module_load_tracepoint;
-        let want_kernel_ring = options.process_events || want_modules;
+        let want_cgroups = options.cgroup_events && layout.has_cgroup_tracepoints;
+        let want_kernel_ring = options.process_events || want_modules || want_cgroups;
         // Unused rings get one page: the object declares them, so they exist anyway.
         let kernel_ring_bytes = if want_kernel_ring {
             options.kernel_ring_bytes
@@ -520,6 +533,18 @@ impl Collector {
         } else {
             ModuleLoadSignal::KernelWithoutModules
         };
+
+        if want_cgroups {
+            attach_raw_tracepoint(&mut ebpf, program_name::CGROUP_MKDIR, "cgroup_mkdir")?;
+            attach_raw_tracepoint(&mut ebpf, program_name::CGROUP_RMDIR, "cgroup_rmdir")?;
+            if layout.has_populated_tracepoint {
+                attach_raw_tracepoint(
+                    &mut ebpf,
+                    program_name::CGROUP_POPULATED,
+                    "cgroup_notify_populated",
+                )?;
+            }
+        }
 
         let dns_cgroup_root = if options.dns_answers {
             let root = match options.cgroup_root.clone() {
@@ -612,6 +637,8 @@ impl Collector {
             dns_queries_matched: dns_cgroup_root.is_some() && options.dns_matching.require_query,
             dns_cgroup_root,
             module_loads,
+            cgroup_events: want_cgroups,
+            cgroup_populated_events: want_cgroups && layout.has_populated_tracepoint,
         };
         tracing::info!(
             ?attachments,
@@ -766,6 +793,7 @@ impl Collector {
         let reload = self.symbol_reload_trigger();
         let dns_counters = self.dns_counter_reader();
         let trusted = self.trusted_namespaces();
+        let attachments = self.attachments.clone();
         let mut collector = self;
         let handle = tokio::spawn(async move {
             loop {
@@ -781,6 +809,7 @@ impl Collector {
             dns_counters,
             trusted,
             reload,
+            attachments,
             handle,
         }
     }
@@ -799,6 +828,7 @@ pub struct CollectorTask {
     dns_counters: DnsCounterReader,
     trusted: TrustedNamespaces,
     reload: SymbolReloadTrigger,
+    attachments: Attachments,
     handle: JoinHandle<Result<(), ReadError>>,
 }
 
@@ -832,6 +862,11 @@ impl CollectorTask {
     /// The trusted network namespaces.
     pub fn trusted_namespaces(&self) -> TrustedNamespaces {
         self.trusted.clone()
+    }
+
+    /// What the collector attached.
+    pub fn attachments(&self) -> &Attachments {
+        &self.attachments
     }
 
     /// Stops the task and waits until the programs are detached; returns the task's error if

@@ -63,6 +63,6 @@ pub use dns_matching::{
 };
 pub use error::{LoadError, LoadStage, ReadError};
 pub use event::{
-    DnsAnswer, KernelEvent, ModuleLoad, ProcessExec, ProcessExit, ProcessFork, ProcessIdentity,
-    SymbolReloadCause,
+    CgroupChange, CgroupOp, DnsAnswer, KernelEvent, ModuleLoad, ProcessExec, ProcessExit,
+    ProcessFork, ProcessIdentity, SymbolReloadCause,
 };

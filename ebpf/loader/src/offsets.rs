@@ -14,6 +14,11 @@ pub struct KernelLayout {
     pub has_module_load_tracepoint: bool,
     /// Whether the kernel has the `task_rename` tracepoint.
     pub has_task_rename_tracepoint: bool,
+    /// Whether the kernel has the `cgroup_mkdir`/`cgroup_rmdir` tracepoints and the cgroup
+    /// members their program reads.
+    pub has_cgroup_tracepoints: bool,
+    /// Whether it also has `cgroup_notify_populated` (Linux ≥ 5.3).
+    pub has_populated_tracepoint: bool,
 }
 
 /// Reads every offset the programs use. A member the process programs need and the kernel lacks
@@ -24,6 +29,33 @@ pub fn kernel_layout(btf: &KernelBtf) -> Result<KernelLayout, BtfError> {
     let has_module_load_tracepoint = btf.tracepoint_arg_count("module_load")?.is_some();
     let has_task_rename_tracepoint = btf.tracepoint_arg_count("task_rename")?.is_some();
     let file_path = btf.member_offset("file", "f_path")?;
+    // Optional: without them containers are found by /proc scans only.
+    let cgroup_members = (|| -> Result<[u32; 4], BtfError> {
+        Ok([
+            btf.member_offset("cgroup", "kn")?,
+            btf.member_offset("cgroup", "root")?,
+            btf.member_offset("kernfs_node", "id")?,
+            btf.member_offset("cgroup_root", "hierarchy_id")?,
+        ])
+    })()
+    .ok();
+    let has_cgroup_tracepoints = cgroup_members.is_some()
+        && btf.tracepoint_arg_count("cgroup_mkdir")?.is_some()
+        && btf.tracepoint_arg_count("cgroup_rmdir")?.is_some();
+    let has_populated_tracepoint = has_cgroup_tracepoints
+        && btf
+            .tracepoint_arg_count("cgroup_notify_populated")?
+            .is_some();
+    let [
+        cgroup_kn,
+        cgroup_root,
+        kernfs_node_id,
+        cgroup_root_hierarchy_id,
+    ] = if has_cgroup_tracepoints {
+        cgroup_members.unwrap_or_default()
+    } else {
+        [0; 4]
+    };
     let offsets = KernelOffsets {
         task_pid: task("pid")?,
         task_tgid: task("tgid")?,
@@ -60,11 +92,17 @@ pub fn kernel_layout(btf: &KernelBtf) -> Result<KernelLayout, BtfError> {
         mount_parent: btf.member_offset("mount", "mnt_parent")?,
         mount_mountpoint: btf.member_offset("mount", "mnt_mountpoint")?,
         mount_ns: btf.member_offset("mount", "mnt_ns")?,
+        cgroup_kn,
+        cgroup_root,
+        kernfs_node_id,
+        cgroup_root_hierarchy_id,
         reserved: 0,
     };
     Ok(KernelLayout {
         offsets,
         has_module_load_tracepoint,
         has_task_rename_tracepoint,
+        has_cgroup_tracepoints,
+        has_populated_tracepoint,
     })
 }

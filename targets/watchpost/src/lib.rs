@@ -8,6 +8,7 @@
 //! - [`procfs`]: reading processes from `/proc` with the core's canonical start times.
 //! - [`bootstrap`]: system facts and kernel symbols read at start.
 //! - [`collector`]: the `/proc` rescans and symbol reloads that keep the stores current.
+//! - [`runtimes`]: container enrichment from the runtimes' APIs (Docker API, containerd).
 //! - [`server`]: the query socket: access control, limits, answers.
 //! - [`client`]: `watchpost query`: requests, exit codes, human output.
 //! - [`wire`]: the query socket's framing and messages, shared by daemon and CLI.
@@ -30,6 +31,7 @@ pub mod fleet;
 pub mod memory;
 pub mod persistence;
 pub mod procfs;
+pub mod runtimes;
 pub mod server;
 pub mod sinks;
 pub mod stats;

@@ -480,6 +480,7 @@ fn the_schema_file_accepts_full_records_and_refuses_bad_ones() {
             id: "a".repeat(64),
             name: "web".to_owned(),
             image: "nginx:1".to_owned(),
+            image_digest: format!("sha256:{}", "b".repeat(64)),
             runtime: "containerd".to_owned(),
             pod: Some(PodPart {
                 name: "web-0".to_owned(),

@@ -13,7 +13,7 @@ use watchpost_actors::stores::symbols::SymbolInfo;
 use watchpost_core::EpochNanos;
 
 use crate::wire::Answer;
-use crate::wire::response::{DaemonStats, StoreMetricsReport};
+use crate::wire::response::{DaemonStats, ProcessAnswer, StoreMetricsReport};
 
 /// `ns` since the epoch as UTC `YYYY-MM-DDTHH:MM:SS.mmmZ`; `-` for 0.
 pub fn format_time(ns: EpochNanos) -> String {
@@ -120,8 +120,30 @@ fn exe_flags(p: &ProcessInfo) -> String {
     }
 }
 
-fn process(p: &ProcessInfo) -> String {
-    block(&[
+fn process_answer(a: &ProcessAnswer) -> String {
+    let mut rows = process_rows(&a.process);
+    let container = a.container.as_ref().map_or_else(
+        || "-".to_owned(),
+        |c| {
+            let mut text = format!("{} {}", c.id.get(..12).unwrap_or(&c.id), c.runtime);
+            for extra in [&c.name, &c.image] {
+                if !extra.is_empty() {
+                    text.push(' ');
+                    text.push_str(extra);
+                }
+            }
+            if let Some(pod) = &c.pod {
+                text.push_str(&format!(" pod {}/{}", pod.namespace, pod.name));
+            }
+            text
+        },
+    );
+    rows.push(("container", container));
+    block(&rows)
+}
+
+fn process_rows(p: &ProcessInfo) -> Vec<(&'static str, String)> {
+    vec![
         ("entity id", p.entity_id.to_string()),
         ("pid", p.pid.to_string()),
         ("ppid", p.ppid.to_string()),
@@ -143,7 +165,7 @@ fn process(p: &ProcessInfo) -> String {
                 Some(t) => format_time(t),
             },
         ),
-    ])
+    ]
 }
 
 fn processes(list: &[ProcessInfo]) -> String {
@@ -297,8 +319,58 @@ fn daemon_stats(d: &DaemonStats) -> String {
             "dns answers oversized",
             d.kernel_dns.answers_oversized.to_string(),
         ),
+        (
+            "containers by cgroup id",
+            d.kernel_container_lookups.to_string(),
+        ),
+        (
+            "containers by /proc read",
+            d.kernel_container_proc_reads.to_string(),
+        ),
     ]);
     for line in body.lines() {
+        let _ = writeln!(out, "  {line}");
+    }
+    out.push_str(&enrichment_stats(&d.container_enrichment));
+    out
+}
+
+fn enrichment_stats(e: &crate::runtimes::status::EnrichmentStats) -> String {
+    let mut out = "container enrichment\n".to_owned();
+    let mut rows = vec![
+        ("enabled", e.enabled.to_string()),
+        ("containers described", e.enriched.to_string()),
+        ("removals", e.removed.to_string()),
+        ("not found", e.not_found.to_string()),
+        ("pending", e.pending.to_string()),
+        ("queue overflow", e.queue_overflow.to_string()),
+        ("coalesced", e.coalesced.to_string()),
+        ("runtime events", e.events.to_string()),
+        ("api calls", e.requests.to_string()),
+        ("failures", e.failures.to_string()),
+        ("timeouts", e.timeouts.to_string()),
+        ("garbage", e.garbage.to_string()),
+        ("too large", e.too_large.to_string()),
+        ("fields cut", e.fields_cut.to_string()),
+        ("labels cut", e.labels_cut.to_string()),
+        ("reconnects", e.reconnects.to_string()),
+    ];
+    for endpoint in &e.endpoints {
+        let state = match &endpoint.state {
+            crate::runtimes::status::EndpointState::Down(why) => format!("down: {why}"),
+            other => format!("{other:?}").to_lowercase(),
+        };
+        let name = if endpoint.engine.is_empty() {
+            endpoint.kind.label().to_owned()
+        } else {
+            endpoint.engine.clone()
+        };
+        rows.push((
+            "endpoint",
+            format!("{} {name}: {state}", endpoint.socket.display()),
+        ));
+    }
+    for line in block(&rows).lines() {
         let _ = writeln!(out, "  {line}");
     }
     out
@@ -367,7 +439,7 @@ pub fn render(answer: &Answer) -> String {
                 ("init namespaces", or_dash(&namespaces)),
             ])
         }
-        Answer::Process(p) => process(p),
+        Answer::Process(p) => process_answer(p),
         Answer::Processes(list) if list.is_empty() => "(none)\n".to_owned(),
         Answer::Processes(list) => processes(list),
         Answer::Syscall(s) => format!("{} = {} ({})\n", escape(&s.name), s.id, escape(&s.arch)),
@@ -459,7 +531,10 @@ mod tests {
             exit_time_unknown: false,
             ..ProcessInfo::default()
         };
-        let text = render(&Answer::Process(p.clone()));
+        let text = render(&Answer::Process(ProcessAnswer {
+            process: p.clone(),
+            container: None,
+        }));
         assert!(text.contains("exe         /usr/bin/sleep"), "{text}");
         assert!(text.contains("exe flags   -"), "{text}");
         let text = render(&Answer::Processes(vec![p]));
@@ -493,7 +568,10 @@ mod tests {
             ..ProcessInfo::default()
         };
         for text in [
-            render(&Answer::Process(p.clone())),
+            render(&Answer::Process(ProcessAnswer {
+                process: p.clone(),
+                container: None,
+            })),
             render(&Answer::Processes(vec![p])),
         ] {
             assert!(
@@ -503,11 +581,14 @@ mod tests {
             assert!(text.contains("a\\nb\\x1b[2J"), "{text}");
             assert!(text.contains("/tmp/x\\u{202e}gpj.exe"), "{text}");
         }
-        let text = render(&Answer::Process(ProcessInfo {
-            exe_memfd: true,
-            exe_deleted: true,
-            memfd_name: Some("x\ny".into()),
-            ..ProcessInfo::default()
+        let text = render(&Answer::Process(ProcessAnswer {
+            process: ProcessInfo {
+                exe_memfd: true,
+                exe_deleted: true,
+                memfd_name: Some("x\ny".into()),
+                ..ProcessInfo::default()
+            },
+            container: None,
         }));
         assert!(text.contains("memfd (x\\ny), deleted"), "{text}");
         let text = render(&Answer::Symbols(vec![SymbolInfo {

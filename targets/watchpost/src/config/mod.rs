@@ -196,6 +196,10 @@ pub struct ContainerSection {
     pub capacity: usize,
     /// How long a removed container stays gettable (0 allowed).
     pub removal_grace_ms: u64,
+    /// Describe containers from their runtimes' APIs (off: ID and runtime from cgroups only).
+    pub enrichment: bool,
+    /// `[container.runtimes]`: the runtimes' sockets and the bounds on asking them.
+    pub runtimes: crate::runtimes::settings::RuntimesSection,
 }
 
 impl Default for ContainerSection {
@@ -203,6 +207,8 @@ impl Default for ContainerSection {
         ContainerSection {
             capacity: 512,
             removal_grace_ms: 30_000,
+            enrichment: true,
+            runtimes: Default::default(),
         }
     }
 }
@@ -678,6 +684,7 @@ impl Config {
                 );
             }
         }
+        problems.extend(self.container.runtimes.problems());
         for (key, reason) in fleet::problems(self) {
             problems.push(Problem { key, reason });
         }

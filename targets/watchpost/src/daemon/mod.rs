@@ -347,12 +347,22 @@ async fn serve(
         mut critical,
         persistence,
     } = parts;
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    // Started before the bootstrap scan, so runtimes are listed while /proc is read.
+    let enricher = crate::runtimes::start_if_enabled(
+        config,
+        stores.containers.clone(),
+        stats.clone(),
+        reader.clone(),
+        shutdown_rx.clone(),
+    );
     let outputs = CollectorOutputs {
         processes: stores.processes.clone(),
         process_store: registry.processes(),
         containers: stores.containers.clone(),
         container_store: registry.containers(),
         events: events.clone(),
+        enrich: enricher.as_ref().map(|e| e.requests.clone()),
     };
     let netns_trust = Arc::new(NetnsTrust::new());
     let new_collector = {
@@ -373,6 +383,7 @@ async fn serve(
         n = collector.bootstrap() => n?,
         name = signals.stop_requested() => {
             tracing::info!(signal = name, "stopped during start-up");
+            let _ = shutdown_tx.send(true);
             return Ok(());
         }
     };
@@ -395,7 +406,6 @@ async fn serve(
         (collector, config.collector.rescan_interval_ms)
     };
 
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let fleet_state_for_intel = fleet_state.clone();
     let (supervisor, mut fatal) = supervise::Supervisor::new(
         supervise::RestartBudget {
@@ -483,11 +493,14 @@ async fn serve(
             process_store: registry.processes(),
             dns: stores.dns.clone(),
             symbols: stores.symbols.clone(),
+            containers: stores.containers.clone(),
+            enrich: enricher.as_ref().map(|e| e.requests.clone()),
             kallsyms: PathBuf::from(stores::KALLSYMS),
             events,
         };
         let (stats, apply_wait) = (stats.clone(), ms(config.stores.call_timeout_ms));
         let lost_interval = ms(config.collector.lost_check_interval_ms);
+        let cgroup_capacity = config.container.capacity.saturating_mul(8);
         let shutdown = shutdown_rx.clone();
         let config = config.clone();
         let netns_trust = netns_trust.clone();
@@ -524,6 +537,7 @@ async fn serve(
                     out,
                     stats,
                     apply_wait,
+                    cgroups: crate::collector::cgroup_map::CgroupMap::new(cgroup_capacity),
                 };
                 match feed.run(lost_interval, shutdown).await {
                     Ok(()) => supervise::TaskExit::Done,
@@ -655,6 +669,9 @@ async fn serve(
         }
         if let Some(t) = synthetic_task {
             let _ = t.await;
+        }
+        if let Some(e) = enricher {
+            e.stopped().await;
         }
     })
     .await;

@@ -14,7 +14,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use watchpost_actors::Registry;
-use watchpost_actors::detect::{DetectorOutput, OutputValue, Severity};
+use watchpost_actors::detect::{DetectorOutput, OutputContainer, OutputValue, Severity};
 use watchpost_core::EpochNanos;
 
 use crate::fleet::identity::HostIdentity;
@@ -84,11 +84,32 @@ pub struct ContainerPart {
     pub name: String,
     /// Image (empty until enriched).
     pub image: String,
+    /// Image digest (empty until enriched).
+    #[serde(default)]
+    pub image_digest: String,
     /// Runtime (`docker`, `containerd`, `crio`, `podman`; empty when unknown).
     pub runtime: String,
     /// The pod, for Kubernetes containers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pod: Option<PodPart>,
+}
+
+impl From<OutputContainer> for ContainerPart {
+    /// The container as the detector engine described it with the container store.
+    fn from(c: OutputContainer) -> Self {
+        ContainerPart {
+            id: c.id,
+            name: c.name,
+            image: c.image,
+            image_digest: c.image_digest,
+            runtime: c.runtime,
+            pod: c.pod.map(|p| PodPart {
+                name: p.name,
+                namespace: p.namespace,
+                uid: p.uid,
+            }),
+        }
+    }
 }
 
 /// One detection, as every sink writes it.
@@ -148,7 +169,7 @@ impl RecordMaker {
     }
 
     /// The record of `output`: the process's uid and ancestry from the process store, its
-    /// container (and pod) from the container store. A store that does not answer leaves its
+    /// container (and pod) as the detector engine described it. A store that does not answer leaves its
     /// part empty: a detection is never held back for enrichment.
     pub async fn make(&self, output: DetectorOutput) -> DetectionRecord {
         let seq = self.next.fetch_add(1, Ordering::Relaxed);
@@ -162,28 +183,15 @@ impl RecordMaker {
             .first()
             .filter(|p| p.entity_id == output.entity_id)
             .map(|p| p.uid);
-        let container = match &output.container_id {
-            Some(id) => Some(match self.registry.containers().get_container(id).await {
-                Ok(c) => ContainerPart {
-                    id: c.id,
-                    name: c.name,
-                    image: c.image,
-                    runtime: c.runtime,
-                    pod: c.pod.map(|p| PodPart {
-                        name: p.name,
-                        namespace: p.namespace,
-                        uid: p.uid,
-                    }),
-                },
-                Err(_) => ContainerPart {
-                    id: id.clone(),
-                    name: String::new(),
-                    image: String::new(),
-                    runtime: String::new(),
-                    pod: None,
-                },
-            }),
-            None => None,
+        // The engine named the container with the container store when it judged the event;
+        // an ID without a description stays an ID.
+        let container = match (output.container, output.container_id) {
+            (Some(c), _) => Some(ContainerPart::from(c)),
+            (None, Some(id)) => Some(ContainerPart::from(OutputContainer {
+                id,
+                ..OutputContainer::default()
+            })),
+            (None, None) => None,
         };
         DetectionRecord {
             schema: SCHEMA_V1.to_owned(),

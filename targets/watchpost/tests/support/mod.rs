@@ -5,6 +5,9 @@
 
 #![allow(dead_code)]
 
+pub mod fake_runtime;
+pub mod runtimes;
+
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
