@@ -389,6 +389,7 @@ fn fork_batch(next_pid: &AtomicU32, len: u32) -> Vec<ProcessUpdate> {
                 gid: 1000,
                 comm: "worker".into(),
                 exe_path: None,
+                exe_flags: Default::default(),
             })
         })
         .collect()

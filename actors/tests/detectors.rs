@@ -160,6 +160,7 @@ fn exec_event(reader: &ProcReader, pid: u32) -> Event {
         parent_entity_id: f.parent_entity_id,
         parent_start_time: f.start.parent_start_time,
         exe: f.start.exe_path.clone().unwrap_or_default(),
+        invoked: String::new(),
         comm: f.start.comm.clone(),
         uid: f.start.uid,
         gid: f.start.gid,

@@ -48,6 +48,7 @@ fn fork(pid: u32, ppid: u32) -> ProcessUpdate {
         gid: 1000,
         comm: "worker".into(),
         exe_path: Some("/usr/bin/worker".into()),
+        exe_flags: Default::default(),
     })
 }
 
@@ -381,6 +382,7 @@ async fn exact_lookups_answer_both_processes_of_an_entity_id_collision() {
             gid: pid,
             comm: format!("p{pid}"),
             exe_path: None,
+            exe_flags: Default::default(),
         })
     };
     intake

@@ -15,7 +15,7 @@ use std::net::Ipv4Addr;
 use dns_encoder::{a, a_response, rr};
 use watchpost_core::container::{ContainerFilter, ContainerTable, ContainerTableConfig};
 use watchpost_core::container::{ContainerUpdate, Runtime};
-use watchpost_core::dns::{DnsCache, DnsCacheConfig};
+use watchpost_core::dns::{DnsCache, DnsCacheConfig, DnsOrigin};
 use watchpost_core::ip_reputation::{
     IpReputation, IpReputationConfig, IpReputationStore, ReputationStatus,
 };
@@ -117,6 +117,8 @@ fn a_cloned_dns_cache_runs_far_past_capacity_without_allocating() {
         max_links: 256,
         name_bytes: 64 * 24,
         hash_seed: 5,
+        max_namespaces: 4,
+        ..DnsCacheConfig::default()
     });
     let mut c = original.clone();
     let packets: Vec<(String, Vec<u8>)> = (0..2_000)
@@ -131,8 +133,16 @@ fn a_cloned_dns_cache_runs_far_past_capacity_without_allocating() {
     let (count, ()) = support::count_allocations(|| {
         for (i, (name, packet)) in packets.iter().enumerate() {
             let now = T0 + i as u64 * NANOS_PER_MILLI;
-            assert!(c.insert_packet(packet, now).is_ok());
-            let found = c.find_dns_response(name, now, &mut scratch).is_ok();
+            // Two trusted namespaces and an untrusted one, asked as each saw it.
+            let netns = 100 + (i % 3) as u32;
+            let origin = if i % 3 == 2 {
+                DnsOrigin::untrusted(netns)
+            } else {
+                DnsOrigin::trusted(netns)
+            };
+            assert!(c.insert_packet(packet, origin, now).is_ok());
+            let asked = (i % 3 == 2).then_some(netns);
+            let found = c.find_dns_response(name, asked, now, &mut scratch).is_ok();
             assert!(found, "{name}");
             let mut read = [(0u32, 0u32); 8];
             let mut n = 0;
@@ -191,6 +201,8 @@ fn churn(t: &mut ProcessTable, from: u32, to: u32) {
                     gid: 1,
                     comm: Comm::new("early"),
                     exe_path: paths[(pid % 3) as usize],
+                    invoked_path: (pid % 2 == 0).then_some("/usr/local/bin/link"),
+                    exe_flags: Default::default(),
                 },
                 now,
             );

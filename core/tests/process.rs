@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use watchpost_core::ErrorKind;
 use watchpost_core::entity_id::entity_id;
 use watchpost_core::process::{
-    Comm, EventOutcome, ExecEvent, ExitEvent, ForkEvent, ProcessKey, ProcessTable,
+    Comm, EventOutcome, ExeFlags, ExecEvent, ExitEvent, ForkEvent, ProcessKey, ProcessTable,
     ProcessTableConfig, ScanRecord,
 };
 use watchpost_core::time::NANOS_PER_SEC;
@@ -63,6 +63,8 @@ fn exec<'a>(pid: u32, path: &'a str, name: &str) -> ExecEvent<'a> {
         gid: 0,
         comm: Comm::new(name),
         exe_path: path,
+        invoked_path: None,
+        exe_flags: ExeFlags::NONE,
     }
 }
 
@@ -84,6 +86,7 @@ fn scan(pid: u32, ppid: u32) -> ScanRecord<'static> {
         gid: 4000 + pid,
         comm: Comm::new("scanned"),
         exe_path: Some("/usr/bin/scanned"),
+        exe_flags: ExeFlags::NONE,
     }
 }
 

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 use watchpost_core::process::{
-    Comm, EventOutcome, ExecEvent, ExitEvent, ForkEvent, ProcessKey, ProcessTable,
+    Comm, EventOutcome, ExeFlags, ExecEvent, ExitEvent, ForkEvent, ProcessKey, ProcessTable,
     ProcessTableConfig, ScanRecord,
 };
 use watchpost_core::time::NANOS_PER_MILLI;
@@ -455,6 +455,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                             gid: i + 1,
                             comm: Comm::new("scanned"),
                             exe_path: exe,
+                            exe_flags: ExeFlags::NONE,
                         },
                         now,
                     )
@@ -554,6 +555,8 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                         gid: uid + 10,
                         comm,
                         exe_path: path,
+                        invoked_path: None,
+                        exe_flags: ExeFlags::NONE,
                     },
                     now,
                 );

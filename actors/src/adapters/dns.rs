@@ -52,10 +52,11 @@ impl DnsBackend for DnsCache {
     fn find_dns_response<'a>(
         &'a self,
         query: &'a str,
+        netns: Option<u32>,
         now: EpochNanos,
         scratch: &mut DnsReadScratch,
     ) -> Result<DnsResponseView<'a>, StoreError> {
-        DnsCache::find_dns_response(self, query, now, scratch)
+        DnsCache::find_dns_response(self, query, netns, now, scratch)
     }
 
     fn names_read(&self, scratch: &DnsReadScratch, f: &mut dyn FnMut(u32, u32)) {
@@ -84,7 +85,7 @@ impl DnsBackend for DnsCache {
         } else {
             packet.observed_at.min(now)
         };
-        self.insert_packet(&packet.payload, at)
+        self.insert_packet(&packet.payload, packet.origin(), at)
             .is_ok_and(|ingested| ingested.outcome == MessageOutcome::Cached)
     }
 

@@ -4,7 +4,7 @@
 
 use watchpost_core::process::{
     Ancestry, Children, Comm, EventOutcome, ExecEvent, ExitEvent, ForkEvent, ProcessKey,
-    ProcessTable, ProcessTableConfig, ProcessView, ReadLookup, ScanRecord,
+    ProcessTable, ProcessTableConfig, ProcessView, ReadLookup, RenameEvent, ScanRecord,
 };
 use watchpost_core::{DataStoreMetrics, EpochNanos, HealthInfo};
 
@@ -27,12 +27,19 @@ pub fn process_table_factory(
 
 /// The owned copy of a core process view.
 pub fn to_info(view: &ProcessView<'_>) -> ProcessInfo {
+    let exe = view.exe_path().unwrap_or_default();
+    let flags = view.exe_flags();
     ProcessInfo {
         entity_id: view.entity_id(),
         pid: view.pid(),
         ppid: view.ppid(),
         name: view.name().to_owned(),
-        exe: view.exe_path().unwrap_or_default().to_owned(),
+        exe: exe.to_owned(),
+        invoked_path: view.invoked_path().unwrap_or_default().to_owned(),
+        exe_deleted: flags.deleted,
+        exe_memfd: flags.memfd,
+        memfd_name: flags.memfd_name(exe).map(str::to_owned),
+        exe_truncated: flags.truncated,
         start_time: view.start_time(),
         uid: view.uid(),
         gid: view.gid(),
@@ -64,6 +71,7 @@ fn scan_record(s: &ProcessStart) -> ScanRecord<'_> {
         gid: s.gid,
         comm: Comm::new(&s.comm),
         exe_path: s.exe_path.as_deref(),
+        exe_flags: s.exe_flags,
     }
 }
 
@@ -117,6 +125,16 @@ impl ProcessBackend for ProcessTable {
                     gid: e.gid,
                     comm: Comm::new(&e.comm),
                     exe_path: &e.exe_path,
+                    invoked_path: e.invoked_path.as_deref(),
+                    exe_flags: e.exe_flags,
+                },
+                now,
+            ),
+            ProcessUpdate::Rename(r) => self.apply_rename(
+                &RenameEvent {
+                    pid: r.pid,
+                    start_time: r.start_time,
+                    comm: Comm::new(&r.comm),
                 },
                 now,
             ),

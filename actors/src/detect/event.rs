@@ -38,8 +38,13 @@ pub struct Event {
     /// The parent's canonical start time (0 if unknown).
     #[serde(default)]
     pub parent_start_time: EpochNanos,
-    /// Executable path (after the exec, for `Exec`).
+    /// Path of the executed file (after the exec, for `Exec`): the file the kernel ran, symlinks
+    /// followed.
     pub exe: String,
+    /// The path as given to execve, when the collector knows it (a symlink's name, a relative
+    /// path); empty otherwise.
+    #[serde(default)]
+    pub invoked: String,
     /// Name (`comm`).
     pub comm: String,
     /// Real user ID.

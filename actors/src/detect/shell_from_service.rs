@@ -2,8 +2,11 @@
 //! application runtime that spawns `sh`/`bash`/… somewhere below it is the classic sign of
 //! remote code execution (web shell, exploited handler).
 //!
-//! On every exec of a shell (by `comm` or executable name; `busybox` counts when its applet
-//! name is a shell), the process's ancestry (depth 5 by default) is asked of the process store;
+//! On every exec of a shell — judged by the file the kernel executed (its basename, symlinks
+//! followed, so a shell copied or linked under another name is still a shell), then by the
+//! basename of the path as invoked and by `comm` as second signals; `busybox` counts when its
+//! applet name is a shell — the process's ancestry (depth 5 by default) is asked of the process
+//! store;
 //! the first ancestor whose name or executable basename is a configured service is reported,
 //! with the chain. The container store adds the container's name and image when the shell runs
 //! in one.
@@ -82,10 +85,13 @@ impl ShellFromService {
         }
     }
 
-    fn is_shell(&self, comm: &str, exe: &str) -> bool {
+    fn is_shell(&self, comm: &str, exe: &str, invoked: &str) -> bool {
         let listed = |name: &str| self.config.shells.iter().any(|s| s == name);
         let exe_name = basename(exe);
-        listed(comm) || listed(exe_name) || (exe_name == "busybox" && listed(comm))
+        listed(exe_name)
+            || listed(comm)
+            || (!invoked.is_empty() && listed(basename(invoked)))
+            || (exe_name == "busybox" && listed(comm))
     }
 
     fn service_of(&self, p: &ProcessView<'_>) -> Option<String> {
@@ -122,7 +128,9 @@ impl Detector for ShellFromService {
         event: &'a Event,
     ) -> BoxFuture<'a, Result<Vec<DetectorOutput>, DetectorError>> {
         Box::pin(async move {
-            if event.kind != EventKind::Exec || !self.is_shell(&event.comm, &event.exe) {
+            if event.kind != EventKind::Exec
+                || !self.is_shell(&event.comm, &event.exe, &event.invoked)
+            {
                 return Ok(Vec::new());
             }
             let processes = self
@@ -167,6 +175,8 @@ impl Detector for ShellFromService {
                 event,
             )
             .with("shell", event.comm.as_str())
+            .with("shell_exe", event.exe.as_str())
+            .with("shell_invoked_as", event.invoked.as_str())
             .with("service", service)
             .with("service_pid", service_pid)
             .with("service_exe", service_exe)
@@ -195,12 +205,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn shells_are_recognised_by_comm_exe_and_busybox_applet() {
+    fn shells_are_recognised_by_exe_invoked_name_comm_and_busybox_applet() {
         let d = ShellFromService::default();
-        assert!(d.is_shell("bash", "/usr/bin/bash"));
-        assert!(d.is_shell("sh", "/bin/busybox"));
-        assert!(d.is_shell("x", "/bin/dash"));
-        assert!(!d.is_shell("busybox", "/bin/busybox"));
-        assert!(!d.is_shell("python3", "/usr/bin/python3"));
+        assert!(d.is_shell("bash", "/usr/bin/bash", ""));
+        assert!(d.is_shell("sh", "/bin/busybox", "/bin/sh"));
+        // A shell linked under another name: the executed file says "dash".
+        assert!(d.is_shell("innocent", "/usr/bin/dash", "/tmp/innocent"));
+        // The invoked name alone (a shell the store knows by another path).
+        assert!(d.is_shell("x", "/opt/x", "/usr/local/bin/bash"));
+        assert!(!d.is_shell("busybox", "/bin/busybox", "/bin/busybox"));
+        assert!(!d.is_shell("python3", "/usr/bin/python3", "/usr/bin/python3"));
     }
 }

@@ -1,10 +1,12 @@
-//! The DNS store: answers observed on the wire, fed as raw DNS response packets, and answered
-//! from the published read view.
+//! The DNS store: answers observed on the wire, fed as raw DNS response packets with the
+//! network namespace each was seen in, and answered from the published read view. Lookups answer
+//! as the trusted namespaces saw it (the host's and known containers'), or as one namespace saw
+//! it when asked.
 
 use std::cell::RefCell;
 
 use serde::{Deserialize, Serialize};
-use watchpost_core::dns::{DnsCacheStats, DnsReadScratch, DnsResponseView};
+use watchpost_core::dns::{DnsCacheStats, DnsOrigin, DnsReadScratch, DnsResponseView};
 use watchpost_core::{DataStoreMetrics, EpochNanos, ErrorKind, HealthInfo, StoreError};
 
 use crate::adapters::dns::to_response;
@@ -34,6 +36,30 @@ pub struct DnsPacket {
     /// When it was observed, epoch ns (TTLs count from here; 0: when the store applies it; a
     /// time in the future counts as now).
     pub observed_at: EpochNanos,
+    /// Inode number of the network namespace it was delivered in.
+    pub netns: u32,
+    /// Whether the collector trusts that namespace (the host's, or a known container's).
+    pub trusted: bool,
+}
+
+impl DnsPacket {
+    /// A packet seen in the trusted namespace `netns`.
+    pub fn trusted(payload: Vec<u8>, observed_at: EpochNanos, netns: u32) -> Self {
+        DnsPacket {
+            payload,
+            observed_at,
+            netns,
+            trusted: true,
+        }
+    }
+
+    /// Where it was seen.
+    pub fn origin(&self) -> DnsOrigin {
+        DnsOrigin {
+            netns: self.netns,
+            trusted: self.trusted,
+        }
+    }
 }
 
 /// The DNS store protocol.
@@ -57,10 +83,12 @@ const RESPONSES_TRUNCATED: usize = 0;
 pub trait DnsBackend: Send + Sync + 'static {
     /// A traversal scratch fitting this cache (a reader keeps one and reuses it).
     fn read_scratch(&self) -> DnsReadScratch;
-    /// The cached answer (`NotFound` if not cached or expired). Counts nothing.
+    /// The cached answer (`NotFound` if not cached or expired). Counts nothing. answer, as the trusted namespaces saw it (`netns` `None`) or as namespace
+    /// `netns` did.
     fn find_dns_response<'a>(
         &'a self,
         query: &'a str,
+        netns: Option<u32>,
         now: EpochNanos,
         scratch: &mut DnsReadScratch,
     ) -> Result<DnsResponseView<'a>, StoreError>;
@@ -149,6 +177,7 @@ fn lookup(
     store: &dyn DnsBackend,
     reads: &mut Reads<'_>,
     query: &str,
+    netns: Option<u32>,
 ) -> Result<DnsResponse, StoreError> {
     SCRATCH.with(|cell| {
         let mut cell = cell.borrow_mut();
@@ -156,11 +185,11 @@ fn lookup(
             Some(s) => s,
             None => cell.insert(store.read_scratch()),
         };
-        let mut found = store.find_dns_response(query, reads.now(), scratch);
+        let mut found = store.find_dns_response(query, netns, reads.now(), scratch);
         if matches!(&found, Err(e) if e.is(ErrorKind::StoreUnhealthy)) {
             // The scratch was sized for another cache: size it for this one.
             *scratch = store.read_scratch();
-            found = store.find_dns_response(query, reads.now(), scratch);
+            found = store.find_dns_response(query, netns, reads.now(), scratch);
         }
         reads.count(&found);
         let answer = found.map(|v| {
@@ -179,10 +208,23 @@ fn lookup(
 /// Queries answer from the store's published copy in the caller's task; each counts in the
 /// store's metrics and refreshes the recency of the names it returns.
 impl StoreHandle<DnsProtocol> {
-    /// The cached answer for `query` (a name, or an IP for a reverse lookup).
+    /// The cached answer for `query` (a name, or an IP for a reverse lookup), as the trusted
+    /// network namespaces (the host's and known containers') saw it.
     pub async fn get_dns_response(&self, query: &str) -> Result<DnsResponse, StoreError> {
         self.read_view("get_dns_response", |store, reads| {
-            lookup(store, reads, query)
+            lookup(store, reads, query, None)
+        })?
+    }
+
+    /// The cached answer for `query` as network namespace `netns` (its inode number) saw it,
+    /// trusted or not.
+    pub async fn get_dns_response_in(
+        &self,
+        query: &str,
+        netns: u32,
+    ) -> Result<DnsResponse, StoreError> {
+        self.read_view("get_dns_response", |store, reads| {
+            lookup(store, reads, query, Some(netns))
         })?
     }
 
@@ -207,7 +249,10 @@ impl StoreHandle<DnsProtocol> {
         queries: &[&str],
     ) -> Result<Vec<Result<DnsResponse, StoreError>>, StoreError> {
         self.read_view("get_dns_responses", |store, reads| {
-            queries.iter().map(|q| lookup(store, reads, q)).collect()
+            queries
+                .iter()
+                .map(|q| lookup(store, reads, q, None))
+                .collect()
         })
     }
 }

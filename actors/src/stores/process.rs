@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use watchpost_core::error::store_names;
 use watchpost_core::process::{
-    Ancestry, Children, ProcessKey, ProcessTableStats, ProcessView, ReadLookup,
+    Ancestry, Children, ExeFlags, ProcessKey, ProcessTableStats, ProcessView, ReadLookup,
 };
 use watchpost_core::{DataStoreMetrics, EpochNanos, HealthInfo, StoreError};
 
@@ -15,7 +15,7 @@ use crate::protocol::{IntoCopies, Protocol, StoreBackend};
 use crate::view::Reads;
 
 /// One process, owned (the reference's `ProcessInfo`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ProcessInfo {
     /// Entity ID (Tracee-compatible hash of pid and start time): the lookup key.
     pub entity_id: u32,
@@ -23,10 +23,27 @@ pub struct ProcessInfo {
     pub pid: u32,
     /// OS parent process ID (display only).
     pub ppid: u32,
-    /// Binary name (`comm`, at most 16 bytes).
+    /// Binary name (`comm`, at most 16 bytes), current (renames followed).
     pub name: String,
-    /// Executable path; empty if unknown.
+    /// Path of the file the kernel executed (symlinks followed, `..` gone; `/memfd:<name>`
+    /// for a memfd; behind `…/` when cut short); empty if unknown.
     pub exe: String,
+    /// The path as given to execve (a symlink's name, a relative path, `/dev/fd/N`); empty if
+    /// unknown (a process first seen by a `/proc` scan).
+    #[serde(default)]
+    pub invoked_path: String,
+    /// The executed file had been unlinked.
+    #[serde(default)]
+    pub exe_deleted: bool,
+    /// The executed file is a memfd (no file system path: "fileless").
+    #[serde(default)]
+    pub exe_memfd: bool,
+    /// The memfd's name, for a memfd.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memfd_name: Option<String>,
+    /// `exe` holds only the components nearest the file (too long or too deep).
+    #[serde(default)]
+    pub exe_truncated: bool,
     /// Start time, epoch ns.
     pub start_time: EpochNanos,
     /// Real user ID.
@@ -60,6 +77,9 @@ pub struct ProcessStart {
     pub comm: String,
     /// Executable path, if known (a fork without one inherits the parent's).
     pub exe_path: Option<String>,
+    /// Deleted, memfd (as `/proc/<pid>/exe` shows them, for a scan).
+    #[serde(default)]
+    pub exe_flags: ExeFlags,
 }
 
 /// A process replaced its program.
@@ -75,8 +95,25 @@ pub struct ProcessExec {
     pub gid: u32,
     /// New name.
     pub comm: String,
-    /// New executable path.
+    /// Path of the file executed.
     pub exe_path: String,
+    /// The path as given to execve, if known.
+    #[serde(default)]
+    pub invoked_path: Option<String>,
+    /// Deleted, memfd, truncated, unresolved.
+    #[serde(default)]
+    pub exe_flags: ExeFlags,
+}
+
+/// A process's name changed (`prctl(PR_SET_NAME)` and the like).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessRename {
+    /// Process ID.
+    pub pid: u32,
+    /// Canonical start time, epoch ns.
+    pub start_time: EpochNanos,
+    /// The new name.
+    pub comm: String,
 }
 
 /// A process ended.
@@ -101,6 +138,8 @@ pub enum ProcessUpdate {
     Exec(ProcessExec),
     /// `sched_process_exit` of a thread-group leader.
     Exit(ProcessExit),
+    /// `task_rename` of a thread-group leader.
+    Rename(ProcessRename),
 }
 
 /// The process store protocol.

@@ -85,16 +85,20 @@
 //! **Paths.** Executable paths are interned in a bounded [`crate::intern_arena::InternArena`]:
 //! records sharing a binary share one copy, released with the last record (or parked exec) that
 //! uses it. A fork without a path inherits its parent's. When the arena is full the path reads
-//! as unknown (`exe_paths_dropped`).
+//! as unknown (`exe_paths_dropped`). Two paths are kept per process: the executed file's own
+//! (resolved by the collector: symlinks followed, `..` gone) and the one given to execve
+//! (`invoked_path`; unknown from a scan), with [`ExeFlags`] (deleted, memfd, truncated). A
+//! rename ([`RenameEvent`]) changes the name of a running process only.
 //!
-//! **Memory.** Everything is reserved by [`ProcessTable::new`]. Per capacity entry: the 112-byte
-//! record (88 of state, 16 of recency/link stamps and flags for snapshots), 12 bytes of
+//! **Memory.** Everything is reserved by [`ProcessTable::new`]. Per capacity entry: the 120-byte
+//! record (state with two path handles and the exe flags, plus recency/link stamps and flags
+//! for snapshots), 12 bytes of
 //! child/sibling links, 4 in the free-slot stack, 8 in the recency list, 8 in the exit queue,
 //! 8 in the removed-keys log (16 bytes per half entry), and two hash indexes (entity ID; orphan
 //! groups) of 8-byte positions at ≤ 75 % load (10.7–21.3 bytes each, by the power-of-two
-//! rounding), plus the path arena and the pending buffer (56 bytes per entry). With the default
-//! configuration, 10,000 processes reserve 2.19 MB in total (219 bytes per entry, of which ~26
-//! are the 256 KiB path arena).
+//! rounding), plus the path arena and the pending buffer (80 bytes per entry). With the default
+//! configuration, 10,000 processes reserve 2.28 MB in total (227 bytes per entry, of
+//! which ~26 are the 256 KiB path arena).
 //!
 //! **Snapshots.** [`ProcessTable::records`] / [`ProcessTable::export_chunk`] hand out
 //! [`ProcessRecord`]s (all, or only those changed since the last export, in bounded chunks),
@@ -120,7 +124,7 @@ pub mod table;
 pub mod view;
 
 pub use comm::{COMM_LEN, Comm};
-pub use event::{ExecEvent, ExitEvent, ForkEvent, ProcessKey, ScanRecord};
+pub use event::{ExeFlags, ExecEvent, ExitEvent, ForkEvent, ProcessKey, RenameEvent, ScanRecord};
 pub use record::ProcessRecord;
 
 #[cfg(feature = "alloc")]

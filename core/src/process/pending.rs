@@ -7,9 +7,31 @@
 //! case).
 
 use crate::intern_arena::StrHandle;
-use crate::process::{Comm, ProcessKey};
+use crate::process::{Comm, ExeFlags, ProcessKey};
 use crate::reserved_vec::ReservedVec;
 use crate::time::EpochNanos;
+
+/// A process's executable as the table holds it: the resolved path and the path as invoked
+/// (each one arena reference, owned by whoever holds the `ExeRef`), and the flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ExeRef {
+    pub(crate) path: Option<StrHandle>,
+    pub(crate) invoked: Option<StrHandle>,
+    pub(crate) flags: ExeFlags,
+}
+
+impl ExeRef {
+    pub(crate) const NONE: ExeRef = ExeRef {
+        path: None,
+        invoked: None,
+        flags: ExeFlags::NONE,
+    };
+
+    /// The arena references held.
+    pub(crate) fn handles(&self) -> impl Iterator<Item = StrHandle> {
+        self.path.into_iter().chain(self.invoked)
+    }
+}
 
 /// The parts of an exec event the table keeps while waiting.
 #[derive(Debug, Clone, Copy)]
@@ -17,8 +39,8 @@ pub(crate) struct PendingExec {
     pub(crate) uid: u32,
     pub(crate) gid: u32,
     pub(crate) comm: Comm,
-    /// One arena reference, owned by this entry.
-    pub(crate) exe: Option<StrHandle>,
+    /// Owned by this entry.
+    pub(crate) exe: ExeRef,
 }
 
 /// Everything that arrived early for one process.
@@ -38,9 +60,9 @@ impl PendingEntry {
         self.received_at.saturating_add(ttl) <= now
     }
 
-    /// The arena reference this entry owns, to be released when it goes.
-    pub(crate) fn exe(&self) -> Option<StrHandle> {
-        self.exec.and_then(|e| e.exe)
+    /// The arena references this entry owns, to be released when it goes.
+    pub(crate) fn exe(&self) -> ExeRef {
+        self.exec.map_or(ExeRef::NONE, |e| e.exe)
     }
 }
 

@@ -17,9 +17,11 @@ use crate::lru_list::LruList;
 use crate::metrics::{DataStoreMetrics, StoreMetrics};
 use crate::process::child_lists::ChildLists;
 use crate::process::exit_queue::ExitQueue;
-use crate::process::pending::{PendingBuffer, PendingEntry, PendingExec};
+use crate::process::pending::{ExeRef, PendingBuffer, PendingEntry, PendingExec};
 use crate::process::view::{Ancestry, Children, ProcessView, Records};
-use crate::process::{Comm, ExecEvent, ExitEvent, ForkEvent, ProcessKey, ScanRecord};
+use crate::process::{
+    Comm, ExeFlags, ExecEvent, ExitEvent, ForkEvent, ProcessKey, RenameEvent, ScanRecord,
+};
 use crate::reserved_vec::ReservedVec;
 use crate::slot_index::{KeyHasher, SlotIndex};
 use crate::time::{EpochNanos, NANOS_PER_SEC};
@@ -176,8 +178,8 @@ pub(crate) struct Record {
     /// "holding" (running, or exited with `holding_children > 0`). An exited record with a
     /// non-zero count has live descendants and is kept ("pinned").
     pub(crate) holding_children: u32,
-    /// One arena reference, owned by this record.
-    pub(crate) exe: Option<StrHandle>,
+    /// The executable: paths owned by this record, and flags.
+    pub(crate) exe: ExeRef,
     pub(crate) comm: Comm,
     pub(crate) parent_source: ParentSource,
     pub(crate) occupied: bool,
@@ -209,7 +211,7 @@ impl Record {
         exit_time: 0,
         release_time: 0,
         holding_children: 0,
-        exe: None,
+        exe: ExeRef::NONE,
         comm: Comm::EMPTY,
         parent_source: ParentSource::Scan,
         occupied: false,
@@ -728,7 +730,7 @@ impl ProcessTable {
             event.gid,
             event.comm,
             match event.exe_path {
-                Some(path) => ExeSource::Path(path),
+                Some(path) => ExeSource::Path(path, ExeFlags::NONE),
                 None => ExeSource::InheritFromParent,
             },
             now,
@@ -745,11 +747,12 @@ impl ProcessTable {
         self.purge_expired_records(now);
         if let Some(slot) = self.find_exact_slot(record.key()) {
             self.stats.duplicate_events = self.stats.duplicate_events.saturating_add(1);
-            let needs_exe = self.record(slot).is_some_and(|r| r.exe.is_none());
+            let needs_exe = self.record(slot).is_some_and(|r| r.exe.path.is_none());
             if needs_exe && let Some(path) = record.exe_path {
                 let exe = self.intern_exe(path);
                 if let Some(r) = self.records.get_mut(slot as usize) {
-                    r.exe = exe;
+                    r.exe.path = exe;
+                    r.exe.flags = record.exe_flags;
                     r.dirty = true;
                 }
                 if exe.is_some() {
@@ -766,7 +769,9 @@ impl ProcessTable {
             record.gid,
             record.comm,
             // An unreadable /proc/<pid>/exe (kernel threads, permissions) stays unknown.
-            record.exe_path.map_or(ExeSource::Unknown, ExeSource::Path),
+            record
+                .exe_path
+                .map_or(ExeSource::Unknown, |p| ExeSource::Path(p, record.exe_flags)),
             now,
         ) {
             Some(_) => EventOutcome::Inserted,
@@ -779,7 +784,11 @@ impl ProcessTable {
     pub fn apply_exec(&mut self, event: &ExecEvent<'_>, now: EpochNanos) -> EventOutcome {
         self.metrics.success(now);
         self.purge_expired_records(now);
-        let exe = self.intern_exe(event.exe_path);
+        let exe = ExeRef {
+            path: self.intern_exe(event.exe_path),
+            invoked: event.invoked_path.and_then(|p| self.intern_exe(p)),
+            flags: event.exe_flags,
+        };
         let exec = PendingExec {
             uid: event.uid,
             gid: event.gid,
@@ -799,7 +808,7 @@ impl ProcessTable {
             }
             None => self
                 .park(event.key(), now, |entry, arena| {
-                    if let Some(old) = entry.exe() {
+                    for old in entry.exe().handles() {
                         arena.release(old);
                     }
                     entry.exec = Some(exec);
@@ -809,6 +818,28 @@ impl ProcessTable {
                     EventOutcome::Ignored
                 }),
         }
+    }
+
+    /// A process's name changed. Only a running, held process is renamed (a rename is not
+    /// parked: the exec or scan that brings the process carries its name). Refreshes its recency.
+    pub fn apply_rename(&mut self, event: &RenameEvent, now: EpochNanos) -> EventOutcome {
+        self.metrics.success(now);
+        self.purge_expired_records(now);
+        let Some(slot) = self.find_exact_slot(event.key()) else {
+            return EventOutcome::Ignored;
+        };
+        let Some(r) = self.records.get_mut(slot as usize).filter(|r| r.is_live()) else {
+            self.stats.stale_events = self.stats.stale_events.saturating_add(1);
+            return EventOutcome::Ignored;
+        };
+        if r.comm == event.comm {
+            self.stats.duplicate_events = self.stats.duplicate_events.saturating_add(1);
+            return EventOutcome::Duplicate;
+        }
+        r.comm = event.comm;
+        // Marks the record changed for snapshots, too.
+        self.touch(slot);
+        EventOutcome::Updated
     }
 
     /// A process exited. It stays queryable while it has running descendants and then for the
@@ -848,8 +879,8 @@ impl ProcessTable {
     /// Removes every process and parked event, keeping the reserved memory. Counters stay.
     pub fn clear(&mut self) {
         for slot in 0..self.records.len() as u32 {
-            if let Some(exe) = self.record(slot).and_then(|r| r.exe) {
-                self.exe_paths.release(exe);
+            if let Some(exe) = self.record(slot).map(|r| r.exe) {
+                self.release_exe(exe);
             }
         }
         self.records.fill(Record::EMPTY);
@@ -867,8 +898,8 @@ impl ProcessTable {
             pending, exe_paths, ..
         } = self;
         pending.drain(|entry| {
-            if let Some(exe) = entry.exe() {
-                exe_paths.release(exe);
+            for handle in entry.exe().handles() {
+                exe_paths.release(handle);
             }
         });
     }
@@ -885,8 +916,8 @@ impl ProcessTable {
         }
     }
 
-    fn release_exe(&mut self, exe: Option<StrHandle>) {
-        if let Some(handle) = exe {
+    fn release_exe(&mut self, exe: ExeRef) {
+        for handle in exe.handles() {
             self.exe_paths.release(handle);
         }
     }
@@ -925,16 +956,20 @@ impl ProcessTable {
             self.find_exact_slot(parent).unwrap_or(NO_SLOT)
         };
         let exe = match exe_source {
-            ExeSource::Path(path) => self.intern_exe(path),
+            ExeSource::Path(path, flags) => ExeRef {
+                path: self.intern_exe(path),
+                invoked: None,
+                flags,
+            },
             ExeSource::InheritFromParent => {
                 // A fork without a path runs its parent's program.
-                let inherited = self.record(parent_slot).and_then(|p| p.exe);
-                if let Some(handle) = inherited {
+                let inherited = self.record(parent_slot).map_or(ExeRef::NONE, |p| p.exe);
+                for handle in inherited.handles() {
                     self.exe_paths.retain(handle);
                 }
                 inherited
             }
-            ExeSource::Unknown => None,
+            ExeSource::Unknown => ExeRef::NONE,
         };
         let linked = self.next_stamp();
         let Some(r) = self.records.get_mut(slot as usize) else {
@@ -1344,7 +1379,7 @@ impl ProcessTable {
 /// Where a new record's executable path comes from.
 #[derive(Debug, Clone, Copy)]
 enum ExeSource<'a> {
-    Path(&'a str),
+    Path(&'a str, ExeFlags),
     /// A fork that did not read the path: the child runs the parent's program.
     InheritFromParent,
     Unknown,
@@ -1364,7 +1399,14 @@ mod tests {
 
     #[test]
     fn record_size_is_what_the_docs_say() {
-        assert_eq!(core::mem::size_of::<Record>(), 112);
+        assert_eq!(core::mem::size_of::<Record>(), 120);
+        let table = ProcessTable::new(ProcessTableConfig::default());
+        std::println!(
+            "pending entry {} B; default table {} B ({} B per process)",
+            core::mem::size_of::<PendingEntry>(),
+            table.bytes_reserved(),
+            table.bytes_reserved() / table.capacity()
+        );
     }
 
     /// Every family link against the records: each linked record is exactly once in its
@@ -1479,6 +1521,7 @@ mod tests {
                             gid: 0,
                             comm,
                             exe_path: None,
+                            exe_flags: ExeFlags::NONE,
                         };
                         t.apply_scan(&e, now);
                     }

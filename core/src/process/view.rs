@@ -11,7 +11,7 @@ use crate::entity_id::EntityId;
 use crate::intern_arena::InternArena;
 use crate::process::child_lists::Siblings;
 use crate::process::table::{NO_SLOT, Record};
-use crate::process::{Comm, ProcessKey};
+use crate::process::{Comm, ExeFlags, ProcessKey};
 use crate::time::EpochNanos;
 
 /// The record slab and the path arena, which every view needs together.
@@ -94,9 +94,20 @@ impl<'a> ProcessView<'a> {
         self.record.comm
     }
 
-    /// Executable path, `None` if unknown (never reported, or the path arena was full).
+    /// Path of the executed file, `None` if unknown (never reported, or the path arena was
+    /// full).
     pub fn exe_path(&self) -> Option<&'a str> {
-        self.record.exe.and_then(|h| self.exe_paths.get(h))
+        self.record.exe.path.and_then(|h| self.exe_paths.get(h))
+    }
+
+    /// The path as given to execve, `None` if unknown (a `/proc` scan cannot tell it).
+    pub fn invoked_path(&self) -> Option<&'a str> {
+        self.record.exe.invoked.and_then(|h| self.exe_paths.get(h))
+    }
+
+    /// Deleted, memfd, truncated, unresolved.
+    pub fn exe_flags(&self) -> ExeFlags {
+        self.record.exe.flags
     }
 
     /// Canonical start time, epoch ns.
@@ -138,6 +149,8 @@ impl<'a> ProcessView<'a> {
             ppid: self.ppid(),
             name: String::from(self.name()),
             exe: String::from(self.exe_path().unwrap_or("")),
+            invoked_path: String::from(self.invoked_path().unwrap_or("")),
+            exe_flags: self.exe_flags(),
             start_time: self.start_time(),
             uid: self.uid(),
             gid: self.gid(),
@@ -155,6 +168,8 @@ impl core::fmt::Debug for ProcessView<'_> {
             .field("ppid", &self.ppid())
             .field("name", &self.name())
             .field("exe", &self.exe_path())
+            .field("invoked", &self.invoked_path())
+            .field("exe_flags", &self.exe_flags())
             .field("start_time", &self.start_time())
             .field("uid", &self.uid())
             .field("gid", &self.gid())
@@ -176,8 +191,12 @@ pub struct ProcessInfo {
     pub ppid: u32,
     /// Name (`comm`), at most 16 bytes.
     pub name: String,
-    /// Executable path; empty if unknown.
+    /// Path of the executed file; empty if unknown.
     pub exe: String,
+    /// The path as given to execve; empty if unknown.
+    pub invoked_path: String,
+    /// Deleted, memfd, truncated, unresolved.
+    pub exe_flags: ExeFlags,
     /// Canonical start time, epoch ns.
     pub start_time: EpochNanos,
     /// Real user ID.

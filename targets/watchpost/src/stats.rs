@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use watchpost_actors::detect::EngineStats;
 use watchpost_core::EpochNanos;
 
-use crate::wire::response::DaemonStats;
+use crate::wire::response::{DaemonStats, KernelDnsCounters};
 
 /// Counters bumped by the daemon's tasks; see [`DaemonStats`] for what each counts.
 #[derive(Debug, Default)]
@@ -57,6 +57,8 @@ pub struct DaemonCounters {
     pub kernel_dns_answers: AtomicU64,
     /// Records the kernel dropped (full ring buffer), as last read.
     pub kernel_events_lost: AtomicU64,
+    /// The kernel's DNS verdicts, as last read.
+    pub kernel_dns: Mutex<KernelDnsCounters>,
     /// Why the collection is degraded (`None`: it is not).
     pub degraded: Mutex<Option<String>>,
     /// Kernel events whose container came from their cgroup ID.
@@ -98,6 +100,13 @@ pub fn bump(counter: &AtomicU64) {
 }
 
 impl DaemonCounters {
+    /// Records the kernel's DNS verdicts as just read.
+    pub fn set_kernel_dns(&self, c: &watchpost_ebpf::DnsCounters) {
+        if let Ok(mut d) = self.kernel_dns.lock() {
+            *d = KernelDnsCounters::from(c);
+        }
+    }
+
     /// Counters of a daemon started at `started_at`.
     pub fn new(started_at: EpochNanos) -> Self {
         DaemonCounters {
@@ -222,6 +231,9 @@ impl DaemonCounters {
             kernel_process_updates: get(&self.kernel_process_updates),
             kernel_dns_answers: get(&self.kernel_dns_answers),
             kernel_events_lost: get(&self.kernel_events_lost),
+            kernel_dns: self.kernel_dns.lock().map(|d| *d).unwrap_or_default(),
+            dns_messages_rate_limited: 0,
+            dns_messages_no_namespace_slot: 0,
             kernel_container_lookups: get(&self.kernel_container_lookups),
             kernel_container_proc_reads: get(&self.kernel_container_proc_reads),
             container_enrichment: Box::new(self.enrichment.snapshot()),

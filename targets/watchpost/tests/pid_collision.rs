@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use watchpost::client::QueryClient;
+use watchpost::client::trust::ServerTrust;
 use watchpost::procfs::ProcReader;
 use watchpost::server::access::AccessPolicy;
 use watchpost::server::handler::QueryContext;
@@ -61,9 +62,13 @@ fn fake_proc(root: &Path, processes: &[(u32, u64)]) {
 }
 
 async fn ask(socket: &Path, request: Request) -> Response {
-    let mut client = QueryClient::connect(socket, Duration::from_secs(10))
-        .await
-        .unwrap();
+    let mut client = QueryClient::connect(
+        socket,
+        Duration::from_secs(10),
+        &ServerTrust::for_caller(None),
+    )
+    .await
+    .unwrap();
     client.ask(&request).await.unwrap()
 }
 
@@ -109,6 +114,7 @@ async fn query_process_by_pid_answers_both_sides_of_an_entity_id_collision() {
             gid: pid,
             comm: format!("p{pid}"),
             exe_path: None,
+            exe_flags: Default::default(),
         })
     };
     intake

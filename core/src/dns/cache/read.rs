@@ -69,12 +69,14 @@ impl DnsCache {
         }
     }
 
-    /// Read-only [`get_dns_response`](DnsCache::get_dns_response): the same answer, counted
-    /// nowhere, recency unchanged. `scratch` must fit this cache ([`DnsReadScratch::fits`];
-    /// otherwise `StoreUnhealthy`).
+    /// Read-only [`get_dns_response`](DnsCache::get_dns_response) (`netns` `None`: as the
+    /// trusted namespaces saw it) or [`get_dns_response_in`](DnsCache::get_dns_response_in)
+    /// (`Some`: as that namespace saw it): the same answer, counted nowhere, recency unchanged.
+    /// `scratch` must fit this cache ([`DnsReadScratch::fits`]; otherwise `StoreUnhealthy`).
     pub fn find_dns_response<'a>(
         &'a self,
         query: &'a str,
+        netns: Option<u32>,
         now: EpochNanos,
         scratch: &mut DnsReadScratch,
     ) -> Result<DnsResponseView<'a>, StoreError> {
@@ -86,14 +88,45 @@ impl DnsCache {
         if trimmed.is_empty() || trimmed.len() > MAX_NAME_TEXT_LEN {
             return Err(StoreError::invalid_argument(STORE, GET));
         }
-        let start = self.find_query_node(trimmed);
-        let Some(start) = start.filter(|&node| self.has_live_link(node, now)) else {
+        let mut counts = [0usize; 2];
+        let mut found = false;
+        let mut truncated = false;
+        match netns {
+            Some(netns) => {
+                if let Some(ns) = self.namespaces.find(netns) {
+                    found = self.collect_in_into(
+                        ns,
+                        trimmed,
+                        now,
+                        &mut counts,
+                        &mut truncated,
+                        scratch,
+                    );
+                }
+            }
+            None => {
+                // The trusted namespaces, in inode order (as the counted query asks them).
+                for i in 0..self.namespaces.trusted_count() {
+                    if let Some(ns) = self.namespaces.trusted_at(i) {
+                        found |= self.collect_in_into(
+                            ns,
+                            trimmed,
+                            now,
+                            &mut counts,
+                            &mut truncated,
+                            scratch,
+                        );
+                    }
+                }
+            }
+        }
+        if !found {
             return Err(StoreError::not_found(STORE, GET));
-        };
-        let truncated = self.collect_related_into(start, now, scratch);
+        }
         let mut view = DnsResponseView::new(query);
         view.truncated = truncated;
         for &node in &scratch.queue {
+            // The same name or address seen in two namespaces is listed once.
             match node.slot() {
                 NodeSlot::Name(slot) => {
                     if let Some(text) = self
@@ -101,18 +134,42 @@ impl DnsCache {
                         .get(slot)
                         .and_then(Option::as_ref)
                         .and_then(|n| self.arena.get(n.text))
+                        && !view.domains().contains(&text)
                     {
                         view.push_domain(text);
                     }
                 }
                 NodeSlot::Addr(slot) => {
-                    if let Some(a) = self.addrs.get(slot).and_then(Option::as_ref) {
+                    if let Some(a) = self.addrs.get(slot).and_then(Option::as_ref)
+                        && !view.ips().contains(&a.addr)
+                    {
                         view.push_ip(a.addr);
                     }
                 }
             }
         }
         Ok(view)
+    }
+
+    /// The counted `collect_in`: adds what namespace `ns` relates to `query` to `scratch`;
+    /// whether it knows `query`.
+    fn collect_in_into(
+        &self,
+        ns: u16,
+        query: &str,
+        now: EpochNanos,
+        counts: &mut [usize; 2],
+        truncated: &mut bool,
+        scratch: &mut DnsReadScratch,
+    ) -> bool {
+        let start = self.find_query_node(ns, query);
+        let Some(start) = start.filter(|&node| self.has_live_link(node, now)) else {
+            return false;
+        };
+        if !*truncated {
+            *truncated = self.collect_related_into(start, now, counts, scratch);
+        }
+        true
     }
 
     /// The names the last [`find_dns_response`](DnsCache::find_dns_response) with `scratch`
@@ -130,11 +187,12 @@ impl DnsCache {
         })
     }
 
-    /// A name slot's identity for recency marks: a hash of its text (0 if the slot is empty).
+    /// A name slot's identity for recency marks: a hash of its text and namespace slot
+    /// (`None` if the slot is empty).
     fn name_identity(&self, slot: u32) -> Option<u32> {
         let node = self.names.get(slot as usize)?.as_ref()?;
         let text = self.arena.get(node.text)?;
-        Some(self.hasher.hash_bytes(text.as_bytes()) as u32)
+        Some((self.hasher.hash_bytes(text.as_bytes()) ^ u64::from(node.ns)) as u32)
     }
 
     /// Touches the names readers of a shared copy read, oldest first: each `(slot, identity)`
@@ -142,9 +200,11 @@ impl DnsCache {
     /// Allocates nothing.
     pub fn refresh_recency(&mut self, reads: impl IntoIterator<Item = (u32, u32)>) {
         for (slot, identity) in reads {
-            if self.name_identity(slot) == Some(identity) {
+            if self.name_identity(slot) == Some(identity)
+                && let Some(ns) = self.names.get(slot as usize).and_then(|n| n.map(|n| n.ns))
+            {
                 // As the counted query does: recency, and the stamp snapshots keep.
-                self.touch_name(slot);
+                self.touch_name(ns, slot);
             }
         }
     }
@@ -154,6 +214,7 @@ impl DnsCache {
         &self,
         start: NodeId,
         now: EpochNanos,
+        counts: &mut [usize; 2],
         scratch: &mut DnsReadScratch,
     ) -> bool {
         let visit = |scratch: &mut DnsReadScratch, node: NodeId| -> bool {
@@ -177,16 +238,17 @@ impl DnsCache {
             }
             true
         };
-        visit(scratch, start);
-        let mut counts = [0usize; 2];
-        count(start, &mut counts);
+        let mut next = scratch.queue.len();
+        if !visit(scratch, start) {
+            return false;
+        }
+        count(start, counts);
         let full = |c: &[usize; 2]| c[0] > MAX_RESPONSE_DOMAINS && c[1] > MAX_RESPONSE_IPS;
         let over = |c: &[usize; 2]| c[0] > MAX_RESPONSE_DOMAINS || c[1] > MAX_RESPONSE_IPS;
         // Down, from `start` and every node found going down.
-        let mut next = 0;
         while let Some(&node) = scratch.queue.get(next) {
             next += 1;
-            if full(&counts) {
+            if full(counts) {
                 return true;
             }
             let first_new = scratch.queue.len();
@@ -194,7 +256,7 @@ impl DnsCache {
             while let Some(l) = self.link(link).copied() {
                 link = l.next_out;
                 if l.expires_at > now && visit(scratch, l.to) {
-                    count(l.to, &mut counts);
+                    count(l.to, counts);
                 }
             }
             // Lists are newest first; answer in the order records were first stored.
@@ -205,7 +267,7 @@ impl DnsCache {
         // Up, from `start` and every node found going up.
         let mut node = Some(start);
         while let Some(current) = node {
-            if full(&counts) {
+            if full(counts) {
                 return true;
             }
             let first_new = scratch.queue.len();
@@ -213,7 +275,7 @@ impl DnsCache {
             while let Some(l) = self.link(link).copied() {
                 link = l.next_in;
                 if l.expires_at > now && visit(scratch, l.from) {
-                    count(l.from, &mut counts);
+                    count(l.from, counts);
                 }
             }
             if let Some(new) = scratch.queue.get_mut(first_new..) {
@@ -222,6 +284,6 @@ impl DnsCache {
             node = scratch.queue.get(next).copied();
             next += 1;
         }
-        over(&counts)
+        over(counts)
     }
 }

@@ -16,6 +16,7 @@
 
 use super::{NO_SLOT, ParentSource, ProcessTable, Record, exit_order};
 use crate::intern_arena::InternArena;
+use crate::process::pending::ExeRef;
 use crate::process::{ProcessKey, ProcessRecord};
 use crate::reserved_vec::ReservedVec;
 use crate::time::EpochNanos;
@@ -104,7 +105,9 @@ fn record_of<'a>(r: &Record, exe_paths: &'a InternArena) -> ProcessRecord<'a> {
         uid: r.uid,
         gid: r.gid,
         comm: r.comm,
-        exe_path: r.exe.and_then(|h| exe_paths.get(h)),
+        exe_path: r.exe.path.and_then(|h| exe_paths.get(h)),
+        invoked_path: r.exe.invoked.and_then(|h| exe_paths.get(h)),
+        exe_flags: r.exe.flags,
         exit_time: r.exit_time,
         exit_time_unknown: r.exit_unknown,
         release_time: r.release_time,
@@ -217,7 +220,11 @@ impl ProcessTable {
         } else {
             self.find_exact_slot(parent).unwrap_or(NO_SLOT)
         };
-        let exe = rec.exe_path.and_then(|p| self.intern_exe(p));
+        let exe = ExeRef {
+            path: rec.exe_path.and_then(|p| self.intern_exe(p)),
+            invoked: rec.invoked_path.and_then(|p| self.intern_exe(p)),
+            flags: rec.exe_flags,
+        };
         let exited = rec.exit_time != 0;
         let Some(r) = self.records.get_mut(slot as usize) else {
             self.release_exe(exe);

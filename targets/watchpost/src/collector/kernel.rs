@@ -3,7 +3,9 @@
 //! table swaps (a module was loaded), and exec/exit events for the detectors — through the same
 //! bounded intakes the `/proc` collector uses. The kernel's lost-record counters are read every
 //! `collector.lost_check_interval_ms` into the daemon's counters (shown by `query metrics`,
-//! and as a warning by `query health`).
+//! and as a warning by `query health`), and so are the kernel's DNS verdicts (answers refused
+//! by reason). Each DNS answer keeps the network namespace it was seen in and whether that
+//! namespace was trusted.
 //!
 //! Containers: each event carries the cgroup v2 ID it fired in, which [`CgroupMap`] turns into
 //! the process's container (a `/proc/<pid>/cgroup` read only when the map cannot tell, counted);
@@ -25,7 +27,7 @@ use watchpost_actors::adapters::symbols::KernelSymbols;
 use watchpost_actors::detect::{Event, EventKind};
 use watchpost_actors::stores::dns::DnsPacket;
 use watchpost_actors::stores::process::{
-    ProcessExec, ProcessExit, ProcessHandle, ProcessStart, ProcessUpdate,
+    ProcessExec, ProcessExit, ProcessHandle, ProcessRename, ProcessStart, ProcessUpdate,
 };
 use watchpost_actors::stores::symbols::SymbolTableSwap;
 use watchpost_actors::{IntakeError, IntakeSender};
@@ -94,6 +96,7 @@ fn detector_event(kind: EventKind, p: &ProcessIdentity, exe: String, time: u64) 
         parent_entity_id: parent_entity(p),
         parent_start_time: p.parent_start_time,
         exe,
+        invoked: String::new(),
         comm: p.comm.as_str().to_owned(),
         uid: p.uid,
         gid: p.gid,
@@ -182,6 +185,7 @@ fn sort(batch: Vec<KernelEvent>, cgroups: &mut CgroupMap, stats: &DaemonCounters
                     gid: e.gid,
                     comm: e.comm.as_str().to_owned(),
                     exe_path: None,
+                    exe_flags: Default::default(),
                 }));
             }
             KernelEvent::Exec(x) => {
@@ -193,12 +197,21 @@ fn sort(batch: Vec<KernelEvent>, cgroups: &mut CgroupMap, stats: &DaemonCounters
                     gid: e.gid,
                     comm: e.comm.as_str().to_owned(),
                     exe_path: e.exe_path.to_owned(),
+                    invoked_path: e.invoked_path.map(str::to_owned),
+                    exe_flags: e.exe_flags,
                 }));
+                // Detectors judge the file the kernel ran; the invoked name is a second signal.
                 let mut event =
-                    detector_event(EventKind::Exec, &x.process, x.filename.clone(), x.time);
+                    detector_event(EventKind::Exec, &x.process, x.exe_path().to_owned(), x.time);
+                event.invoked = x.filename.clone();
                 event.container_id = container_of_event(cgroups, &x.process, stats);
                 s.events.push(event);
             }
+            KernelEvent::Rename(r) => s.processes.push(ProcessUpdate::Rename(ProcessRename {
+                pid: r.pid,
+                start_time: r.start_time,
+                comm: r.comm.as_str().to_owned(),
+            })),
             KernelEvent::Exit(x) => {
                 let e = x.to_core();
                 s.processes.push(ProcessUpdate::Exit(ProcessExit {
@@ -218,6 +231,8 @@ fn sort(batch: Vec<KernelEvent>, cgroups: &mut CgroupMap, stats: &DaemonCounters
             KernelEvent::DnsAnswer(a) => s.dns.push(DnsPacket {
                 payload: a.message,
                 observed_at: a.time,
+                netns: a.netns,
+                trusted: a.trusted_netns,
             }),
         }
     }
@@ -325,6 +340,10 @@ impl KernelFeed {
     }
 
     fn check_lost(&mut self) {
+        match self.task.dns_counters() {
+            Ok(dns) => self.stats.set_kernel_dns(&dns),
+            Err(e) => tracing::debug!("reading the DNS counters: {e}"),
+        }
         match self.task.lost_events() {
             Ok(lost) => {
                 if lost.cgroup > 0 && self.cgroups.is_complete() {

@@ -33,6 +33,7 @@ use watchpost_actors::{Registry, RegistryConfig, clock};
 use crate::bootstrap;
 use crate::bootstrap::symbols::ModuleWatch;
 use crate::collector::kernel::{KernelFeed, KernelOutputs};
+use crate::collector::netns_trust::NetnsTrust;
 use crate::collector::symbol_reload::SymbolReloader;
 use crate::collector::{Collector, CollectorError, CollectorOutputs};
 use crate::config::{Config, EbpfMode, ms};
@@ -116,6 +117,7 @@ fn start_ebpf(
     let options = watchpost_ebpf::CollectorOptions {
         kernel_ring_bytes: c.kernel_ring_bytes,
         dns_ring_bytes: c.dns_ring_bytes,
+        dns_matching: config.dns_matching(),
         // The clock the /proc reader built at start: one clock for both feeds.
         boot_clock: stats.boot_clock.get().copied(),
         ..Default::default()
@@ -362,13 +364,18 @@ async fn serve(
         events: events.clone(),
         enrich: enricher.as_ref().map(|e| e.requests.clone()),
     };
+    let netns_trust = Arc::new(NetnsTrust::new());
     let new_collector = {
         let (reader, stats) = (reader.clone(), stats.clone());
         let (limit, wait) = (
             config.collector.max_tracked_processes,
             ms(config.stores.call_timeout_ms),
         );
-        move || Collector::new(reader.clone(), outputs.clone(), stats.clone(), limit, wait)
+        let trust = netns_trust.clone();
+        move || {
+            Collector::new(reader.clone(), outputs.clone(), stats.clone(), limit, wait)
+                .with_netns_trust(trust.clone())
+        }
     };
     let mut collector = new_collector();
     let started = Instant::now();
@@ -386,6 +393,9 @@ async fn serve(
         "process tree bootstrapped from /proc"
     );
     let kernel = start_ebpf(config, &stats)?;
+    if let Some(task) = &kernel {
+        netns_trust.attach_kernel(task.trusted_namespaces());
+    }
     let kernel_feeds = kernel.is_some();
     let (collector, rescan_interval) = if kernel_feeds {
         (
@@ -493,17 +503,27 @@ async fn serve(
         let cgroup_capacity = config.container.capacity.saturating_mul(8);
         let shutdown = shutdown_rx.clone();
         let config = config.clone();
+        let netns_trust = netns_trust.clone();
         let mut first = Some(task);
         supervisor.spawn("kernel feed", move || {
             let first = first.take();
-            let (out, stats, shutdown, config) =
-                (out.clone(), stats.clone(), shutdown.clone(), config.clone());
+            let (out, stats, shutdown, config, netns_trust) = (
+                out.clone(),
+                stats.clone(),
+                shutdown.clone(),
+                config.clone(),
+                netns_trust.clone(),
+            );
             async move {
                 // A restarted feed loads and attaches the programs again.
                 let task = match first {
                     Some(task) => task,
                     None => match start_ebpf(&config, &stats) {
-                        Ok(Some(task)) => task,
+                        // New programs, new maps: they learn the trusted namespaces again.
+                        Ok(Some(task)) => {
+                            netns_trust.attach_kernel(task.trusted_namespaces());
+                            task
+                        }
                         Ok(None) => {
                             return supervise::TaskExit::Failed(
                                 "the eBPF collector could not be reloaded".to_owned(),

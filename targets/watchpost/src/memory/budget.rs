@@ -41,6 +41,9 @@ pub const TYPICAL_DNS_ANSWER: u64 = 256;
 pub const TYPICAL_CONTAINER_HEAP: u64 = 256;
 /// Heap bytes of a typical detection line.
 pub const TYPICAL_DETECTION: u64 = 512;
+/// Heap bytes of one store record encoded for a snapshot: its key and value buffers (two `Vec`s)
+/// and a typical postcard encoding of a process, a DNS link or a reputation entry.
+pub const TYPICAL_SNAPSHOT_RECORD: u64 = 48 + 16 + TYPICAL_PROCESS_HEAP;
 /// A reply is held as the answer's structures while its JSON is encoded (the structures are
 /// dropped before the JSON is written): about twice its length at the peak.
 pub const REPLY_COPIES: u64 = 2;
@@ -228,6 +231,31 @@ impl Budget {
                 .saturating_add(mul(d.output_queue as u64, TYPICAL_DETECTION))
                 .saturating_add(mul(d.max_in_flight as u64, TYPICAL_DETECTION)),
         );
+        if config.persist.enabled {
+            // redb's capped page cache, and one store's records encoded for its snapshot (a
+            // snapshot writes one store at a time).
+            let largest_store = [
+                config.process.capacity,
+                config.container.capacity,
+                config.dns.max_links,
+                if config.ip_reputation.enabled {
+                    config.ip_reputation.max_entries
+                } else {
+                    0
+                },
+            ]
+            .into_iter()
+            .max()
+            .unwrap_or(0) as u64;
+            bounded(
+                "snapshots",
+                (watchpost_persist::CACHE_BYTES as u64)
+                    .saturating_add(mul(largest_store, TYPICAL_SNAPSHOT_RECORD)),
+            );
+        }
+        if config.sinks.mqtt.enabled {
+            bounded("detection outbox", crate::sinks::outbox::CACHE_BYTES as u64);
+        }
         let s = &config.socket;
         bounded(
             "query requests",

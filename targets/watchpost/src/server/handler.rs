@@ -244,6 +244,10 @@ impl QueryContext {
                         reserved_bytes: self.stats.memory.parts(),
                         budget_bytes: self.stats.memory.budget(),
                     });
+                    if let Ok(dns) = r.dns().dns_stats().await {
+                        daemon.dns_messages_rate_limited = dns.messages_rate_limited;
+                        daemon.dns_messages_no_namespace_slot = dns.messages_no_namespace_slot;
+                    }
                     Some(Box::new(daemon))
                 } else {
                     None
@@ -390,12 +394,26 @@ impl QueryContext {
                     .collect();
                 Ok(Answer::SymbolBatch(entries))
             }
-            Request::Dns { query } => r
-                .dns()
-                .get_dns_response(&query)
-                .await
-                .map(Answer::Dns)
-                .map_err(|e| store_error(e, || format!("no DNS answer observed for {query}"))),
+            Request::Dns { query, netns } => {
+                let dns = r.dns();
+                let answer = match netns {
+                    Some(netns) => dns.get_dns_response_in(&query, netns).await,
+                    None => dns.get_dns_response(&query).await,
+                };
+                answer.map(Answer::Dns).map_err(|e| {
+                    store_error(e, || match netns {
+                        Some(netns) => {
+                            format!(
+                                "no DNS answer observed for {query} in network namespace {netns}"
+                            )
+                        }
+                        None => format!(
+                            "no DNS answer observed for {query} in the host's or a known \
+                             container's network namespace"
+                        ),
+                    })
+                })
+            }
             Request::Container { id } => r
                 .containers()
                 .get_container(&id)
