@@ -122,7 +122,6 @@ fn a_cloned_dns_cache_runs_far_past_capacity_without_allocating() {
         untrusted_share_percent: 100,
         trusted_answers_per_sec: u32::MAX,
         untrusted_answers_per_sec: u32::MAX,
-        ..DnsCacheConfig::default()
     });
     let mut c = original.clone();
     let packets: Vec<(String, Vec<u8>)> = (0..2_000)
