@@ -40,7 +40,40 @@ fn packet(name: &str, ip: &str) -> Vec<u8> {
     a_response(name, &[rr(name, 600, a(ip))])
 }
 
+/// The counted answer's addresses; the read-only lookup (the actors' published copy) must
+/// answer the same.
 fn ips(c: &mut DnsCache, q: &str, netns: Option<u32>) -> Option<Vec<IpAddr>> {
+    let mut scratch = c.read_scratch();
+    let read = c
+        .find_dns_response(q, netns, T0, &mut scratch)
+        .ok()
+        .map(|v| {
+            (
+                v.ips().to_vec(),
+                v.domains()
+                    .iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>(),
+            )
+        });
+    let counted = match netns {
+        Some(n) => c.get_dns_response_in(q, n, T0),
+        None => c.get_dns_response(q, T0),
+    }
+    .ok()
+    .map(|v| {
+        (
+            v.ips().to_vec(),
+            v.domains()
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>(),
+        )
+    });
+    assert_eq!(
+        read, counted,
+        "read-only and counted answers differ for {q} in {netns:?}"
+    );
     let view = match netns {
         Some(n) => c.get_dns_response_in(q, n, T0),
         None => c.get_dns_response(q, T0),
