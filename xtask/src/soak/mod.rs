@@ -52,9 +52,11 @@ impl Default for SoakOptions {
             dns_answers: 1_000_000,
             // The goal was 24 MiB (met before persistence, fleet and containers came
             // in: 20.0 MiB peak). Measured since: 33.1 MiB peak, of which ~12 MiB are the
-            // binary's code pages (a 12.7 MB binary) and 19 MiB anonymous. The budget guards
-            // that with headroom for a busy CI machine; the slope guards against leaks.
-            budget_mib: 40,
+            // binary's code pages (a 12.7 MB binary) and 19 MiB anonymous; with the read view's
+            // second copy of each store (~8 MiB, all resident: a clone touches every page)
+            // 40.4 MiB peak (`cargo xtask soak --ci`). The budget is that plus 15 % headroom
+            // for a busy CI machine; the slope guards against leaks.
+            budget_mib: 47,
             build: true,
         }
     }
