@@ -32,6 +32,10 @@ pub struct DaemonCounters {
     pub events_dropped: AtomicU64,
     /// Symbol table reloads.
     pub symbol_reloads: AtomicU64,
+    /// Checks of `/proc/modules` for a changed module list.
+    pub module_checks: AtomicU64,
+    /// Module loads reported by the kernel (eBPF `module_load`).
+    pub kernel_module_loads: AtomicU64,
     /// Detections printed.
     pub detections: AtomicU64,
     /// Accepted query connections.
@@ -132,6 +136,8 @@ impl DaemonCounters {
             kernel_process_updates: get(&self.kernel_process_updates),
             kernel_dns_answers: get(&self.kernel_dns_answers),
             kernel_events_lost: get(&self.kernel_events_lost),
+            module_checks: get(&self.module_checks),
+            kernel_module_loads: get(&self.kernel_module_loads),
         }
     }
 }

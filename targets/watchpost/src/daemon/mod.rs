@@ -25,9 +25,8 @@ use watchpost_actors::detect::{DetectorEngine, Event};
 use watchpost_actors::{Registry, RegistryConfig, clock};
 
 use crate::bootstrap;
-use crate::bootstrap::symbols::ModuleWatch;
 use crate::collector::kernel::{KernelFeed, KernelOutputs};
-use crate::collector::symbol_reload::SymbolReloader;
+use crate::collector::symbol_reload::{ReloadSignal, SymbolReloader};
 use crate::collector::{Collector, CollectorError, CollectorOutputs};
 use crate::config::{Config, EbpfMode, ms};
 use crate::procfs::{ProcError, ProcReader};
@@ -315,6 +314,12 @@ async fn serve(
     let socket_path = s.path.display().to_string();
     let server_task = tokio::spawn(server.run(shutdown_rx.clone()));
     let collector_task = tokio::spawn(collector.run(ms(rescan_interval), shutdown_rx.clone()));
+    // One reloader for both signals (kernel module-load events, /proc/modules checks): one
+    // module load, one reload. Off: the first symbol table stays.
+    let reload_signal = config
+        .symbols
+        .reload_on_module_change
+        .then(|| Arc::new(ReloadSignal::default()));
     let kernel_task = kernel.map(|task| {
         let feed = KernelFeed {
             task,
@@ -322,8 +327,7 @@ async fn serve(
                 processes: stores.processes.clone(),
                 process_store: registry.processes(),
                 dns: stores.dns.clone(),
-                symbols: stores.symbols.clone(),
-                kallsyms: PathBuf::from(stores::KALLSYMS),
+                symbol_reload: reload_signal.clone(),
                 events,
             },
             stats: stats.clone(),
@@ -334,12 +338,13 @@ async fn serve(
             shutdown_rx.clone(),
         ))
     });
-    let symbols_task = config.symbols.reload_on_module_change.then(|| {
+    let symbols_task = reload_signal.map(|signal| {
         let reloader = SymbolReloader {
             kallsyms: PathBuf::from(stores::KALLSYMS),
-            modules: ModuleWatch::new("/proc/modules"),
+            modules: stores.module_watch,
             intake: stores.symbols.clone(),
             stats: stats.clone(),
+            signal,
         };
         tokio::spawn(reloader.run(
             ms(config.symbols.module_check_interval_ms),

@@ -21,11 +21,13 @@ use watchpost_core::symbols::KernelSymbolTable;
 use watchpost_core::syscall::{Arch, SyscallStore};
 use watchpost_core::system_info::SystemInfo;
 
-use crate::bootstrap::symbols::load_kallsyms;
+use crate::bootstrap::symbols::{ModuleWatch, load_kallsyms};
 use crate::config::Config;
 
 /// `/proc/kallsyms`.
 pub const KALLSYMS: &str = "/proc/kallsyms";
+/// `/proc/modules`.
+pub const PROC_MODULES: &str = "/proc/modules";
 
 /// What the daemon keeps after registration.
 #[derive(Debug)]
@@ -40,6 +42,9 @@ pub struct RegisteredStores {
     pub dns: IntakeSender<DnsPacket>,
     /// The architecture the syscall store serves, if this machine's has a table.
     pub host_arch: Option<Arch>,
+    /// The module list as it was just before the first kallsyms read (what the first symbol
+    /// table reflects).
+    pub module_watch: ModuleWatch,
 }
 
 /// Reads kallsyms, or an empty table (the store then reports itself unhealthy) with a warning.
@@ -92,6 +97,8 @@ pub async fn register_all(
         ),
     }
 
+    // Fingerprint first: a module loaded during the read below is then a change to reload for.
+    let module_watch = ModuleWatch::new(PROC_MODULES);
     let first_table = tokio::task::spawn_blocking(kallsyms_or_empty)
         .await
         .unwrap_or_else(|_| KernelSymbolTable::empty());
@@ -133,5 +140,6 @@ pub async fn register_all(
         symbols,
         dns,
         host_arch,
+        module_watch,
     })
 }

@@ -183,6 +183,12 @@ pub struct DaemonStats {
     /// Records the kernel dropped because a ring buffer was full.
     #[serde(default)]
     pub kernel_events_lost: u64,
+    /// Checks of `/proc/modules` for a changed module list (each reload follows one).
+    #[serde(default)]
+    pub module_checks: u64,
+    /// Module loads the kernel reported (eBPF); each should cause exactly one symbol reload.
+    #[serde(default)]
+    pub kernel_module_loads: u64,
 }
 
 /// Metrics of the stores (and, when all were asked for, the daemon's counters).
