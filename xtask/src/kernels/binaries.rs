@@ -22,8 +22,22 @@ const BINARIES: &[(&str, &str)] = &[
 /// A file to put into the guest: host path, guest path.
 pub type GuestFile = (PathBuf, String);
 
+/// Adds the Rust target of `arch` when rustup lacks it (never `rustup update`: the toolchains
+/// are pinned).
+fn ensure_rust_target(arch: Arch) -> Result<(), String> {
+    let installed = output("rustup", &["target", "list", "--installed"], None)?;
+    if String::from_utf8_lossy(&installed)
+        .lines()
+        .any(|t| t.trim() == arch.rust_target())
+    {
+        return Ok(());
+    }
+    output("rustup", &["target", "add", arch.rust_target()], None).map(drop)
+}
+
 /// Builds the guest programs for `arch`; their paths in `target`.
 pub fn build(root: &Path, target: &Path, arch: Arch) -> Result<Vec<PathBuf>, String> {
+    ensure_rust_target(arch)?;
     let mut command = Command::new(env!("CARGO"));
     command
         .current_dir(root)
