@@ -132,7 +132,18 @@ impl KernelRun {
                     })
                     .unwrap_or("?")
                     .to_owned();
-                let ebpf = r.fact("ebpf").unwrap_or("?").to_owned();
+                // One line for the table; a refusal's whole text (a verifier log) is in the
+                // failed check's report.
+                let ebpf = r.fact("ebpf").unwrap_or("?");
+                let mut ebpf = ebpf.lines().next().unwrap_or("").to_owned();
+                if ebpf.len() > 120 {
+                    let cut = (0..=120)
+                        .rev()
+                        .find(|i| ebpf.is_char_boundary(*i))
+                        .unwrap_or(0);
+                    ebpf.truncate(cut);
+                    ebpf.push('…');
+                }
                 let failed = r.failures().count();
                 let expected = r.checks.iter().filter(|c| c.status == "expected").count();
                 let mut checks = format!("{}/{} passed", r.checks.len() - failed, r.checks.len());
@@ -356,6 +367,7 @@ fn run_matrix(options: &Options) -> Result<Vec<KernelRun>, String> {
 
     // Resolve every kernel first: a selector that matches nothing fails before any build.
     let mut plan: Vec<(Arch, KernelVersion)> = Vec::new();
+    let mut keep: Vec<(Arch, KernelVersion)> = Vec::new();
     for &arch in &options.arches {
         let available = apt.kernel_versions(arch)?;
         for selector in &options.kernels {
@@ -364,7 +376,17 @@ fn run_matrix(options: &Options) -> Result<Vec<KernelRun>, String> {
                 plan.push((arch, version));
             }
         }
+        // The newest of every series stays cached too (the other default kernel, say).
+        for v in &available {
+            if let Ok(newest) = packages::select(&available, &v.series())
+                && !keep.contains(&(arch, newest.clone()))
+            {
+                keep.push((arch, newest));
+            }
+        }
     }
+    keep.extend(plan.iter().cloned());
+    prune_cache(&work, &options.arches, &keep);
     let mut runs = Vec::new();
     for &arch in &options.arches {
         let programs = match prepare_programs(&root, &target, &work, &apt, arch) {
@@ -393,6 +415,41 @@ fn run_matrix(options: &Options) -> Result<Vec<KernelRun>, String> {
         }
     }
     Ok(runs)
+}
+
+/// Removes the cached kernels of `arches` (packages and extracted files) other than `keep` —
+/// versions superseded on the mirror — so `target/kernels/` does not grow with every Debian
+/// kernel update.
+fn prune_cache(work: &Path, arches: &[Arch], keep: &[(Arch, KernelVersion)]) {
+    let kept = |arch: Arch, deb_name: &str| {
+        keep.iter()
+            .any(|(a, v)| *a == arch && deb_name.starts_with(&format!("{}_", v.package(arch))))
+    };
+    if let Ok(entries) = std::fs::read_dir(work.join("debs")) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let superseded = arches.iter().any(|arch| {
+                name.starts_with("linux-image-")
+                    && name.ends_with(&format!("_{}.deb", arch.debian()))
+                    && !kept(*arch, &name)
+            });
+            if superseded {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+    for &arch in arches {
+        let Ok(entries) = std::fs::read_dir(work.join(arch.name())) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let is_kernel = KernelVersion::parse(&name).is_some();
+            if is_kernel && !keep.iter().any(|(a, v)| *a == arch && v.abi == name) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -424,6 +481,40 @@ mod tests {
         assert!(parse_options(&strings(&["--arch", "mips"])).is_err());
         assert!(parse_options(&strings(&["--timeout", "0"])).is_err());
         assert!(parse_options(&strings(&["--bogus"])).is_err());
+    }
+
+    #[test]
+    fn prune_keeps_what_is_listed_and_other_architectures() {
+        let work = std::env::temp_dir().join(format!("xtask-prune-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&work);
+        let debs = work.join("debs");
+        std::fs::create_dir_all(&debs).unwrap();
+        for name in [
+            "linux-image-6.1.0-56-amd64_6.1.190-1_amd64.deb",
+            "linux-image-6.1.0-57-amd64_6.1.192-3_amd64.deb",
+            "linux-image-6.1.0-56-arm64_6.1.190-1_arm64.deb",
+            "busybox-static_1%3a1.35.0-4+deb12u1+b1_amd64.deb",
+        ] {
+            std::fs::write(debs.join(name), "").unwrap();
+        }
+        for dir in ["x86_64/6.1.0-56", "x86_64/6.1.0-57", "x86_64/bin"] {
+            std::fs::create_dir_all(work.join(dir)).unwrap();
+        }
+        let keep = [(Arch::X86_64, KernelVersion::parse("6.1.0-57").unwrap())];
+        prune_cache(&work, &[Arch::X86_64], &keep);
+        let left = |p: &str| work.join(p).exists();
+        assert!(!left("debs/linux-image-6.1.0-56-amd64_6.1.190-1_amd64.deb"));
+        assert!(left("debs/linux-image-6.1.0-57-amd64_6.1.192-3_amd64.deb"));
+        assert!(
+            left("debs/linux-image-6.1.0-56-arm64_6.1.190-1_arm64.deb"),
+            "not asked about"
+        );
+        assert!(left(
+            "debs/busybox-static_1%3a1.35.0-4+deb12u1+b1_amd64.deb"
+        ));
+        assert!(!left("x86_64/6.1.0-56"));
+        assert!(left("x86_64/6.1.0-57") && left("x86_64/bin"));
+        let _ = std::fs::remove_dir_all(&work);
     }
 
     #[test]
