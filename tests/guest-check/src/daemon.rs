@@ -115,6 +115,22 @@ impl Daemon {
             .join("\n")
     }
 
+    /// `failure` followed by the daemon's warnings and errors, if it logged any: a failed check
+    /// is reported with the daemon's own words.
+    pub fn explain(&self, failure: String) -> String {
+        let warnings: Vec<String> = self
+            .log()
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+            .map(str::to_owned)
+            .collect();
+        if warnings.is_empty() {
+            format!("{failure}\n(the daemon logged no warning)")
+        } else {
+            format!("{failure}\ndaemon warnings:\n{}", warnings.join("\n"))
+        }
+    }
+
     /// Sends SIGTERM and waits for the exit; the exit status, or why there was none.
     pub fn stop(&mut self) -> Result<(ExitStatus, Duration), String> {
         let Some(mut child) = self.child.take() else {

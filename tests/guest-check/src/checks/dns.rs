@@ -59,5 +59,5 @@ pub fn answer(daemon: &Daemon, mode: &Mode, results: &mut Results) {
             other => Err(format!("query dns {address}: {other:?}")),
         }
     })();
-    results.outcome(CHECK, outcome);
+    results.outcome(CHECK, outcome.map_err(|e| daemon.explain(e)));
 }

@@ -140,7 +140,10 @@ pub fn chain(daemon: &Daemon, facts: &ProcFacts, results: &mut Results) {
         kill_group(&mut shell);
         result
     })();
-    results.outcome("process chain ancestry", outcome);
+    results.outcome(
+        "process chain ancestry",
+        outcome.map_err(|e| daemon.explain(e)),
+    );
 }
 
 /// Waits, without reaping, until `pid` (a child) has exited; then `/proc` still shows it.
@@ -250,7 +253,10 @@ pub fn burst(daemon: &Daemon, facts: &ProcFacts, mode: &Mode, results: &mut Resu
             ),
         ))
     })();
-    results.outcome("burst of 200 short-lived processes", outcome);
+    results.outcome(
+        "burst of 200 short-lived processes",
+        outcome.map_err(|e| daemon.explain(e)),
+    );
 }
 
 /// A real binary executed by its plain path: the store has that path and the name the kernel
@@ -292,5 +298,8 @@ pub fn exec_path(daemon: &Daemon, facts: &ProcFacts, results: &mut Results) {
         kill_group(&mut child);
         result
     })();
-    results.outcome("exec of a real binary: resolved path", outcome);
+    results.outcome(
+        "exec of a real binary: resolved path",
+        outcome.map_err(|e| daemon.explain(e)),
+    );
 }
