@@ -54,8 +54,9 @@ pub fn build(root: &Path, target: &Path, arch: Arch) -> Result<Vec<PathBuf>, Str
                 "aarch64-linux-gnu-gcc",
             );
             // The x86_64 build's object, when there is one: same bytecode, no second eBPF build.
-            let object = target.join("ebpf-programs/watchpost-ebpf-programs");
-            if object.exists() && std::env::var_os("WATCHPOST_EBPF_OBJECT").is_none() {
+            if std::env::var_os("WATCHPOST_EBPF_OBJECT").is_none()
+                && let Some(object) = stable_ebpf_object(target)?
+            {
                 command.env("WATCHPOST_EBPF_OBJECT", object);
             }
             target.join(arch.rust_target()).join("release")
@@ -69,6 +70,23 @@ pub fn build(root: &Path, target: &Path, arch: Arch) -> Result<Vec<PathBuf>, Str
         return Err(format!("cargo build for {} failed ({status})", arch.name()));
     }
     Ok(BINARIES.iter().map(|(_, bin)| out_dir.join(bin)).collect())
+}
+
+/// A copy of the host builds' eBPF object that is rewritten only when its bytes change. Every
+/// host build (test, clippy, release) rewrites the shared object; pointing the aarch64 build at
+/// it directly would make each such write rebuild the aarch64 loader and everything above it.
+fn stable_ebpf_object(target: &Path) -> Result<Option<PathBuf>, String> {
+    let shared = target.join("ebpf-programs/watchpost-ebpf-programs");
+    let Ok(bytes) = std::fs::read(&shared) else {
+        return Ok(None);
+    };
+    let copy = target.join("kernels/ebpf-programs.o");
+    if std::fs::read(&copy).ok().as_deref() != Some(bytes.as_slice()) {
+        std::fs::create_dir_all(target.join("kernels"))
+            .and_then(|()| std::fs::write(&copy, &bytes))
+            .map_err(|e| format!("{}: {e}", copy.display()))?;
+    }
+    Ok(Some(copy))
 }
 
 /// A stripped copy of `binary` in `dir`.
