@@ -1,50 +1,33 @@
-//! Asking the daemon, blocking: the daemon's own query client and wire types (so a change of the
-//! protocol breaks this build, not a guest run), one connection per question.
+//! Asking the daemon, blocking, one connection per question ([`crate::wire`]).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use watchpost::client::QueryClient;
-use watchpost::wire::response::{DaemonStats, MetricsReport, StoreHealth};
-use watchpost::wire::{Answer, Request, Response};
+use crate::wire::{Answer, DaemonStats, Request, StoreHealth, exchange};
 
 /// How long one exchange may take (the guest runs under emulation on a shared machine).
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A blocking client for one socket.
 pub struct Client {
-    runtime: tokio::runtime::Runtime,
     socket: PathBuf,
 }
 
-/// What one question got.
+/// What one question got: the answer, or the daemon's error (`kind: message`) or why there was
+/// no reply.
 pub type Reply = Result<Answer, String>;
 
 impl Client {
     /// A client for the daemon listening on `socket`.
-    pub fn new(socket: &Path) -> Result<Client, String> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| format!("tokio runtime: {e}"))?;
-        Ok(Client {
-            runtime,
+    pub fn new(socket: &Path) -> Client {
+        Client {
             socket: socket.to_path_buf(),
-        })
+        }
     }
 
-    /// Asks `request`; `Err` carries the daemon's error reply or why there was none.
+    /// Asks `request`.
     pub fn ask(&self, request: &Request) -> Reply {
-        let response = self.runtime.block_on(async {
-            let mut client = QueryClient::connect(&self.socket, EXCHANGE_TIMEOUT)
-                .await
-                .map_err(|e| e.to_string())?;
-            client.ask(request).await.map_err(|e| e.to_string())
-        })?;
-        match response {
-            Response::Ok { answer } => Ok(answer),
-            Response::Error { error } => Err(format!("{:?}: {}", error.kind, error.message)),
-        }
+        exchange(&self.socket, request, EXCHANGE_TIMEOUT)
     }
 
     /// Asks until `accept` takes the reply or `limit` passes; returns the last reply.
@@ -66,18 +49,15 @@ impl Client {
 
     /// The daemon's own counters.
     pub fn daemon_stats(&self) -> Result<DaemonStats, String> {
-        match self.ask(&Request::Metrics { store: None })? {
-            Answer::Metrics(MetricsReport {
-                daemon: Some(stats),
-                ..
-            }) => Ok(stats),
-            other => Err(format!("metrics without daemon counters: {other:?}")),
+        match self.ask(&Request::Metrics)? {
+            Answer::Metrics(stats) => Ok(stats),
+            other => Err(format!("metrics answered {other:?}")),
         }
     }
 
     /// The `daemon` entry of `query health`.
     pub fn daemon_health(&self) -> Result<StoreHealth, String> {
-        match self.ask(&Request::Health { store: None })? {
+        match self.ask(&Request::Health)? {
             Answer::Health(entries) => entries
                 .into_iter()
                 .find(|h| h.store == "daemon")
@@ -88,7 +68,7 @@ impl Client {
 
     /// Whether anything answers on the socket.
     pub fn answers(&self) -> bool {
-        self.ask(&Request::Stores {}).is_ok()
+        self.ask(&Request::Stores).is_ok()
     }
 }
 

@@ -69,7 +69,7 @@ impl Daemon {
         let mut daemon = Daemon {
             child: Some(child),
             log,
-            client: Client::new(Path::new(SOCKET))?,
+            client: Client::new(Path::new(SOCKET)),
             ready_after: Duration::ZERO,
         };
         let mut exited = None;

@@ -16,6 +16,7 @@ mod dns_server;
 mod expect;
 mod procfacts;
 mod report;
+mod wire;
 
 use std::process::ExitCode;
 

@@ -4,7 +4,7 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use watchpost::wire::{Answer, Request};
+use crate::wire::{Answer, Request};
 
 use super::Mode;
 use crate::daemon::Daemon;

@@ -6,13 +6,12 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use watchpost::wire::{Answer, Request};
-
 use super::{CHECK_BIN, Mode};
 use crate::daemon::{Daemon, SOCKET};
 use crate::expect::Expectations;
 use crate::procfacts::ProcFacts;
 use crate::report::{Results, Status, fact};
+use crate::wire::{Answer, Request};
 
 /// The `ms=` value on the daemon's "eBPF collector attached" log line.
 fn ebpf_load_ms(log: &str) -> Option<u64> {

@@ -9,14 +9,12 @@
 use std::process::Command;
 use std::time::Duration;
 
-use watchpost::wire::response::DaemonStats;
-use watchpost::wire::{Answer, Request};
-
 use super::Mode;
 use crate::client::eventually;
 use crate::daemon::Daemon;
 use crate::expect::{Expectations, ModuleFile};
 use crate::report::{Results, Status};
+use crate::wire::{Answer, DaemonStats, Request};
 
 const LIMIT: Duration = Duration::from_secs(120);
 /// Checks of `/proc/modules` after a reload that must find nothing new.
@@ -162,7 +160,7 @@ fn load_unload(
     match daemon.client.ask(&Request::SymbolByName {
         name: symbol.clone(),
     }) {
-        Ok(Answer::SymbolAddress(a)) if a.address == address => {}
+        Ok(Answer::SymbolAddress(a)) if a == address => {}
         other => {
             return Err(format!(
                 "after loading {}: symbol {symbol} (at {address:#x} in kallsyms) answered {other:?}",
@@ -180,7 +178,7 @@ fn load_unload(
     match daemon.client.ask(&Request::SymbolByName {
         name: symbol.clone(),
     }) {
-        Err(e) if e.starts_with("NotFound") => {}
+        Err(e) if e.starts_with("not_found") => {}
         other => {
             return Err(format!(
                 "after unloading {}: symbol {symbol} still answered {other:?}",

@@ -9,13 +9,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
-use watchpost::wire::{Answer, Request};
 
 use super::{CHECK_BIN, EXIT0_BIN, Mode};
 use crate::client::eventually;
 use crate::daemon::Daemon;
 use crate::procfacts::{ProcEntry, ProcFacts};
 use crate::report::{Results, Status};
+use crate::wire::{Answer, Request};
 
 /// Short-lived processes in the burst.
 pub const BURST: usize = 200;
@@ -103,7 +103,7 @@ pub fn chain(daemon: &Daemon, facts: &ProcFacts, results: &mut Results) {
             }
             let request = Request::Ancestry {
                 entity_id: expected[0].1,
-                depth: expected.len() as i32,
+                depth: expected.len() as u32,
             };
             let answered = |a: &Answer| -> Option<Vec<(u32, u32)>> {
                 match a {
