@@ -517,6 +517,69 @@ mod tests {
         let _ = std::fs::remove_dir_all(&work);
     }
 
+    fn run_with(lines: &[&str], timed_out: bool) -> KernelRun {
+        let mut report = console::GuestReport::default();
+        for line in lines {
+            report.take_line(line);
+        }
+        KernelRun {
+            arch: Arch::Aarch64,
+            release: "6.1.0-57-arm64".into(),
+            outcome: Ok(qemu::BootOutcome {
+                report,
+                boot_seconds: Some(3.0),
+                seconds: 17.0,
+                timed_out,
+                tail: vec!["[ 9.0] last words".into()],
+            }),
+        }
+    }
+
+    #[test]
+    fn a_failed_check_names_kernel_check_and_the_daemons_words() {
+        let run = run_with(
+            &[
+                "WPCHECK\tfact\tebpf\tloaded in 900 ms",
+                "WPCHECK\tcheck\tDNS answer captured\tfail\tquery dns x: not_found\\ndaemon \
+                 warnings:\\nWARN ring full",
+                "WPCHECK\tcheck\tclean exit on SIGTERM\tpass\texit 0",
+                "WPCHECK\tdone\t1\t1",
+            ],
+            false,
+        );
+        assert!(!run.passed());
+        let report = run.failure_report().unwrap();
+        assert!(
+            report.starts_with("FAILED aarch64 6.1.0-57-arm64: DNS answer captured: query dns")
+        );
+        assert!(report.contains("WARN ring full"));
+        assert!(run.row().contains("1/2 passed"));
+    }
+
+    #[test]
+    fn a_guest_without_its_done_line_fails_with_the_console_tail() {
+        let run = run_with(&["WPCHECK\tcheck\tkernel booted\tpass\tx"], true);
+        assert!(!run.passed());
+        let report = run.failure_report().unwrap();
+        assert!(report.contains("killed at the deadline") && report.contains("last words"));
+        let expected_only = run_with(
+            &[
+                "WPCHECK\tcheck\tburst\texpected\tneeds eBPF; the daemon said: no BTF",
+                "WPCHECK\tdone\t1\t0",
+            ],
+            false,
+        );
+        assert!(
+            expected_only.passed(),
+            "an expected result is not a failure"
+        );
+        assert!(
+            expected_only
+                .row()
+                .contains("1 as expected without a feature")
+        );
+    }
+
     #[test]
     fn expectations_follow_the_kernel_config() {
         let v = KernelVersion::parse("6.1.0-57").unwrap();
