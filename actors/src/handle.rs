@@ -105,6 +105,41 @@ impl<P: Protocol> StoreHandle<P> {
         self.call(operation, build).await?
     }
 
+    /// Runs `visit` on the store's backend inside its actor, between two messages, and returns
+    /// its answer: how the persistence layer copies records out in bounded chunks (keep each
+    /// visit short: the store answers nothing else meanwhile). `InvalidArgument` when the
+    /// backend is not a `B`; `StoreUnhealthy` when the store is down or does not answer in time.
+    /// Not counted as a data request.
+    pub async fn inspect<B: 'static, R: Send + 'static>(
+        &self,
+        operation: &'static str,
+        visit: impl FnOnce(&mut B) -> R + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let (tx, rx) = tokio::sync::oneshot::channel::<Option<R>>();
+        let sent = self.slot.current().is_some_and(|actor| {
+            actor
+                .send_message(crate::protocol::StoreMsg::Inspect(Box::new(
+                    move |backend: &mut dyn std::any::Any| {
+                        let answer = backend.downcast_mut::<B>().map(visit);
+                        let _ = tx.send(answer);
+                    },
+                )))
+                .is_ok()
+        });
+        if !sent {
+            return Err(StoreError::unhealthy(self.slot.name, operation));
+        }
+        match tokio::time::timeout(self.timeout, rx).await {
+            Ok(Ok(Some(answer))) => Ok(answer),
+            Ok(Ok(None)) => Err(StoreError::new(
+                self.slot.name,
+                operation,
+                watchpost_core::ErrorKind::InvalidArgument,
+            )),
+            _ => Err(StoreError::unhealthy(self.slot.name, operation)),
+        }
+    }
+
     /// Makes the store's actor panic (supervision tests).
     #[cfg(feature = "fault-injection")]
     pub fn inject_panic(&self) -> bool {

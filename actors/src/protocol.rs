@@ -13,6 +13,9 @@ pub trait Protocol: Send + Sync + 'static {
     type Update: Send + 'static;
 }
 
+/// A closure run on a store's backend inside its actor ([`StoreMsg::Inspect`]).
+pub type Visit = Box<dyn FnOnce(&mut dyn std::any::Any) + Send>;
+
 /// A message to a store actor.
 pub enum StoreMsg<P: Protocol> {
     /// A query from a handle.
@@ -28,6 +31,10 @@ pub enum StoreMsg<P: Protocol> {
     Health(RpcReplyPort<HealthInfo>),
     /// Current metrics of the backend.
     Metrics(RpcReplyPort<DataStoreMetrics>),
+    /// Runs a closure on the backend, between two messages (snapshots copy records out this
+    /// way, a bounded chunk per message, so queries keep flowing). The closure receives the
+    /// backend as `Any` and downcasts it; see [`crate::StoreHandle::inspect`].
+    Inspect(Visit),
     /// Panic inside the actor (supervision tests only).
     #[cfg(feature = "fault-injection")]
     Panic,

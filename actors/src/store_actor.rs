@@ -57,6 +57,7 @@ impl<P: Protocol, B: StoreBackend<P>> Actor for StoreActor<P, B> {
             }
             StoreMsg::Health(reply) => answer(reply, backend.health(now())),
             StoreMsg::Metrics(reply) => answer(reply, backend.metrics()),
+            StoreMsg::Inspect(visit) => visit(backend),
             #[cfg(feature = "fault-injection")]
             StoreMsg::Panic => panic!("fault injection: store actor told to panic"),
         }

@@ -29,6 +29,8 @@ pub mod metrics;
 pub mod time;
 
 pub mod intern_arena;
+#[cfg(feature = "alloc")]
+pub(crate) mod list_sort;
 pub mod lru_list;
 pub mod slot_index;
 

@@ -132,6 +132,38 @@ impl LruList {
         })
     }
 
+    /// Reorders the linked slots so that the least recent is the one with the smallest `key`
+    /// (stable: equal keys keep their order). For restoring a recorded recency order after
+    /// inserting in another order; O(n log n), allocation-free.
+    pub fn sort_by_key<K: Ord>(&mut self, key: impl Fn(u32) -> K) {
+        if self.len < 2 {
+            return;
+        }
+        let len = self.len;
+        let head = crate::list_sort::sort_list(
+            &mut ForwardLinks(&mut self.next),
+            self.oldest,
+            NIL,
+            len,
+            |_, a, b| key(a) < key(b),
+        );
+        // Repair the backward links and both ends.
+        let mut prev = NIL;
+        let mut cursor = head;
+        for _ in 0..len {
+            if cursor == NIL {
+                break;
+            }
+            if let Some(p) = self.prev.get_mut(cursor as usize) {
+                *p = prev;
+            }
+            prev = cursor;
+            cursor = self.next.get(cursor as usize).copied().unwrap_or(NIL);
+        }
+        self.oldest = head;
+        self.newest = prev;
+    }
+
     /// Unlinks every slot.
     pub fn clear(&mut self) {
         self.prev.fill(DETACHED);
@@ -139,6 +171,22 @@ impl LruList {
         self.newest = NIL;
         self.oldest = NIL;
         self.len = 0;
+    }
+}
+
+/// The `next` array as [`crate::list_sort::NextLinks`].
+#[cfg(feature = "alloc")]
+struct ForwardLinks<'a>(&'a mut [u32]);
+
+#[cfg(feature = "alloc")]
+impl crate::list_sort::NextLinks for ForwardLinks<'_> {
+    fn next(&self, slot: u32) -> u32 {
+        self.0.get(slot as usize).copied().unwrap_or(NIL)
+    }
+    fn set_next(&mut self, slot: u32, next: u32) {
+        if let Some(n) = self.0.get_mut(slot as usize) {
+            *n = next;
+        }
     }
 }
 
@@ -167,6 +215,25 @@ mod tests {
         lru.touch(99); // out of range: ignored
         lru.remove(99);
         assert_eq!(lru.len(), 2);
+    }
+
+    #[test]
+    fn sorts_by_key() {
+        let mut lru = LruList::with_capacity(6);
+        for s in [4, 0, 5, 2] {
+            lru.touch(s);
+        }
+        let keys = [30u32, 0, 10, 0, 20, 5];
+        lru.sort_by_key(|s| keys[s as usize]);
+        assert_eq!(
+            lru.iter_least_recent_first().collect::<Vec<_>>(),
+            [5, 2, 4, 0]
+        );
+        assert_eq!(lru.pop_least_recent(), Some(5));
+        lru.touch(2);
+        assert_eq!(lru.iter_least_recent_first().collect::<Vec<_>>(), [4, 0, 2]);
+        lru.remove(0);
+        assert_eq!(lru.iter_least_recent_first().collect::<Vec<_>>(), [4, 2]);
     }
 
     proptest! {

@@ -36,6 +36,7 @@ pub fn to_info(view: &ProcessView<'_>) -> ProcessInfo {
         uid: view.uid(),
         gid: view.gid(),
         exit_time: view.exit_time(),
+        exit_time_unknown: view.exit_time_unknown(),
     }
 }
 

@@ -30,6 +30,10 @@ pub struct ProcessInfo {
     pub gid: u32,
     /// Exit time, epoch ns; `None` while running.
     pub exit_time: Option<EpochNanos>,
+    /// The process exited while the daemon was down (found gone when a restored tree was
+    /// reconciled with `/proc`): `exit_time` is when that was noticed, not when it happened.
+    #[serde(default)]
+    pub exit_time_unknown: bool,
 }
 
 /// A process as a fork event or a `/proc` scan reports it.

@@ -14,6 +14,7 @@
 pub mod id;
 pub mod info;
 pub mod pod;
+pub mod record;
 pub mod runtime;
 #[cfg(feature = "alloc")]
 pub mod table;
@@ -26,9 +27,11 @@ pub use info::{
 pub use pod::{
     K8sPodInfo, K8sPodUpdate, POD_NAME_MAX_LEN, POD_NAMESPACE_MAX_LEN, POD_UID_MAX_LEN, PodUid,
 };
+pub use record::ContainerRecord;
 pub use runtime::Runtime;
 #[cfg(feature = "alloc")]
 pub use table::{
-    ContainerFilter, ContainerTable, ContainerTableConfig, ContainerTableStats, DEFAULT_CAPACITY,
-    DEFAULT_REMOVAL_GRACE_NS, EvictionReason, MIN_ID_PREFIX_LEN, WriteOutcome, Written,
+    ContainerFilter, ContainerRestoreReport, ContainerTable, ContainerTableConfig,
+    ContainerTableStats, DEFAULT_CAPACITY, DEFAULT_REMOVAL_GRACE_NS, EvictionReason,
+    MIN_ID_PREFIX_LEN, WriteOutcome, Written,
 };

@@ -65,6 +65,9 @@ pub const DEFAULT_REMOVAL_GRACE_NS: u64 = 30 * NANOS_PER_SEC;
 /// Shortest ID prefix `get_container` resolves (Docker's short ID length).
 pub const MIN_ID_PREFIX_LEN: usize = 12;
 
+mod snapshot;
+pub use snapshot::ContainerRestoreReport;
+
 const STORE: &str = store_names::CONTAINER;
 
 /// How a [`ContainerTable`] is sized and behaves.
@@ -203,6 +206,8 @@ struct Entry {
     removed_at: Option<EpochNanos>,
     /// Value of the table's write counter at the last write: larger = more recently written.
     written_seq: u64,
+    /// Value of the table's write counter when marked removed: `removed` is in this order.
+    removed_seq: u64,
 }
 
 /// The container store: see the module documentation.
@@ -225,6 +230,8 @@ pub struct ContainerTable {
     grace: u64,
     /// Write counter (see `Entry::written_seq`).
     seq: u64,
+    /// Moves on every change (a snapshot is needed when it moved since the last one).
+    changes: u64,
     metrics: StoreMetrics,
     stats: ContainerTableStats,
 }
@@ -249,6 +256,7 @@ impl ContainerTable {
             hasher: KeyHasher::new(config.hash_seed),
             grace: config.removal_grace_ns,
             seq: 0,
+            changes: 0,
             metrics: StoreMetrics::new(),
             stats: ContainerTableStats::default(),
         }
@@ -397,6 +405,8 @@ impl ContainerTable {
         let Some(slot) = self.visible_slot(id, now) else {
             return Ok(false);
         };
+        self.seq = self.seq.saturating_add(1);
+        let seq = self.seq;
         let Some(entry) = self.slot_mut(slot) else {
             return Ok(false);
         };
@@ -404,6 +414,8 @@ impl ContainerTable {
             return Ok(false);
         }
         entry.removed_at = Some(now);
+        entry.removed_seq = seq;
+        self.changes = self.changes.wrapping_add(1);
         self.live.remove(slot);
         self.removed.touch(slot);
         self.stats.marked_removed = self.stats.marked_removed.saturating_add(1);
@@ -583,6 +595,7 @@ impl ContainerTable {
     /// Writes `info` to `existing` (a visible slot holding the same ID) or to a new slot.
     fn store(&mut self, existing: Option<u32>, info: ContainerInfo, now: EpochNanos) -> Written {
         self.metrics.success(now);
+        self.changes = self.changes.wrapping_add(1);
         self.seq = self.seq.saturating_add(1);
         let seq = self.seq;
         if let Some(slot) = existing {
@@ -650,6 +663,7 @@ impl ContainerTable {
                 info,
                 removed_at: None,
                 written_seq: seq,
+                removed_seq: 0,
             });
         }
         self.live.touch(slot);
@@ -683,6 +697,7 @@ impl ContainerTable {
         let Some(entry) = self.slots.get_mut(slot as usize).and_then(Option::take) else {
             return;
         };
+        self.changes = self.changes.wrapping_add(1);
         self.by_id.remove(
             self.hasher.hash_bytes(entry.info.id.as_str().as_bytes()),
             slot,

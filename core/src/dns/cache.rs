@@ -94,6 +94,9 @@ use crate::metrics::{DataStoreMetrics, StoreMetrics};
 use crate::slot_index::{KeyHasher, SlotIndex};
 use crate::time::{EpochNanos, NANOS_PER_SEC};
 
+mod snapshot;
+pub use snapshot::DnsRestoreReport;
+
 const STORE: &str = store_names::DNS;
 const GET: &str = "get_dns_response";
 
@@ -299,6 +302,8 @@ struct NameNode {
     /// Lowercase text; one arena reference held per node.
     text: StrHandle,
     adj: Adjacency,
+    /// Cache stamp of the last recency refresh: `recency` is in this order (see `snapshot`).
+    touched: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -327,6 +332,8 @@ struct Link {
     /// Live while `now < expires_at`.
     expires_at: EpochNanos,
     kind: LinkKind,
+    /// Cache stamp of the link's creation: both lists it sits in are newest first by it.
+    created: u64,
     /// Neighbours in `from`'s out-list and `to`'s in-list (`NIL` at the ends).
     prev_out: u32,
     next_out: u32,
@@ -389,6 +396,14 @@ pub struct DnsCache {
     epoch: u32,
     metrics: StoreMetrics,
     stats: DnsCacheStats,
+    /// Source of `NameNode::touched` / `Link::created`; strictly increasing.
+    stamp: u64,
+    /// Counts every change (a snapshot is needed when it moved since the last one).
+    changes: u64,
+    /// Set while [`DnsCache::restore`] runs: recorded stamps are kept, not renewed.
+    restoring: bool,
+    /// While restoring: the recorded creation stamp of the link being restored.
+    restore_created: u64,
 }
 
 impl DnsCache {
@@ -417,6 +432,10 @@ impl DnsCache {
             epoch: 0,
             metrics: StoreMetrics::new(),
             stats: DnsCacheStats::default(),
+            stamp: 0,
+            changes: 0,
+            restoring: false,
+            restore_created: 0,
         }
     }
 
@@ -697,6 +716,7 @@ impl DnsCache {
             if let Some(link) = self.links.get_mut(slot as usize).and_then(Option::as_mut) {
                 link.expires_at = link.expires_at.max(expires_at);
             }
+            self.changes = self.changes.wrapping_add(1);
             return Ok(true);
         }
         while self.free_links.is_empty() {
@@ -712,11 +732,17 @@ impl DnsCache {
             self.free_links.push(slot);
             return Err(NotStored::Dropped);
         }
+        let created = if self.restoring {
+            self.restore_created
+        } else {
+            self.next_stamp()
+        };
         let mut link = Link {
             from,
             to,
             expires_at,
             kind,
+            created,
             prev_out: NIL,
             next_out: NIL,
             prev_in: NIL,
@@ -754,7 +780,7 @@ impl DnsCache {
         match key {
             NodeKey::Name(text) => {
                 if let Some(slot) = self.find_name(text) {
-                    self.recency.touch(slot);
+                    self.touch_name(slot);
                     return Ok((NodeId::name(slot), false));
                 }
                 while self.free_names.is_empty() {
@@ -787,9 +813,10 @@ impl DnsCache {
                     *place = Some(NameNode {
                         text: handle,
                         adj: Adjacency::EMPTY,
+                        touched: 0,
                     });
                 }
-                self.recency.touch(slot);
+                self.touch_name(slot);
                 Ok((NodeId::name(slot), true))
             }
             NodeKey::Addr(addr) => {
@@ -902,6 +929,7 @@ impl DnsCache {
         self.recency.clear();
         self.earliest_expiry = u64::MAX;
         self.pinned = [None; 2];
+        self.changes = self.changes.wrapping_add(1);
     }
 
     /// Removes a node with all of its links; nodes those links leave bare go too (one level:
@@ -971,8 +999,26 @@ impl DnsCache {
         }
     }
 
+    /// Refreshes a name's recency, stamping it (a restore keeps the recorded stamps).
+    fn touch_name(&mut self, slot: u32) {
+        if !self.restoring {
+            let stamp = self.next_stamp();
+            if let Some(node) = self.names.get_mut(slot as usize).and_then(Option::as_mut) {
+                node.touched = stamp;
+            }
+        }
+        self.recency.touch(slot);
+    }
+
+    fn next_stamp(&mut self) -> u64 {
+        self.changes = self.changes.wrapping_add(1);
+        self.stamp = self.stamp.saturating_add(1);
+        self.stamp
+    }
+
     /// Unthreads a link from both lists and frees it.
     fn remove_link(&mut self, slot: u32, why: Removal) {
+        self.changes = self.changes.wrapping_add(1);
         let Some(link) = self.links.get_mut(slot as usize).and_then(Option::take) else {
             return;
         };
@@ -1037,7 +1083,7 @@ impl DnsCache {
             if let Some(&NodeId(id)) = self.scratch.get(i)
                 && id & ADDR_BIT == 0
             {
-                self.recency.touch(id);
+                self.touch_name(id);
             }
         }
         self.metrics.hit(now);

@@ -34,6 +34,7 @@
 #[cfg(feature = "alloc")]
 pub mod cache;
 pub mod name;
+pub mod record;
 pub mod response;
 pub mod reverse;
 pub mod wire;
@@ -41,8 +42,10 @@ pub mod wire;
 #[cfg(feature = "alloc")]
 pub use cache::{
     DEFAULT_MAX_ADDRESSES, DEFAULT_MAX_LINKS, DEFAULT_MAX_NAMES, DEFAULT_NAME_BYTES, DnsCache,
-    DnsCacheConfig, DnsCacheStats, DnsCacheUsage, Ingested, MAX_CHAIN, MAX_SLOTS, MessageOutcome,
+    DnsCacheConfig, DnsCacheStats, DnsCacheUsage, DnsRestoreReport, Ingested, MAX_CHAIN, MAX_SLOTS,
+    MessageOutcome,
 };
+pub use record::{DnsLinkKind, DnsNodeRecord, DnsRecord};
 #[cfg(feature = "alloc")]
 pub use response::DnsResponse;
 pub use response::{DnsResponseView, MAX_RESPONSE_DOMAINS, MAX_RESPONSE_IPS};

@@ -17,6 +17,7 @@
 
 pub mod policy;
 pub mod record;
+pub mod snapshot_record;
 #[cfg(feature = "alloc")]
 pub mod store;
 
@@ -24,7 +25,9 @@ pub use policy::{ConflictPolicy, Contender};
 pub use record::{
     IpInput, IpParseError, IpReputation, RecordError, ReputationStatus, normalize_ip, parse_ip,
 };
+pub use snapshot_record::ReputationRecord;
 #[cfg(feature = "alloc")]
 pub use store::{
-    CheckIps, IpReputationConfig, IpReputationStats, IpReputationStore, ReputationView, SourceNames,
+    CheckIps, IpReputationConfig, IpReputationStats, IpReputationStore, ReputationRestoreReport,
+    ReputationView, SourceNames,
 };

@@ -45,6 +45,9 @@ use super::record::{
     Tag, normalize_ip,
 };
 
+mod snapshot;
+pub use snapshot::ReputationRestoreReport;
+
 const STORE: &str = store_names::IP_REPUTATION;
 
 /// No slot (list ends, empty free list).
@@ -507,6 +510,8 @@ pub struct IpReputationStore {
     max_batch: usize,
     metrics: StoreMetrics,
     stats: IpReputationStats,
+    /// Moves on every accepted change (a snapshot is needed when it moved since the last one).
+    changes: u64,
 }
 
 impl IpReputationStore {
@@ -569,6 +574,7 @@ impl IpReputationStore {
             max_batch: config.max_batch,
             metrics: StoreMetrics::new(),
             stats: IpReputationStats::default(),
+            changes: 0,
         })
     }
 
@@ -789,6 +795,7 @@ impl IpReputationStore {
         if op == "write_batch" {
             self.stats.batches_written = self.stats.batches_written.saturating_add(1);
         }
+        self.changes = self.changes.wrapping_add(1);
         self.metrics.success(now);
         Ok(())
     }
@@ -856,6 +863,7 @@ impl IpReputationStore {
         if let Some(slot) = slot {
             self.table.remove_slot(slot);
             self.stats.entries_deleted = self.stats.entries_deleted.saturating_add(1);
+            self.changes = self.changes.wrapping_add(1);
         }
         self.metrics.success(now);
         Ok(slot.is_some())
@@ -889,6 +897,9 @@ impl IpReputationStore {
             }
         }
         self.stats.entries_cleared = self.stats.entries_cleared.saturating_add(removed as u64);
+        if removed > 0 {
+            self.changes = self.changes.wrapping_add(1);
+        }
         self.metrics.success(now);
         Ok(removed)
     }

@@ -149,6 +149,63 @@ impl ChildLists {
     }
 }
 
+impl ChildLists {
+    /// Sorts `parent`'s children so that `before(a, b)` holds from head to tail (stable).
+    pub(crate) fn sort_children(&mut self, parent: u32, before: impl Fn(u32, u32) -> bool) {
+        let Some(head) = self.links.get(parent as usize).map(|l| l.first_child) else {
+            return;
+        };
+        let head = self.sort_detached(head, before);
+        if let Some(p) = self.links.get_mut(parent as usize) {
+            p.first_child = head;
+        }
+    }
+
+    /// Whether `slot` is the head of a detached list (or in no list).
+    pub(crate) fn is_detached_head(&self, slot: u32) -> bool {
+        self.links
+            .get(slot as usize)
+            .is_some_and(|l| l.prev == NO_SLOT)
+    }
+
+    /// Sorts the detached list starting at `head` the same way; returns its new head.
+    pub(crate) fn sort_detached(&mut self, head: u32, before: impl Fn(u32, u32) -> bool) -> u32 {
+        let max = self.links.len();
+        let head = crate::list_sort::sort_list(
+            &mut SiblingLinks(&mut self.links),
+            head,
+            NO_SLOT,
+            max,
+            |_, a, b| before(a, b),
+        );
+        let mut prev = NO_SLOT;
+        let mut cursor = head;
+        for _ in 0..max {
+            let Some(l) = self.links.get_mut(cursor as usize) else {
+                break;
+            };
+            l.prev = prev;
+            prev = cursor;
+            cursor = l.next;
+        }
+        head
+    }
+}
+
+/// The sibling links as [`crate::list_sort::NextLinks`].
+struct SiblingLinks<'a>(&'a mut [Links]);
+
+impl crate::list_sort::NextLinks for SiblingLinks<'_> {
+    fn next(&self, slot: u32) -> u32 {
+        self.0.get(slot as usize).map_or(NO_SLOT, |l| l.next)
+    }
+    fn set_next(&mut self, slot: u32, next: u32) {
+        if let Some(l) = self.0.get_mut(slot as usize) {
+            l.next = next;
+        }
+    }
+}
+
 /// Slots of one list, head first.
 #[derive(Debug, Clone)]
 pub(crate) struct Siblings<'a> {

@@ -87,17 +87,26 @@
 //! uses it. A fork without a path inherits its parent's. When the arena is full the path reads
 //! as unknown (`exe_paths_dropped`).
 //!
-//! **Memory.** Everything is reserved by [`ProcessTable::new`]. Per capacity entry: the 88-byte
-//! record, 12 bytes of child/sibling links, 4 in the free-slot stack, 8 in the recency list,
-//! 8 in the exit queue, and two hash indexes (entity ID; orphan groups) of 8-byte positions at
-//! ≤ 75 % load (10.7–21.3 bytes each, by the power-of-two rounding): about 142–162 bytes per
-//! process (146 at capacity 10,000), plus the path arena and the pending buffer (56 bytes per
-//! entry). With the default configuration, 10,000 processes reserve 1.87 MB in total (187 bytes
-//! per entry, of which ~40 are the 256 KiB path arena).
+//! **Memory.** Everything is reserved by [`ProcessTable::new`]. Per capacity entry: the 112-byte
+//! record (88 of state, 16 of recency/link stamps and flags for snapshots), 12 bytes of
+//! child/sibling links, 4 in the free-slot stack, 8 in the recency list, 8 in the exit queue,
+//! 8 in the removed-keys log (16 bytes per half entry), and two hash indexes (entity ID; orphan
+//! groups) of 8-byte positions at ≤ 75 % load (10.7–21.3 bytes each, by the power-of-two
+//! rounding), plus the path arena and the pending buffer (56 bytes per entry). With the default
+//! configuration, 10,000 processes reserve 2.19 MB in total (219 bytes per entry, of which ~26
+//! are the 256 KiB path arena).
+//!
+//! **Snapshots.** [`ProcessTable::records`] / [`ProcessTable::export_chunk`] hand out
+//! [`ProcessRecord`]s (all, or only those changed since the last export, in bounded chunks),
+//! [`ProcessTable::take_removed`] the keys removed since, and [`ProcessTable::restore`] rebuilds
+//! a table that answers every query and evicts exactly like the one recorded (recency and
+//! children order come back from per-record stamps). Early events waiting in the pending buffer
+//! are not recorded (they wait seconds at most).
 //! [`ProcessTable::bytes_reserved`] gives the exact total.
 
 pub mod comm;
 pub mod event;
+pub mod record;
 
 #[cfg(feature = "alloc")]
 mod child_lists;
@@ -112,8 +121,9 @@ pub mod view;
 
 pub use comm::{COMM_LEN, Comm};
 pub use event::{ExecEvent, ExitEvent, ForkEvent, ProcessKey, ScanRecord};
+pub use record::ProcessRecord;
 
 #[cfg(feature = "alloc")]
-pub use table::{EventOutcome, ProcessTable, ProcessTableConfig, ProcessTableStats};
+pub use table::{EventOutcome, ProcessTable, ProcessTableConfig, ProcessTableStats, RestoreReport};
 #[cfg(feature = "alloc")]
 pub use view::{Ancestry, Children, ProcessInfo, ProcessView};

@@ -23,6 +23,9 @@ use crate::process::{Comm, ExecEvent, ExitEvent, ForkEvent, ProcessKey, ScanReco
 use crate::slot_index::{KeyHasher, SlotIndex};
 use crate::time::{EpochNanos, NANOS_PER_SEC};
 
+mod snapshot;
+pub use snapshot::{ExportState, RestoreReport};
+
 /// "No slot": an unresolved parent link.
 pub(crate) const NO_SLOT: u32 = u32::MAX;
 
@@ -176,6 +179,17 @@ pub(crate) struct Record {
     pub(crate) occupied: bool,
     /// Scratch for the ancestry walk's visited set; false between queries.
     pub(crate) visited: bool,
+    /// Table stamp of the last recency refresh: the recency list is ordered by it, so a restored
+    /// table can put the list back (see `snapshot`).
+    pub(crate) touched: u64,
+    /// Table stamp of the last time the record was linked to its parent (or its orphan group):
+    /// children lists are ordered by it, newest first.
+    pub(crate) linked: u64,
+    /// Changed since the last export (see `snapshot`): persisted fields or stamps moved.
+    pub(crate) dirty: bool,
+    /// Marked exited by a reconciliation after a restart: it exited while nobody watched, and
+    /// `exit_time` is when that was noticed, not when it happened.
+    pub(crate) exit_unknown: bool,
 }
 
 impl Record {
@@ -196,6 +210,10 @@ impl Record {
         parent_source: ParentSource::Scan,
         occupied: false,
         visited: false,
+        touched: 0,
+        linked: 0,
+        dirty: false,
+        exit_unknown: false,
     };
 
     pub(crate) fn key(&self) -> ProcessKey {
@@ -297,6 +315,10 @@ pub struct ProcessTable {
     hasher: KeyHasher,
     metrics: StoreMetrics,
     stats: ProcessTableStats,
+    /// Source of `Record::touched` / `Record::linked`; strictly increasing.
+    stamp: u64,
+    /// Keys removed since the last export, for changed-only snapshots.
+    removed: snapshot::RemovedLog,
 }
 
 impl ProcessTable {
@@ -326,6 +348,8 @@ impl ProcessTable {
             hasher: KeyHasher::new(config.hash_seed),
             metrics: StoreMetrics::new(),
             stats: ProcessTableStats::default(),
+            stamp: 0,
+            removed: snapshot::RemovedLog::with_capacity(snapshot::removed_log_capacity(capacity)),
         }
     }
 
@@ -361,6 +385,7 @@ impl ProcessTable {
             + self.exits.bytes_reserved()
             + self.pending.bytes_reserved()
             + self.exe_paths.bytes_reserved()
+            + self.removed.bytes_reserved()
     }
 
     /// The reference's metrics (counting rule in [`crate::metrics`]).
@@ -455,8 +480,23 @@ impl ProcessTable {
 
     fn touch_if_live(&mut self, slot: u32) {
         if self.record(slot).is_some_and(Record::is_live) {
-            self.live_recency.touch(slot);
+            self.touch(slot);
         }
+    }
+
+    /// Refreshes `slot`'s recency, stamping the record.
+    fn touch(&mut self, slot: u32) {
+        let stamp = self.next_stamp();
+        if let Some(r) = self.records.get_mut(slot as usize) {
+            r.touched = stamp;
+            r.dirty = true;
+        }
+        self.live_recency.touch(slot);
+    }
+
+    fn next_stamp(&mut self) -> u64 {
+        self.stamp = self.stamp.saturating_add(1);
+        self.stamp
     }
 
     fn view(&self, slot: u32) -> Option<ProcessView<'_>> {
@@ -578,7 +618,7 @@ impl ProcessTable {
             let live = r.is_live();
             let parent = r.parent_slot;
             if live {
-                self.live_recency.touch(cursor);
+                self.touch(cursor);
             }
             length += 1;
             cursor = parent;
@@ -651,6 +691,7 @@ impl ProcessTable {
                 let exe = self.intern_exe(path);
                 if let Some(r) = self.records.get_mut(slot as usize) {
                     r.exe = exe;
+                    r.dirty = true;
                 }
                 if exe.is_some() {
                     return EventOutcome::Updated;
@@ -694,7 +735,7 @@ impl ProcessTable {
                     return EventOutcome::Ignored;
                 }
                 self.exec_record(slot, exec);
-                self.live_recency.touch(slot);
+                self.touch(slot);
                 EventOutcome::Updated
             }
             None => self
@@ -761,6 +802,8 @@ impl ProcessTable {
         self.orphans.clear();
         self.live_recency.clear();
         self.exits.clear();
+        // Everything went: a changed-only export cannot describe that, ask for a full one.
+        self.removed.mark_overflowed();
         let ProcessTable {
             pending, exe_paths, ..
         } = self;
@@ -834,6 +877,7 @@ impl ProcessTable {
             }
             ExeSource::Unknown => None,
         };
+        let linked = self.next_stamp();
         let Some(r) = self.records.get_mut(slot as usize) else {
             self.release_exe(exe);
             return None;
@@ -855,12 +899,16 @@ impl ProcessTable {
             parent_source: source,
             occupied: true,
             visited: false,
+            touched: 0,
+            linked,
+            dirty: true,
+            exit_unknown: false,
         };
         self.len += 1;
         // Cannot fail: the index holds one entry per occupied record and was sized for all.
         let _ = self.by_entity_id.insert(id_hash, slot);
         self.link_to_parent(slot);
-        self.live_recency.touch(slot);
+        self.touch(slot);
         if parent_slot != NO_SLOT {
             self.hold(parent_slot);
         }
@@ -887,10 +935,17 @@ impl ProcessTable {
             }
         }
         self.children.attach_children(slot, head);
-        if let Some(r) = self.records.get_mut(slot as usize) {
-            // The record is running (just inserted), so it already holds its own parent: no
-            // flip to propagate.
-            r.holding_children = r.holding_children.saturating_add(holding);
+        if self.record(slot).is_some_and(Record::is_live) {
+            if let Some(r) = self.records.get_mut(slot as usize) {
+                // A running record already holds its own parent: no flip to propagate.
+                r.holding_children = r.holding_children.saturating_add(holding);
+            }
+        } else {
+            // An exited record (only a restore inserts one) may become pinned: one `hold` per
+            // holding child carries the flip up the tree.
+            for _ in 0..holding {
+                self.hold(slot);
+            }
         }
     }
 
@@ -970,6 +1025,7 @@ impl ProcessTable {
             return;
         };
         let old = core::mem::replace(&mut r.exe, exec.exe);
+        r.dirty = true;
         r.uid = exec.uid;
         r.gid = exec.gid;
         r.comm = exec.comm;
@@ -984,6 +1040,7 @@ impl ProcessTable {
         };
         r.exit_time = exit_time;
         r.release_time = exit_time;
+        r.dirty = true;
         let pinned = r.holding_children > 0;
         let parent = r.parent_slot;
         self.live_recency.remove(slot);
@@ -1001,6 +1058,9 @@ impl ProcessTable {
         let new_parent = event.parent_key();
         if r.parent_source == ParentSource::Fork || r.parent_key() == new_parent {
             if let Some(rec) = self.records.get_mut(slot as usize) {
+                if rec.parent_source != ParentSource::Fork {
+                    rec.dirty = true;
+                }
                 rec.parent_source = ParentSource::Fork;
             }
             self.stats.duplicate_events = self.stats.duplicate_events.saturating_add(1);
@@ -1017,11 +1077,14 @@ impl ProcessTable {
         } else {
             self.find_exact(new_parent).unwrap_or(NO_SLOT)
         };
+        let linked = self.next_stamp();
         if let Some(rec) = self.records.get_mut(slot as usize) {
             rec.ppid = new_parent.pid;
             rec.parent_start_time = new_parent.start_time;
             rec.parent_slot = parent_slot;
             rec.parent_source = ParentSource::Fork;
+            rec.linked = linked;
+            rec.dirty = true;
         }
         self.link_to_parent(slot);
         if parent_slot != NO_SLOT && r.is_holding() {
@@ -1069,6 +1132,7 @@ impl ProcessTable {
                 return;
             }
             r.release_time = r.exit_time.max(cause_time);
+            r.dirty = true;
             let parent = r.parent_slot;
             self.exits.update(cursor, exit_order(&self.records));
             cursor = parent;
@@ -1104,6 +1168,7 @@ impl ProcessTable {
         if let Some(rec) = self.records.get_mut(slot as usize) {
             *rec = Record::EMPTY;
         }
+        self.removed.push(r.key());
         self.free.push(slot);
         self.len -= 1;
     }
@@ -1240,7 +1305,7 @@ mod tests {
 
     #[test]
     fn record_size_is_what_the_docs_say() {
-        assert_eq!(core::mem::size_of::<Record>(), 88);
+        assert_eq!(core::mem::size_of::<Record>(), 112);
     }
 
     /// Every family link against the records: each linked record is exactly once in its

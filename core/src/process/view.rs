@@ -107,6 +107,12 @@ impl<'a> ProcessView<'a> {
         (self.record.exit_time != 0).then_some(self.record.exit_time)
     }
 
+    /// Whether the process exited while the daemon was not watching (found gone when a
+    /// restored table was reconciled with `/proc`): its exit time is when that was noticed.
+    pub fn exit_time_unknown(&self) -> bool {
+        self.record.exit_unknown
+    }
+
     /// Whether the process is still running.
     pub fn is_alive(&self) -> bool {
         self.record.is_live()
@@ -124,6 +130,7 @@ impl<'a> ProcessView<'a> {
             uid: self.uid(),
             gid: self.gid(),
             exit_time: self.exit_time(),
+            exit_time_unknown: self.exit_time_unknown(),
         }
     }
 }
@@ -140,6 +147,7 @@ impl core::fmt::Debug for ProcessView<'_> {
             .field("uid", &self.uid())
             .field("gid", &self.gid())
             .field("exit_time", &self.exit_time())
+            .field("exit_time_unknown", &self.exit_time_unknown())
             .finish()
     }
 }
@@ -166,6 +174,8 @@ pub struct ProcessInfo {
     pub gid: u32,
     /// Exit time; `None` while running.
     pub exit_time: Option<EpochNanos>,
+    /// The process exited while the daemon was down; `exit_time` is when that was noticed.
+    pub exit_time_unknown: bool,
 }
 
 /// The children of one process; see [`crate::process::ProcessTable::children`].

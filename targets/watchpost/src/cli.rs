@@ -22,6 +22,89 @@ pub enum Command {
     Query(QueryArgs),
     /// Show or check the configuration.
     Config(ConfigArgs),
+    /// Ask the running daemon to snapshot every restorable store now.
+    Snapshot(ClientArgs),
+    /// Write, delete or clear IP reputation verdicts (root or the socket group).
+    Reputation(ReputationArgs),
+}
+
+/// How to reach the daemon (for commands other than `query`).
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// Query socket (default: `socket.path` of --config, else the default path).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Read the socket path from this configuration file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print the answer as JSON (one line).
+    #[arg(long)]
+    pub json: bool,
+    /// How long to wait for the daemon, ms.
+    #[arg(long, value_name = "MS", default_value_t = 30_000)]
+    pub timeout_ms: u64,
+}
+
+impl ClientArgs {
+    /// The same, asking `query`.
+    pub fn asking(self, query: Query) -> QueryArgs {
+        QueryArgs {
+            socket: self.socket,
+            config: self.config,
+            json: self.json,
+            timeout_ms: self.timeout_ms,
+            query,
+        }
+    }
+}
+
+/// `watchpost reputation`.
+#[derive(Debug, Args)]
+pub struct ReputationArgs {
+    /// How to reach the daemon.
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub action: ReputationAction,
+}
+
+/// `watchpost reputation write|delete|clear`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum ReputationAction {
+    /// Write one verdict of SOURCE on IP (replacing what SOURCE said about it before).
+    Write {
+        /// Who says it (feed or detector name).
+        #[arg(long)]
+        source: String,
+        /// The address.
+        #[arg(long)]
+        ip: String,
+        /// allow, deny, suspicious or unknown.
+        #[arg(long)]
+        status: String,
+        /// 1 (lowest) to 10.
+        #[arg(long)]
+        severity: u8,
+        /// A label (repeat for more).
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+    },
+    /// Forget what SOURCE said about IP.
+    Delete {
+        /// The source.
+        #[arg(long)]
+        source: String,
+        /// The address.
+        #[arg(long)]
+        ip: String,
+    },
+    /// Forget everything SOURCE said.
+    Clear {
+        /// The source.
+        #[arg(long)]
+        source: String,
+    },
 }
 
 /// `watchpost run`.
@@ -144,6 +227,23 @@ pub enum Query {
         /// Container name.
         #[arg(long)]
         name: Option<String>,
+    },
+    /// The snapshot file: path, size, last snapshot per store, restore at start.
+    Persistence,
+    /// The merged IP reputation verdict on an address.
+    Reputation {
+        /// The address.
+        ip: String,
+    },
+    /// (`watchpost snapshot`.)
+    #[command(hide = true)]
+    Snapshot,
+    /// (`watchpost reputation …`.)
+    #[command(hide = true)]
+    ReputationChange {
+        /// What to do.
+        #[command(subcommand)]
+        action: ReputationAction,
     },
     /// Running containers, filtered.
     Containers {

@@ -21,6 +21,7 @@ pub mod client;
 pub mod collector;
 pub mod config;
 pub mod daemon;
+pub mod persistence;
 pub mod procfs;
 pub mod server;
 pub mod stats;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
-use watchpost::cli::{Cli, Command, ConfigArgs, RunArgs};
+use watchpost::cli::{Cli, Command, ConfigArgs, Query, QueryArgs, RunArgs};
 use watchpost::client::command::{self, EXIT_ERROR};
 use watchpost::config::{Config, DEFAULT_TOML};
 
@@ -27,6 +27,23 @@ fn main() -> ExitCode {
             runtime.block_on(command::run(args))
         }
         Command::Config(args) => config(args),
+        Command::Snapshot(client) => ask(client.asking(Query::Snapshot)),
+        Command::Reputation(args) => ask(args.client.asking(Query::ReputationChange {
+            action: args.action,
+        })),
+    }
+}
+
+fn ask(args: QueryArgs) -> ExitCode {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(command::run(args)),
+        Err(e) => {
+            eprintln!("watchpost: starting the async runtime: {e}");
+            ExitCode::from(EXIT_ERROR)
+        }
     }
 }
 

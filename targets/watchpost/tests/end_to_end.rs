@@ -240,7 +240,15 @@ fn introspection_and_json() {
         .collect();
     assert_eq!(
         names,
-        ["container", "dns", "process", "symbol", "syscall", "system"]
+        [
+            "container",
+            "dns",
+            "ip_reputation",
+            "process",
+            "symbol",
+            "syscall",
+            "system"
+        ]
     );
     assert!(
         stores
@@ -251,7 +259,15 @@ fn introspection_and_json() {
     );
 
     let health = daemon.query_json(&["health"]);
-    for store in ["process", "syscall", "system", "container", "dns"] {
+    for store in [
+        "process",
+        "syscall",
+        "system",
+        "container",
+        "dns",
+        "ip_reputation",
+        "persist",
+    ] {
         let h = health
             .as_array()
             .unwrap()
@@ -277,7 +293,11 @@ fn introspection_and_json() {
         m["metrics"]["cache_misses"].as_u64().unwrap() + 1
     );
     let all = daemon.query_json(&["metrics"]);
-    assert_eq!(all["stores"].as_array().unwrap().len(), 6);
+    assert_eq!(all["stores"].as_array().unwrap().len(), 7);
+    assert!(
+        all["persist"]["persist.file_bytes"].as_u64().unwrap() > 0,
+        "{all}"
+    );
     assert!(all["daemon"]["proc_scans"].as_u64().unwrap() >= 1, "{all}");
     assert!(all["daemon"]["requests"].as_u64().unwrap() >= 3, "{all}");
 

@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::cli::{Query, QueryArgs, hex_address};
+use crate::cli::{Query, QueryArgs, ReputationAction, hex_address};
 use crate::client::{QueryClient, render};
 use crate::config::Config;
+use crate::wire::reputation::WireVerdict;
 use crate::wire::{Answer, ErrorCode, ErrorReply, Request, Response};
 
 /// Exit code: the answer was found.
@@ -66,6 +67,29 @@ pub fn request_for(query: &Query) -> Request {
         } => Request::ContainerByName { name: name.clone() },
         Query::Container { id, .. } => Request::Container {
             id: id.clone().unwrap_or_default(),
+        },
+        Query::Persistence => Request::Persistence {},
+        Query::Snapshot => Request::Snapshot {},
+        Query::Reputation { ip } => Request::Reputation { ip: ip.clone() },
+        Query::ReputationChange { action } => match action.clone() {
+            ReputationAction::Write {
+                source,
+                ip,
+                status,
+                severity,
+                tags,
+            } => Request::ReputationWrite {
+                source,
+                records: vec![WireVerdict {
+                    ip,
+                    status,
+                    severity,
+                    tags,
+                    last_updated: None,
+                }],
+            },
+            ReputationAction::Delete { source, ip } => Request::ReputationDelete { source, ip },
+            ReputationAction::Clear { source } => Request::ReputationClear { source },
         },
         Query::Containers {
             name,

@@ -3,6 +3,7 @@
 
 pub mod command;
 pub mod render;
+pub mod render_persist;
 
 use std::io;
 use std::path::{Path, PathBuf};

@@ -44,7 +44,7 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 }
 
 /// `key  value` lines with the values aligned.
-fn block(rows: &[(&str, String)]) -> String {
+pub(crate) fn block(rows: &[(&str, String)]) -> String {
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     let mut out = String::new();
     for (k, v) in rows {
@@ -82,7 +82,7 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-fn or_dash(s: &str) -> String {
+pub(crate) fn or_dash(s: &str) -> String {
     if s.is_empty() {
         "-".to_owned()
     } else {
@@ -102,7 +102,14 @@ fn process(p: &ProcessInfo) -> String {
         ("started", format_time(p.start_time)),
         (
             "exited",
-            p.exit_time.map_or_else(|| "-".to_owned(), format_time),
+            match p.exit_time {
+                None => "-".to_owned(),
+                // Exited while the daemon was down: only when it was noticed is known.
+                Some(t) if p.exit_time_unknown => {
+                    format!("exit time unknown (noticed {})", format_time(t))
+                }
+                Some(t) => format_time(t),
+            },
         ),
     ])
 }
@@ -118,7 +125,9 @@ fn processes(list: &[ProcessInfo]) -> String {
                 p.pid.to_string(),
                 p.ppid.to_string(),
                 or_dash(&p.name),
-                if p.exit_time.is_some() {
+                if p.exit_time_unknown {
+                    "exited?".into()
+                } else if p.exit_time.is_some() {
                     "exited".into()
                 } else {
                     "running".into()
@@ -251,8 +260,19 @@ pub fn render(answer: &Answer) -> String {
             if let Some(d) = &report.daemon {
                 out.push_str(&daemon_stats(d));
             }
+            if let Some(p) = &report.persist {
+                let pairs: Vec<(String, String)> =
+                    p.iter().map(|(k, v)| (k.clone(), v.to_string())).collect();
+                let borrowed: Vec<(&str, String)> =
+                    pairs.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+                out.push_str("persist\n");
+                out.push_str(&block(&borrowed));
+            }
             out
         }
+        Answer::Persistence(p) => crate::client::render_persist::persistence(p),
+        Answer::Reputation(r) => crate::client::render_persist::reputation(r),
+        Answer::ReputationWritten(w) => crate::client::render_persist::written(w),
         Answer::System(s) => {
             let namespaces = s
                 .init_namespaces
@@ -352,6 +372,7 @@ mod tests {
             uid: 0,
             gid: 0,
             exit_time: None,
+            exit_time_unknown: false,
         };
         let text = render(&Answer::Process(p.clone()));
         assert!(text.contains("exe        /usr/bin/sleep"), "{text}");

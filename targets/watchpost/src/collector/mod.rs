@@ -14,6 +14,7 @@
 
 pub mod kernel;
 pub mod symbol_reload;
+pub mod synthetic;
 pub mod tracker;
 
 use std::sync::Arc;

@@ -18,6 +18,9 @@ use watchpost_core::container::ContainerTableConfig;
 use watchpost_core::dns::DnsCacheConfig;
 use watchpost_core::process::ProcessTableConfig;
 
+mod persist;
+pub use persist::{DurabilityChoice, IpReputationSection, PersistSection, PolicyChoice};
+
 /// The embedded default configuration, with comments.
 pub const DEFAULT_TOML: &str = include_str!("default.toml");
 
@@ -251,6 +254,9 @@ pub struct CollectorSection {
     pub dns_ring_bytes: u32,
     /// How often the kernel's lost-event counters are read.
     pub lost_check_interval_ms: u64,
+    /// A test and benchmark tool: fork/exec/exit events per second generated into the process
+    /// intake with pids above any real `pid_max` (0: off).
+    pub synthetic_events_per_second: u32,
 }
 
 impl Default for CollectorSection {
@@ -263,6 +269,7 @@ impl Default for CollectorSection {
             kernel_ring_bytes: 4 << 20,
             dns_ring_bytes: 1 << 20,
             lost_check_interval_ms: 1_000,
+            synthetic_events_per_second: 0,
         }
     }
 }
@@ -367,6 +374,10 @@ pub struct Config {
     pub collector: CollectorSection,
     /// `[detectors]`
     pub detectors: DetectorsSection,
+    /// `[persist]`
+    pub persist: PersistSection,
+    /// `[ip_reputation]`
+    pub ip_reputation: IpReputationSection,
 }
 
 /// Why a configuration was refused.
@@ -575,6 +586,7 @@ impl Config {
                 );
             }
         }
+        persist::validate(self, &mut problems);
         if problems.is_empty() {
             Ok(())
         } else {

@@ -75,6 +75,9 @@ pub enum DaemonError {
     /// The bootstrap scan failed.
     #[error("bootstrap: {0}")]
     Collector(#[from] CollectorError),
+    /// Another daemon uses the data directory.
+    #[error("{0}")]
+    DataDirInUse(watchpost_persist::OpenError),
     /// `collector.ebpf = "required"` and the eBPF collector could not start.
     #[error("collector.ebpf = \"required\" but the eBPF collector could not start: {0}")]
     EbpfRequired(watchpost_ebpf::LoadError),
@@ -165,11 +168,22 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         "system facts collected"
     );
 
+    let persistence = {
+        let (copy, boot) = (config.clone(), crate::persistence::boot_identity(&system));
+        tokio::task::spawn_blocking(move || crate::persistence::Persistence::open(&copy, boot))
+            .await
+            .map_err(|e| DaemonError::DataDir {
+                path: config.daemon.data_dir.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })?
+            .map_err(DaemonError::DataDirInUse)?
+    };
+
     let registry = Registry::start(RegistryConfig {
         call_timeout: ms(config.stores.call_timeout_ms),
     })
     .await?;
-    let stores = stores::register_all(&registry, &config, system).await?;
+    let stores = stores::register_all(&registry, &config, system, &persistence, &reader).await?;
 
     let engine = detections::start_engine(&registry, &config).await?;
     let (events_tx, events_rx) = mpsc::channel(config.detectors.event_queue);
@@ -198,6 +212,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         socket,
         group,
         stats,
+        persistence: persistence.clone(),
     };
     let result = serve(&config, parts, &mut sigterm, &mut sigint).await;
     // The server removes its socket when it stops; if it never ran (an error or a signal during
@@ -207,6 +222,14 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
 
     let deadline = Instant::now() + ms(config.daemon.shutdown_timeout_ms);
     let left = || deadline.saturating_duration_since(Instant::now());
+    // The collectors have stopped: the last snapshot holds everything they delivered.
+    if persistence.enabled() {
+        match tokio::time::timeout(left(), persistence.snapshot_all(&registry)).await {
+            Ok(Ok(sequence)) => tracing::info!(sequence, "final snapshot written"),
+            Ok(Err(e)) => tracing::warn!("final snapshot: {e}"),
+            Err(_) => tracing::warn!("final snapshot did not finish within shutdown_timeout_ms"),
+        }
+    }
     if tokio::time::timeout(left(), engine_task).await.is_err() {
         tracing::warn!("detectors did not finish in time");
     }
@@ -232,6 +255,7 @@ struct Parts {
     socket: listener::BoundSocket,
     group: Option<u32>,
     stats: Arc<DaemonCounters>,
+    persistence: Arc<crate::persistence::Persistence>,
 }
 
 /// Bootstrap, serve, and wait for a signal; returns once the socket is gone and the collectors
@@ -251,6 +275,7 @@ async fn serve(
         socket,
         group,
         stats,
+        persistence,
     } = parts;
     let outputs = CollectorOutputs {
         processes: stores.processes.clone(),
@@ -294,6 +319,8 @@ async fn serve(
         host_arch: stores.host_arch,
         stats: stats.clone(),
         engine: Some(engine),
+        persistence: Some(persistence.clone()),
+        reputation: stores.ip_reputation.clone(),
     });
     let s = &config.socket;
     let server = QueryServer::new(
@@ -351,6 +378,20 @@ async fn serve(
             shutdown_rx.clone(),
         ))
     });
+    let persist_task = persistence.enabled().then(|| {
+        tokio::spawn(persistence.clone().run_periodic(
+            registry.clone(),
+            ms(config.persist.snapshot_interval_ms),
+            shutdown_rx.clone(),
+        ))
+    });
+    let synthetic_task = (config.collector.synthetic_events_per_second > 0).then(|| {
+        tokio::spawn(crate::collector::synthetic::run(
+            stores.processes.clone(),
+            config.collector.synthetic_events_per_second,
+            shutdown_rx.clone(),
+        ))
+    });
     tracing::info!(socket = %socket_path, "watchpost ready");
 
     let signal_name = tokio::select! {
@@ -367,6 +408,12 @@ async fn serve(
             let _ = t.await;
         }
         if let Some(t) = symbols_task {
+            let _ = t.await;
+        }
+        if let Some(t) = persist_task {
+            let _ = t.await;
+        }
+        if let Some(t) = synthetic_task {
             let _ = t.await;
         }
     })

@@ -7,9 +7,6 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use watchpost_actors::adapters::container::container_table_factory;
-use watchpost_actors::adapters::dns::dns_cache_factory;
-use watchpost_actors::adapters::process::process_table_factory;
 use watchpost_actors::adapters::symbols::KernelSymbols;
 use watchpost_actors::adapters::system::SystemFacts;
 use watchpost_actors::stores::container::ContainerUpdate;
@@ -23,6 +20,12 @@ use watchpost_core::system_info::SystemInfo;
 
 use crate::bootstrap::symbols::{ModuleWatch, load_kallsyms};
 use crate::config::Config;
+use crate::persistence::reputation::ReputationWriter;
+use crate::persistence::restore::{
+    container_factory, dns_factory, process_factory, reputation_factory,
+};
+use crate::persistence::{Persistence, snapshot::REPUTATION_STORE};
+use crate::procfs::ProcReader;
 
 /// `/proc/kallsyms`.
 pub const KALLSYMS: &str = "/proc/kallsyms";
@@ -45,6 +48,10 @@ pub struct RegisteredStores {
     /// The module list as it was just before the first kallsyms read (what the first symbol
     /// table reflects).
     pub module_watch: ModuleWatch,
+    /// The IP reputation store's write path: its `WriteHandle` (`.owner()`) with every write
+    /// written through to the snapshot file. Feeds write through this (`write_batch`, `delete`,
+    /// `clear`); `None` when `ip_reputation.enabled = false`.
+    pub ip_reputation: Option<Arc<ReputationWriter>>,
 }
 
 /// Reads kallsyms, or an empty table (the store then reports itself unhealthy) with a warning.
@@ -72,6 +79,8 @@ pub async fn register_all(
     registry: &Registry,
     config: &Config,
     system: SystemInfo,
+    persistence: &Arc<Persistence>,
+    reader: &ProcReader,
 ) -> Result<RegisteredStores, RegistrationError> {
     let options = config.store_options();
     let host_arch = system.arch();
@@ -120,20 +129,36 @@ pub async fn register_all(
 
     let processes = registry
         .register_process_store(
-            process_table_factory(config.process_table()),
+            process_factory(persistence.clone(), config.process_table(), reader.clone()),
             options.clone(),
         )
         .await?;
     let containers = registry
         .register_container_store(
-            container_table_factory(config.container_table()),
+            container_factory(persistence.clone(), config.container_table()),
             options.clone(),
         )
         .await?;
     // Until the eBPF collector feeds it, the DNS store stays empty: every lookup is NotFound.
     let dns = registry
-        .register_dns_store(dns_cache_factory(config.dns_cache()), options)
+        .register_dns_store(
+            dns_factory(persistence.clone(), config.dns_cache()),
+            options.clone(),
+        )
         .await?;
+    let r = &config.ip_reputation;
+    let ip_reputation = if r.enabled {
+        let owner = registry
+            .register_writable_store(
+                REPUTATION_STORE,
+                reputation_factory(persistence.clone(), r.store_config(), r.priority_list()),
+                options,
+            )
+            .await?;
+        Some(Arc::new(ReputationWriter::new(owner, persistence.clone())))
+    } else {
+        None
+    };
     Ok(RegisteredStores {
         processes,
         containers,
@@ -141,5 +166,6 @@ pub async fn register_all(
         dns,
         host_arch,
         module_watch,
+        ip_reputation,
     })
 }

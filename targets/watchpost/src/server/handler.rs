@@ -37,6 +37,10 @@ pub struct QueryContext {
     pub stats: Arc<DaemonCounters>,
     /// The detector engine, for its counters.
     pub engine: Option<DetectorEngine>,
+    /// The snapshot file (`persistence`, `snapshot`, the `persist` health entry).
+    pub persistence: Option<Arc<crate::persistence::Persistence>>,
+    /// The IP reputation write path (`reputation …`).
+    pub reputation: Option<Arc<crate::persistence::reputation::ReputationWriter>>,
 }
 
 /// Why a request has no answer: a reply already worded, or a store error still to be explained
@@ -147,6 +151,15 @@ impl QueryContext {
                         message,
                         last_check: watchpost_actors::clock::now(),
                     });
+                    if let Some(p) = &self.persistence {
+                        let (status, message) = p.status().health();
+                        out.push(StoreHealth {
+                            store: "persist".to_owned(),
+                            status: status.to_owned(),
+                            message,
+                            last_check: watchpost_actors::clock::now(),
+                        });
+                    }
                 }
                 for name in self.store_names(store).await? {
                     let h = r
@@ -185,8 +198,27 @@ impl QueryContext {
                         .map_or(EngineStats::default(), DetectorEngine::stats);
                     self.stats.snapshot(engine)
                 });
-                Ok(Answer::Metrics(MetricsReport { stores, daemon }))
+                let persist = all
+                    .then(|| {
+                        self.persistence
+                            .as_ref()
+                            .map(|p| Box::new(crate::persistence::metrics_lines(&p.status())))
+                    })
+                    .flatten();
+                Ok(Answer::Metrics(MetricsReport {
+                    stores,
+                    daemon,
+                    persist,
+                }))
             }
+            Request::Snapshot {}
+            | Request::Persistence {}
+            | Request::ReputationWrite { .. }
+            | Request::ReputationDelete { .. }
+            | Request::ReputationClear { .. }
+            | Request::Reputation { .. } => crate::server::persist_commands::answer(self, request)
+                .await
+                .map_err(Failure::Reply),
             Request::System {} => {
                 let info = r
                     .system()

@@ -12,6 +12,7 @@
 pub mod access;
 pub mod handler;
 pub mod listener;
+pub mod persist_commands;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -5,6 +5,7 @@
 //! after a frame it cannot trust (oversize, truncated, late), answering with an error first.
 
 pub mod frame;
+pub mod reputation;
 pub mod request;
 pub mod response;
 

@@ -101,6 +101,34 @@ pub enum Request {
         /// Name.
         name: String,
     },
+    /// Take a snapshot of every restorable store now.
+    Snapshot {},
+    /// The snapshot file's state.
+    Persistence {},
+    /// Write verdicts of one source to the IP reputation store (all or none).
+    ReputationWrite {
+        /// The source (feed or detector name).
+        source: String,
+        /// The verdicts.
+        records: Vec<super::reputation::WireVerdict>,
+    },
+    /// Forget one source's verdict on one address.
+    ReputationDelete {
+        /// The source.
+        source: String,
+        /// The address.
+        ip: String,
+    },
+    /// Forget everything one source said.
+    ReputationClear {
+        /// The source.
+        source: String,
+    },
+    /// The merged verdict on an address.
+    Reputation {
+        /// The address.
+        ip: String,
+    },
     /// Live containers, filtered.
     Containers {
         /// Exact name.
@@ -157,7 +185,36 @@ impl Request {
     /// Checks bounds and formats the decoder cannot express.
     pub fn validate(&self) -> Result<(), RequestError> {
         match self {
-            Request::Stores {} | Request::System {} => Ok(()),
+            Request::Stores {}
+            | Request::System {}
+            | Request::Snapshot {}
+            | Request::Persistence {} => Ok(()),
+            Request::ReputationWrite { source, records } => {
+                text("source", source)?;
+                if records.is_empty() || records.len() > super::reputation::MAX_WIRE_RECORDS {
+                    return Err(RequestError {
+                        field: "records",
+                        reason: format!(
+                            "between 1 and {} records",
+                            super::reputation::MAX_WIRE_RECORDS
+                        ),
+                    });
+                }
+                for r in records {
+                    text("ip", &r.ip)?;
+                    text("status", &r.status)?;
+                    for t in &r.tags {
+                        text("tags", t)?;
+                    }
+                }
+                Ok(())
+            }
+            Request::ReputationDelete { source, ip } => {
+                text("source", source)?;
+                text("ip", ip)
+            }
+            Request::ReputationClear { source } => text("source", source),
+            Request::Reputation { ip } => text("ip", ip),
             Request::Health { store } | Request::Metrics { store } => optional_text("store", store),
             Request::Process { .. } | Request::ProcessByPid { .. } | Request::Children { .. } => {
                 Ok(())

@@ -199,6 +199,10 @@ pub struct MetricsReport {
     /// The daemon's counters (absent when one store was asked for).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub daemon: Option<DaemonStats>,
+    /// The snapshot file's figures, `persist.<store>.<figure>` (absent when one store was asked
+    /// for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persist: Option<Box<std::collections::BTreeMap<String, u64>>>,
 }
 
 /// A syscall lookup's answer.
@@ -260,6 +264,12 @@ pub enum Answer {
     Container(ContainerInfo),
     /// `containers`
     Containers(Vec<ContainerInfo>),
+    /// `persistence`, `snapshot`
+    Persistence(Box<crate::persistence::PersistStatus>),
+    /// `reputation IP`
+    Reputation(super::reputation::ReputationAnswer),
+    /// `reputation write|delete|clear`
+    ReputationWritten(super::reputation::ReputationWritten),
 }
 
 #[cfg(test)]

@@ -1,0 +1,648 @@
+//! The snapshot file: opening it (with the data-directory lock and bad-file recovery), writing
+//! one store per write transaction, loading and verifying it, and keeping it small.
+//!
+//! # Bad files
+//! Whatever is wrong with `watchpost.redb` — not a regular file, empty, unreadable by redb
+//! (truncated, bytes flipped), held open by another process, of another schema version, or
+//! holding records that do not match their own metadata — the file is renamed
+//! `watchpost.redb.corrupt-<UTC timestamp>` (never deleted), [`Opened::recovery`] says why in one
+//! sentence, and a fresh file is created. The only refusal is a second daemon on the same data
+//! directory ([`OpenError::DataDirInUse`]), detected by a lock on `watchpost.lock`.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableError};
+use watchpost_core::error::store_names;
+
+use crate::boot::BootIdentity;
+use crate::codec::{Encoded, record_hash};
+use crate::error::{OpenError, PersistError};
+use crate::schema::{META, SCHEMA_VERSION, STORES, StoreMeta, meta_key, table_of};
+
+/// The snapshot file's name in the data directory.
+pub const FILE_NAME: &str = "watchpost.redb";
+/// The lock file's name in the data directory.
+pub const LOCK_NAME: &str = "watchpost.lock";
+
+const KEY_SCHEMA: &[u8] = b"schema";
+const KEY_BOOT: &[u8] = b"boot";
+const KEY_SEQUENCE: &[u8] = b"seq";
+
+/// An open snapshot file. Dropping it closes the file and releases the data directory.
+pub struct PersistFile {
+    /// Declared before the lock: dropped (closed) first.
+    db: Database,
+    path: PathBuf,
+    boot: BootIdentity,
+    /// File-wide commit counter (the last committed value).
+    sequence: u64,
+    /// Held (flock) for the file's whole life.
+    _lock: File,
+}
+
+impl std::fmt::Debug for PersistFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PersistFile")
+            .field("path", &self.path)
+            .field("sequence", &self.sequence)
+            .finish()
+    }
+}
+
+/// A bad file that was moved aside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovery {
+    /// Where it went.
+    pub moved_to: PathBuf,
+    /// Why, in plain words.
+    pub reason: String,
+}
+
+/// One store's records as loaded and verified.
+#[derive(Debug, Clone, Default)]
+pub struct LoadedStore {
+    /// The metadata committed with them.
+    pub meta: StoreMeta,
+    /// Keys and values, in key order.
+    pub records: Vec<Encoded>,
+}
+
+/// What a good file held.
+#[derive(Debug, Clone, Default)]
+pub struct LoadedSnapshot {
+    /// The boot the file was last written in.
+    pub boot: Option<BootIdentity>,
+    /// Whether that is the running boot (process records are only loaded then).
+    pub same_boot: bool,
+    /// The file-wide commit sequence of the last snapshot.
+    pub sequence: u64,
+    /// Per store (only stores with a committed snapshot).
+    pub stores: BTreeMap<&'static str, LoadedStore>,
+}
+
+/// The result of [`PersistFile::open`].
+#[derive(Debug)]
+pub struct Opened {
+    /// The file, ready for snapshots.
+    pub file: PersistFile,
+    /// What it held (`None` for a fresh file).
+    pub loaded: Option<LoadedSnapshot>,
+    /// Set when a bad file was moved aside.
+    pub recovery: Option<Recovery>,
+}
+
+/// What one snapshot of one store changes.
+#[derive(Debug, Clone, Default)]
+pub struct StoreWrite {
+    /// Replace the whole table (else apply the changes to what is there).
+    pub full: bool,
+    /// Records to insert or replace.
+    pub upserts: Vec<Encoded>,
+    /// Keys to delete (absent keys are fine).
+    pub deletes: Vec<Vec<u8>>,
+    /// Key ranges `[start, end)` to delete.
+    pub delete_ranges: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// How hard a commit waits for the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteDurability {
+    /// fsync before the commit returns: survives a power cut (redb `Durability::Immediate`).
+    Immediate,
+    /// No fsync: survives a process crash once the OS writes it back, not a power cut, until the
+    /// next `Immediate` commit (redb `Durability::None`).
+    Eventual,
+}
+
+/// Now, epoch ns.
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+impl PersistFile {
+    /// Opens (or creates) `dir/watchpost.redb` for the running `boot`: takes the data directory's
+    /// lock, moves a bad file aside, loads and verifies what a good file holds. Process records of
+    /// another boot are dropped from the file in the same step (they can never be restored).
+    ///
+    /// # Errors
+    /// [`OpenError::DataDirInUse`] when another daemon holds the directory; [`OpenError::Io`] /
+    /// [`OpenError::Create`] when the directory or a fresh file cannot be made.
+    pub fn open(dir: &Path, boot: BootIdentity) -> Result<Opened, OpenError> {
+        let io = |source| OpenError::Io {
+            dir: dir.to_path_buf(),
+            source,
+        };
+        fs::DirBuilder::new()
+            .recursive(true)
+            .create(dir)
+            .map_err(io)?;
+        let lock = lock_dir(dir)?;
+        let path = dir.join(FILE_NAME);
+        let mut recovery = None;
+        match fs::symlink_metadata(&path) {
+            Ok(m) if !m.file_type().is_file() => {
+                recovery = Some(move_aside(&path, "it is not a regular file").map_err(io)?);
+            }
+            Ok(m) if m.len() == 0 => {
+                recovery = Some(move_aside(&path, "it is empty").map_err(io)?);
+            }
+            _ => {}
+        }
+        let db = match Database::builder().create(&path) {
+            Ok(db) => db,
+            Err(e) => {
+                let reason = match e {
+                    redb::DatabaseError::DatabaseAlreadyOpen => {
+                        "another process holds it open".to_owned()
+                    }
+                    other => format!("it cannot be opened ({other})"),
+                };
+                recovery = Some(move_aside(&path, &reason).map_err(io)?);
+                create_fresh(&path)?
+            }
+        };
+        let mut file = PersistFile {
+            db,
+            path: path.clone(),
+            boot: boot.clone(),
+            sequence: 0,
+            _lock: lock,
+        };
+        let loaded = match file.load() {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                // Close it before renaming, then start over with a fresh file.
+                let PersistFile { db, _lock, .. } = file;
+                drop(db);
+                recovery = Some(move_aside(&path, &e.to_string()).map_err(io)?);
+                file = PersistFile {
+                    db: create_fresh(&path)?,
+                    path: path.clone(),
+                    boot,
+                    sequence: 0,
+                    _lock,
+                };
+                file.write_identity().map_err(|e| OpenError::Create {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
+                None
+            }
+        };
+        Ok(Opened {
+            file,
+            loaded,
+            recovery,
+        })
+    }
+
+    /// Where the file is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file's size on disk, bytes.
+    pub fn file_size(&self) -> u64 {
+        fs::metadata(&self.path).map_or(0, |m| m.len())
+    }
+
+    /// The file-wide sequence number of the last commit.
+    pub fn sequence(&self) -> u64 {
+        self.sequence
+    }
+
+    /// Reads and verifies everything; `None` for a file without metadata (fresh).
+    fn load(&mut self) -> Result<Option<LoadedSnapshot>, PersistError> {
+        let read = self.db.begin_read()?;
+        let meta = match read.open_table(META) {
+            Ok(t) => t,
+            Err(TableError::TableDoesNotExist(_)) => {
+                drop(read);
+                self.write_identity()?;
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let get = |key: &[u8]| -> Result<Option<Vec<u8>>, PersistError> {
+            Ok(meta.get(key)?.map(|v| v.value().to_vec()))
+        };
+        let schema: u32 = match get(KEY_SCHEMA)? {
+            Some(bytes) => decode_meta(&bytes)?,
+            None => {
+                return Err(PersistError::Damaged {
+                    store: "meta",
+                    reason: "no schema version".into(),
+                });
+            }
+        };
+        if schema != SCHEMA_VERSION {
+            return Err(PersistError::Schema {
+                found: schema,
+                expected: SCHEMA_VERSION,
+            });
+        }
+        let boot: Option<BootIdentity> = get(KEY_BOOT)?.map(|b| decode_meta(&b)).transpose()?;
+        let sequence: u64 = get(KEY_SEQUENCE)?
+            .map(|b| decode_meta(&b))
+            .transpose()?
+            .unwrap_or(0);
+        let same_boot = boot
+            .as_ref()
+            .is_some_and(|b| b.boot_id == self.boot.boot_id && !b.boot_id.is_empty());
+        let mut stores = BTreeMap::new();
+        for store in STORES {
+            let store_meta: Option<StoreMeta> = get(&meta_key(store))?
+                .map(|b| decode_meta(&b))
+                .transpose()?;
+            let Some(def) = table_of(store) else { continue };
+            let records: Vec<Encoded> = match read.open_table(def) {
+                Ok(table) => {
+                    let mut out = Vec::new();
+                    for entry in table.iter()? {
+                        let (k, v) = entry?;
+                        out.push((k.value().to_vec(), v.value().to_vec()));
+                    }
+                    out
+                }
+                Err(TableError::TableDoesNotExist(_)) => Vec::new(),
+                Err(e) => return Err(e.into()),
+            };
+            let Some(store_meta) = store_meta else {
+                if records.is_empty() {
+                    continue;
+                }
+                return Err(PersistError::Damaged {
+                    store,
+                    reason: format!("{} records without metadata", records.len()),
+                });
+            };
+            verify(store, &store_meta, &records)?;
+            if store == store_names::PROCESS && !same_boot {
+                continue;
+            }
+            stores.insert(
+                store,
+                LoadedStore {
+                    meta: store_meta,
+                    records,
+                },
+            );
+        }
+        drop(meta);
+        drop(read);
+        self.sequence = sequence;
+        if !same_boot {
+            // Process records of another boot can never be restored: drop them now, so a crash
+            // before the next process snapshot cannot bring them back as this boot's.
+            self.drop_store(store_names::PROCESS)?;
+        }
+        self.write_identity()?;
+        Ok(Some(LoadedSnapshot {
+            boot,
+            same_boot,
+            sequence,
+            stores,
+        }))
+    }
+
+    /// Writes the schema version and this boot's identity (one commit).
+    fn write_identity(&mut self) -> Result<(), PersistError> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        {
+            let mut meta = txn.open_table(META)?;
+            meta.insert(KEY_SCHEMA, encode_meta(&SCHEMA_VERSION)?.as_slice())?;
+            meta.insert(KEY_BOOT, encode_meta(&self.boot)?.as_slice())?;
+            meta.insert(KEY_SEQUENCE, encode_meta(&self.sequence)?.as_slice())?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn drop_store(&mut self, store: &'static str) -> Result<(), PersistError> {
+        let def = table_of(store).ok_or_else(|| PersistError::UnknownStore(store.into()))?;
+        let txn = self.db.begin_write()?;
+        txn.delete_table(def)?;
+        {
+            let mut meta = txn.open_table(META)?;
+            meta.remove(meta_key(store).as_slice())?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Applies one snapshot of `store` in one write transaction: never half of it. Keeps the
+    /// store's metadata (items, bytes, checksum) exact in the same transaction.
+    ///
+    /// # Errors
+    /// When redb refuses; nothing of this snapshot is then in the file.
+    pub fn write_store(
+        &mut self,
+        store: &str,
+        write: &StoreWrite,
+        durability: WriteDurability,
+    ) -> Result<StoreMeta, PersistError> {
+        let def = table_of(store).ok_or_else(|| PersistError::UnknownStore(store.into()))?;
+        let started = Instant::now();
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(match durability {
+            WriteDurability::Immediate => Durability::Immediate,
+            WriteDurability::Eventual => Durability::None,
+        })?;
+        let key = meta_key(store);
+        let mut meta: StoreMeta = {
+            let table = txn.open_table(META)?;
+            let bytes = table.get(key.as_slice())?.map(|v| v.value().to_vec());
+            bytes
+                .map(|b| decode_meta(&b))
+                .transpose()?
+                .unwrap_or_default()
+        };
+        if write.full {
+            txn.delete_table(def)?;
+            meta.items = 0;
+            meta.bytes = 0;
+            meta.checksum = 0;
+        }
+        let (mut written, mut deleted) = (0u64, 0u64);
+        {
+            let mut table = txn.open_table(def)?;
+            let forget = |meta: &mut StoreMeta, k: &[u8], v: &[u8]| {
+                meta.items = meta.items.saturating_sub(1);
+                meta.bytes = meta.bytes.saturating_sub((k.len() + v.len()) as u64);
+                meta.checksum = meta.checksum.wrapping_sub(record_hash(k, v));
+            };
+            for k in &write.deletes {
+                if let Some(old) = table.remove(k.as_slice())? {
+                    forget(&mut meta, k, old.value());
+                    deleted += 1;
+                }
+            }
+            for (start, end) in &write.delete_ranges {
+                let mut doomed = Vec::new();
+                for entry in table.range(start.as_slice()..end.as_slice())? {
+                    let (k, v) = entry?;
+                    doomed.push((k.value().to_vec(), v.value().to_vec()));
+                }
+                for (k, v) in doomed {
+                    table.remove(k.as_slice())?;
+                    forget(&mut meta, &k, &v);
+                    deleted += 1;
+                }
+            }
+            for (k, v) in &write.upserts {
+                if let Some(old) = table.insert(k.as_slice(), v.as_slice())? {
+                    forget(&mut meta, k, old.value());
+                }
+                meta.items += 1;
+                meta.bytes += (k.len() + v.len()) as u64;
+                meta.checksum = meta.checksum.wrapping_add(record_hash(k, v));
+                written += 1;
+            }
+        }
+        let sequence = self.sequence + 1;
+        meta.committed_at = now_ns();
+        meta.sequence = sequence;
+        meta.written = written;
+        meta.deleted = deleted;
+        meta.full = write.full;
+        meta.write_micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        {
+            let mut table = txn.open_table(META)?;
+            table.insert(key.as_slice(), encode_meta(&meta)?.as_slice())?;
+            table.insert(KEY_SEQUENCE, encode_meta(&sequence)?.as_slice())?;
+            table.insert(KEY_BOOT, encode_meta(&self.boot)?.as_slice())?;
+        }
+        txn.commit()?;
+        self.sequence = sequence;
+        meta.write_micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        Ok(meta)
+    }
+
+    /// Compacts the file when it is larger than `max_bytes` (rewriting grows a redb file until
+    /// compaction gives the free pages back). Returns the sizes before and after, if it ran.
+    ///
+    /// # Errors
+    /// When redb refuses to compact.
+    pub fn compact_if_larger(
+        &mut self,
+        max_bytes: u64,
+    ) -> Result<Option<(u64, u64)>, PersistError> {
+        let before = self.file_size();
+        if before <= max_bytes {
+            return Ok(None);
+        }
+        self.db.compact()?;
+        Ok(Some((before, self.file_size())))
+    }
+
+    /// Reads one store's committed records and verifies them (what a store rebuilt after a crash
+    /// restores from). An empty store when it has no snapshot yet.
+    ///
+    /// # Errors
+    /// When the records cannot be read or do not match their metadata.
+    pub fn load_store(&self, store: &'static str) -> Result<LoadedStore, PersistError> {
+        let def = table_of(store).ok_or_else(|| PersistError::UnknownStore(store.into()))?;
+        let read = self.db.begin_read()?;
+        let meta = match read.open_table(META) {
+            Ok(t) => t,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(LoadedStore::default()),
+            Err(e) => return Err(e.into()),
+        };
+        let Some(bytes) = meta
+            .get(meta_key(store).as_slice())?
+            .map(|v| v.value().to_vec())
+        else {
+            return Ok(LoadedStore::default());
+        };
+        let store_meta: StoreMeta = decode_meta(&bytes)?;
+        let mut records = Vec::new();
+        match read.open_table(def) {
+            Ok(table) => {
+                for entry in table.iter()? {
+                    let (k, v) = entry?;
+                    records.push((k.value().to_vec(), v.value().to_vec()));
+                }
+            }
+            Err(TableError::TableDoesNotExist(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        verify(store, &store_meta, &records)?;
+        Ok(LoadedStore {
+            meta: store_meta,
+            records,
+        })
+    }
+
+    /// Reads back every store's records and verifies them against their metadata (for tests and
+    /// `watchpost query persistence --verify`).
+    ///
+    /// # Errors
+    /// When a record or its metadata does not match.
+    pub fn verify_all(&self) -> Result<BTreeMap<&'static str, StoreMeta>, PersistError> {
+        let read = self.db.begin_read()?;
+        let meta = read.open_table(META)?;
+        let mut out = BTreeMap::new();
+        for store in STORES {
+            let Some(bytes) = meta
+                .get(meta_key(store).as_slice())?
+                .map(|v| v.value().to_vec())
+            else {
+                continue;
+            };
+            let store_meta: StoreMeta = decode_meta(&bytes)?;
+            let Some(def) = table_of(store) else { continue };
+            let mut records = Vec::new();
+            if let Ok(table) = read.open_table(def) {
+                for entry in table.iter()? {
+                    let (k, v) = entry?;
+                    records.push((k.value().to_vec(), v.value().to_vec()));
+                }
+            }
+            verify(store, &store_meta, &records)?;
+            out.insert(store, store_meta);
+        }
+        Ok(out)
+    }
+}
+
+/// Checks that `records` are what `meta` says: count, bytes, checksum.
+fn verify(store: &'static str, meta: &StoreMeta, records: &[Encoded]) -> Result<(), PersistError> {
+    let mut checksum = 0u64;
+    let mut bytes = 0u64;
+    for (k, v) in records {
+        checksum = checksum.wrapping_add(record_hash(k, v));
+        bytes += (k.len() + v.len()) as u64;
+    }
+    if records.len() as u64 != meta.items || bytes != meta.bytes || checksum != meta.checksum {
+        return Err(PersistError::Damaged {
+            store,
+            reason: format!(
+                "{} records / {bytes} bytes do not match the {} / {} committed with them",
+                records.len(),
+                meta.items,
+                meta.bytes
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn encode_meta<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, PersistError> {
+    postcard::to_stdvec(value).map_err(|e| PersistError::Codec {
+        store: "meta",
+        reason: e.to_string(),
+    })
+}
+
+fn decode_meta<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, PersistError> {
+    postcard::from_bytes(bytes).map_err(|e| PersistError::Codec {
+        store: "meta",
+        reason: e.to_string(),
+    })
+}
+
+fn create_fresh(path: &Path) -> Result<Database, OpenError> {
+    Database::builder()
+        .create(path)
+        .map_err(|e| OpenError::Create {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
+}
+
+/// Takes `dir/watchpost.lock` exclusively, or says who holds it.
+fn lock_dir(dir: &Path) -> Result<File, OpenError> {
+    let path = dir.join(LOCK_NAME);
+    let io = |source| OpenError::Io {
+        dir: dir.to_path_buf(),
+        source,
+    };
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => {
+            file.set_len(0).map_err(io)?;
+            writeln!(file, "{}", std::process::id()).map_err(io)?;
+            Ok(file)
+        }
+        Err(fs::TryLockError::WouldBlock) => {
+            let holder = fs::read_to_string(&path)
+                .ok()
+                .and_then(|t| t.trim().parse::<u32>().ok())
+                .map_or_else(String::new, |pid| format!(" (pid {pid})"));
+            Err(OpenError::DataDirInUse {
+                dir: dir.to_path_buf(),
+                holder,
+            })
+        }
+        Err(fs::TryLockError::Error(e)) => Err(io(e)),
+    }
+}
+
+/// Renames `path` to `path.corrupt-<UTC timestamp>` (a suffix if taken), and returns where it
+/// went and why.
+pub fn move_aside(path: &Path, reason: &str) -> std::io::Result<Recovery> {
+    let stamp = utc_stamp(SystemTime::now());
+    let base = format!("{}.corrupt-{stamp}", path.display());
+    let mut target = PathBuf::from(&base);
+    let mut n = 1;
+    while fs::symlink_metadata(&target).is_ok() {
+        target = PathBuf::from(format!("{base}-{n}"));
+        n += 1;
+    }
+    fs::rename(path, &target)?;
+    Ok(Recovery {
+        moved_to: target,
+        reason: reason.to_owned(),
+    })
+}
+
+/// `YYYYMMDDTHHMMSSZ` in UTC.
+pub fn utc_stamp(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn utc_stamps() {
+        assert_eq!(utc_stamp(UNIX_EPOCH), "19700101T000000Z");
+        let t = UNIX_EPOCH + Duration::from_secs(1_764_300_000);
+        assert_eq!(utc_stamp(t), "20251128T032000Z");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
+        assert_eq!(utc_stamp(leap), "20000229T000000Z");
+    }
+}
