@@ -191,8 +191,13 @@ mod tests {
             }
         }
 
+        /// Replaces `file` atomically (write aside, rename), as the kernel's files never show a
+        /// half-written state: the reloader checks every few milliseconds and must not catch a
+        /// truncated file.
         fn write(&self, file: &str, text: &str) {
-            std::fs::write(self.dir.join(file), text).unwrap();
+            let aside = self.dir.join(format!("{file}.new"));
+            std::fs::write(&aside, text).unwrap();
+            std::fs::rename(&aside, self.dir.join(file)).unwrap();
         }
 
         fn count(counter: &AtomicU64) -> u64 {
