@@ -88,6 +88,13 @@ impl<P: Protocol> StoreHandle<P> {
         self.slot.supervision_stats()
     }
 
+    /// Resolves when the store's intake next makes progress (a batch applied, rejected or
+    /// dropped). Create it *before* reading [`Self::supervision`]'s counters: progress made in
+    /// between still wakes it, so waiting for a count needs no polling.
+    pub fn intake_progress(&self) -> tokio::sync::futures::Notified<'_> {
+        self.slot.counters.progress.notified()
+    }
+
     pub(crate) async fn call<R: Send + 'static>(
         &self,
         operation: &'static str,

@@ -7,6 +7,10 @@
 //! [`IntakeSender::try_submit`] refuses the batch and counts it (the store's health then says
 //! "degraded: intake overflow N"); [`IntakeSender::submit`] waits for room instead.
 //!
+//! The drain task is supervised: if it ever panics, the batches it held are counted as dropped,
+//! the restart is counted (`intake_drain_restarts`), and a new drain task takes over the same
+//! queue — an intake never stops quietly.
+//!
 //! While the store restarts, the drain task holds its batches and waits for the new actor (at most
 //! [`IntakeOptions::restart_wait`]); a batch the store was applying when it crashed is dropped
 //! and counted, never replayed (it may be what crashed it).
@@ -108,6 +112,8 @@ impl<U> std::fmt::Debug for IntakeSender<U> {
 trait OverflowCounter: Send + Sync + 'static {
     fn overflow(&self, updates: usize);
     fn dropped(&self, updates: usize);
+    #[cfg(feature = "fault-injection")]
+    fn inject_drain_panic(&self);
 }
 
 impl<P: Protocol> OverflowCounter for StoreSlot<P> {
@@ -122,6 +128,10 @@ impl<P: Protocol> OverflowCounter for StoreSlot<P> {
         self.counters
             .dropped_updates
             .fetch_add(updates as u64, Ordering::Relaxed);
+    }
+    #[cfg(feature = "fault-injection")]
+    fn inject_drain_panic(&self) {
+        self.counters.drain_panic.store(true, Ordering::SeqCst);
     }
 }
 
@@ -178,6 +188,12 @@ impl<U: Send + 'static> IntakeSender<U> {
 }
 
 impl<U> IntakeSender<U> {
+    /// Makes the drain task panic at its next batch (supervision tests).
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_drain_panic(&self) {
+        self.overflow.inject_drain_panic();
+    }
+
     /// Batches waiting in the queue now.
     pub fn queued(&self) -> usize {
         self.queue_batches.saturating_sub(self.tx.capacity())
@@ -213,15 +229,47 @@ pub(crate) fn open<P: Protocol>(
         max_batch_len: options.max_batch_len.max(1),
         queue_batches,
     };
-    tokio::spawn(drain(slot, rx, options));
+    tokio::spawn(supervise_drain(slot, rx, options));
     sender
+}
+
+/// Runs [`drain`] again whenever it panics, on the same queue.
+async fn supervise_drain<P: Protocol>(
+    slot: Arc<StoreSlot<P>>,
+    rx: mpsc::Receiver<Vec<P::Update>>,
+    options: IntakeOptions,
+) {
+    let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    // Updates taken from the queue by the running drain and not yet accounted for.
+    let held = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    loop {
+        let run = tokio::spawn(drain(slot.clone(), rx.clone(), options, held.clone()));
+        match run.await {
+            Ok(()) => return, // every sender dropped
+            Err(e) if e.is_panic() => {
+                let lost = held.swap(0, Ordering::Relaxed);
+                tracing::error!(
+                    store = slot.name,
+                    lost,
+                    "intake drain task panicked; starting it again"
+                );
+                slot.dropped(lost);
+                slot.counters.drain_restarts.fetch_add(1, Ordering::Relaxed);
+                slot.counters.progress.notify_waiters();
+            }
+            Err(_cancelled) => return, // the runtime is shutting down
+        }
+    }
 }
 
 async fn drain<P: Protocol>(
     slot: Arc<StoreSlot<P>>,
-    mut rx: mpsc::Receiver<Vec<P::Update>>,
+    rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Vec<P::Update>>>>,
     options: IntakeOptions,
+    held: Arc<std::sync::atomic::AtomicUsize>,
 ) {
+    // Released if this task panics (tokio's mutex is not poisoned): the next drain takes over.
+    let mut rx = rx.lock().await;
     let per_apply = options.batches_per_apply.max(1);
     let mut taken: Vec<Vec<P::Update>> = Vec::with_capacity(per_apply);
     loop {
@@ -229,8 +277,19 @@ async fn drain<P: Protocol>(
             return; // every sender dropped
         }
         let updates: usize = taken.iter().map(Vec::len).sum();
+        held.store(updates, Ordering::Relaxed);
+        #[cfg(feature = "fault-injection")]
+        if slot
+            .counters
+            .drain_panic
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            panic!("fault injection: intake drain told to panic");
+        }
         let Some(actor) = slot.wait_for_actor(options.restart_wait).await else {
+            held.store(0, Ordering::Relaxed);
             slot.dropped(updates);
+            slot.counters.progress.notify_waiters();
             taken.clear();
             continue;
         };
@@ -248,5 +307,7 @@ async fn drain<P: Protocol>(
                 slot.dropped(updates);
             }
         }
+        held.store(0, Ordering::Relaxed);
+        slot.counters.progress.notify_waiters();
     }
 }

@@ -86,6 +86,14 @@ pub(crate) struct SlotCounters {
     pub applied_updates: AtomicU64,
     /// Updates the store refused.
     pub rejected_updates: AtomicU64,
+    /// Woken whenever the intake made progress (a batch applied, rejected or dropped), so a
+    /// producer can wait for its updates without polling.
+    pub progress: tokio::sync::Notify,
+    /// Times the intake's drain task panicked and was started again.
+    pub drain_restarts: AtomicU64,
+    /// Fault injection: the drain task panics at its next batch.
+    #[cfg(feature = "fault-injection")]
+    pub drain_panic: std::sync::atomic::AtomicBool,
 }
 
 fn bump(counter: &AtomicU64) {
@@ -117,6 +125,10 @@ pub struct SupervisionStats {
     pub intake_applied_updates: u64,
     /// Intake: updates the store refused.
     pub intake_rejected_updates: u64,
+    /// Intake: times its drain task panicked and was started again (the batches it held are
+    /// counted as dropped).
+    #[serde(default)]
+    pub intake_drain_restarts: u64,
 }
 
 /// The shared home of one store's actor.
@@ -384,6 +396,7 @@ impl<P: Protocol> StoreSlot<P> {
             intake_dropped_updates: load(&c.dropped_updates),
             intake_applied_updates: load(&c.applied_updates),
             intake_rejected_updates: load(&c.rejected_updates),
+            intake_drain_restarts: load(&c.drain_restarts),
         }
     }
 }

@@ -235,7 +235,7 @@ async fn removed_containers_vanish_after_their_grace_and_are_purged() {
         assert_eq!(still.unwrap(), a, "gettable by name within the grace");
     }
     assert!(
-        eventually(Duration::from_secs(5), || async {
+        eventually(Duration::from_secs(30), || async {
             c.get_container(A)
                 .await
                 .is_err_and(|e| e.is(ErrorKind::NotFound))

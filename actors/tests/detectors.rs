@@ -84,7 +84,7 @@ fn spawn(program: &Path, args: &[&str]) -> Child {
     loop {
         match Command::new(program).args(args).spawn() {
             Ok(child) => return child,
-            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 100 => {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 3_000 => {
                 tries += 1;
                 std::thread::sleep(Duration::from_millis(10));
             }
@@ -141,7 +141,7 @@ async fn feed_scan(
     }
     let p = reg.processes();
     assert!(
-        eventually(Duration::from_secs(5), || async {
+        eventually(Duration::from_secs(30), || async {
             p.get_process(must_hold).await.is_ok()
         })
         .await,
@@ -363,7 +363,7 @@ async fn a_container_running_a_binary_from_tmp_is_reported() {
     feed_scan(&reg, &processes, reader.entity_id(inside_pid).unwrap()).await;
     let c = reg.containers();
     assert!(
-        eventually(Duration::from_secs(5), || async {
+        eventually(Duration::from_secs(30), || async {
             c.get_container(&container_id[..12])
                 .await
                 .is_ok_and(|found| found.name == "web-1" && found.runtime == "docker")
@@ -428,7 +428,7 @@ async fn a_container_running_a_binary_from_tmp_is_reported() {
         .await
         .unwrap();
     assert!(
-        eventually(Duration::from_secs(5), || async {
+        eventually(Duration::from_secs(30), || async {
             c.get_container(&container_id).await.is_err()
         })
         .await

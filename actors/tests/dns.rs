@@ -258,7 +258,7 @@ async fn answers_expire_with_their_ttl_and_are_swept() {
         assert_eq!(seen.unwrap().ips, ["192.0.2.6"], "live within its TTL");
     }
     assert!(
-        eventually(Duration::from_secs(5), || async {
+        eventually(Duration::from_secs(30), || async {
             dns.get_dns_response("short.example")
                 .await
                 .is_err_and(|e| e.is(ErrorKind::NotFound))

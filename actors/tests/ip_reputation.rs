@@ -298,7 +298,7 @@ async fn after_a_crash_the_store_is_rebuilt_empty_and_handles_keep_working() {
         .unwrap();
     assert!(owner.inject_panic());
     assert!(
-        eventually(Duration::from_secs(5), || async {
+        eventually(Duration::from_secs(30), || async {
             owner.supervision().restarts == 1 && reader.is_running()
         })
         .await,

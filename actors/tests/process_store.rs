@@ -164,7 +164,7 @@ async fn exited_processes_stay_while_pinned_and_leave_after_their_grace() {
         "an exited process reports its exit"
     );
     assert!(
-        eventually(Duration::from_secs(5), || async {
+        eventually(Duration::from_secs(30), || async {
             p.get_process(tree.id(16))
                 .await
                 .is_err_and(|e| e.is(ErrorKind::NotFound))
@@ -184,7 +184,7 @@ async fn exited_processes_stay_while_pinned_and_leave_after_their_grace() {
     // Once its descendants exit, it goes too.
     submit_and_wait(&p, &intake, vec![tree.exit(15), tree.exit(14)]).await;
     assert!(
-        eventually(Duration::from_secs(5), || async {
+        eventually(Duration::from_secs(30), || async {
             p.get_process(tree.id(13)).await.is_err() && p.get_process(tree.id(15)).await.is_err()
         })
         .await,

@@ -8,7 +8,7 @@ mod support;
 use std::time::Duration;
 
 use support::{
-    Counter, Notes, NotesRead, NotesWrite, notes_factory, register_syscalls, register_system,
+    Counter, Gate, Notes, NotesRead, NotesWrite, notes_factory, register_syscalls, register_system,
     registry,
 };
 use watchpost_actors::{ErrorKind, HealthStatus, RegistrationError, StoreKind, StoreOptions};
@@ -295,23 +295,19 @@ async fn a_stalled_store_times_out_as_unhealthy_and_counts_the_error() {
         .unwrap();
     let reader = owner.reader();
     assert_eq!(reader.timeout(), Duration::from_millis(50));
-    // The owner stalls the store's actor with a patient handle; the reader keeps 50 ms.
-    let owner = owner.with_timeout(Duration::from_secs(5));
+    // The owner holds the store's actor with a patient handle; the reader keeps 50 ms.
+    let owner = owner.with_timeout(Duration::from_secs(60));
+    let gate = Gate::new();
+    let g = gate.clone();
     let stalled = tokio::spawn(async move {
-        let r = owner
-            .write(NotesWrite::Stall(Duration::from_millis(400)))
-            .await;
+        let r = owner.write(NotesWrite::Hold(g)).await;
         (owner, r)
     });
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    let started = std::time::Instant::now();
+    gate.entered().await;
+    // The gate stays closed until the read returns, so only the reader's timeout can end it.
     let err = reader.read(NotesRead::Get("a".into())).await.unwrap_err();
-    let waited = started.elapsed();
+    gate.open();
     assert!(err.is(ErrorKind::StoreUnhealthy), "{err}");
-    assert!(
-        waited < Duration::from_millis(300),
-        "answered after {waited:?}, not the timeout"
-    );
     assert_eq!(reader.supervision().timed_out_calls, 1);
     let (_owner, stalled) = stalled.await.unwrap();
     assert!(stalled.is_ok(), "the patient caller got its answer");

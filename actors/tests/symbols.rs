@@ -222,7 +222,7 @@ async fn a_table_swap_through_the_intake_keeps_serving() {
     );
     submit_and_wait(&symbols, &intake, vec![KernelSymbols::swap(table)]).await;
     assert_eq!(symbols.supervision().intake_applied_updates, 1);
-    let kept_answering = support::eventually(std::time::Duration::from_secs(5), || {
+    let kept_answering = support::eventually(std::time::Duration::from_secs(30), || {
         let n = answered.load(Ordering::Relaxed);
         async move { n >= 50 }
     })

@@ -2,8 +2,10 @@
 //!
 //! A small subcommand dispatcher; each command lives in its own module. Run `cargo xtask help`.
 
+mod cpu_hog;
 mod gen_syscalls;
 mod kernels;
+mod soak;
 mod syscall_tbl;
 mod test_command;
 
@@ -22,6 +24,12 @@ commands:
                            aarch64) under qemu and run the eBPF checks inside each
   test [--fuzz-seconds N]  run every test suite, the bare-metal builds, the generated-code
                            check and a fuzz smoke run of N seconds per target (default 10)
+                           and a 3-minute soak (--no-soak leaves it out)
+  test --under-load        run the test suites while a busy thread per core loads the machine
+  soak [--minutes N] [--processes N] [--dns N] [--budget-mib N] [--ci] [--no-build]
+                           run the release daemon under real process, DNS and query load,
+                           sample its RSS every second; fail over the budget (24 MiB) or on
+                           an upward trend (defaults: 1 M lifecycles, 1 M answers, 12 min)
   help                     print this text
 ";
 
@@ -35,6 +43,7 @@ fn main() -> ExitCode {
         "gen-syscalls" => gen_syscalls::run(options),
         "kernels" => kernels::run(options),
         "test" => test_command::run(options),
+        "soak" => soak::run(options),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             ExitCode::SUCCESS

@@ -1,6 +1,13 @@
 //! `cargo xtask test`: the project's one test entry point, the command the README names and CI
 //! runs. It runs every test suite, proves the core still builds bare-metal, checks that generated
 //! code is current, and gives each fuzz target a short smoke run.
+//!
+//! Last comes the 3-minute soak (`cargo xtask soak --ci`: the release daemon under load, RSS
+//! against its budget); `--no-soak` or `WATCHPOST_SKIP_PRIVILEGED_TESTS=1` leaves it out (it
+//! needs root for eBPF and dnsmasq on port 53).
+//!
+//! `--under-load` runs the test suites only, while a CPU hog keeps every core busy
+//! ([`crate::cpu_hog`]): the proof that no test depends on the machine's speed.
 
 use std::process::{Command, ExitCode};
 use std::time::Instant;
@@ -11,14 +18,26 @@ const DEFAULT_FUZZ_SECONDS: u64 = 10;
 /// The fuzz targets under `fuzz/fuzz_targets/`.
 pub const FUZZ_TARGETS: &[&str] = &["kallsyms", "cgroup", "os_release", "dns", "proc_stat"];
 
+/// What `cargo xtask test` was asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct TestOptions {
+    fuzz_seconds: u64,
+    under_load: bool,
+    soak: bool,
+}
+
 pub fn run(options: &[String]) -> ExitCode {
-    let fuzz_seconds = match parse_options(options) {
-        Ok(seconds) => seconds,
+    let options = match parse_options(options) {
+        Ok(options) => options,
         Err(message) => {
             eprintln!("xtask test: {message}");
             return ExitCode::from(2);
         }
     };
+    if options.under_load {
+        return run_under_load();
+    }
+    let fuzz_seconds = options.fuzz_seconds;
     let mut steps: Vec<(&str, Vec<&str>)> = vec![
         ("unit, integration and doc tests", vec!["test", "--locked"]),
         (
@@ -105,6 +124,9 @@ pub fn run(options: &[String]) -> ExitCode {
             eprintln!("xtask test: cargo-fuzz not installed; skipping fuzz smoke runs");
         }
     }
+    if options.soak && std::env::var_os("WATCHPOST_SKIP_PRIVILEGED_TESTS").is_none() {
+        steps.push(("soak, 3 minutes", vec!["xtask", "soak", "--ci"]));
+    }
     for (what, args) in &steps {
         let started = Instant::now();
         // Fuzz steps are `rustup run nightly cargo fuzz …`; every other step is plain cargo.
@@ -133,16 +155,81 @@ pub fn run(options: &[String]) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn parse_options(options: &[String]) -> Result<u64, String> {
-    match options {
-        [] => Ok(DEFAULT_FUZZ_SECONDS),
-        [flag, value] if flag == "--fuzz-seconds" => value.parse().map_err(|_| {
-            format!("--fuzz-seconds expects a whole number of seconds, got `{value}`")
-        }),
-        other => Err(format!(
-            "unexpected arguments {other:?} (expected: [--fuzz-seconds N])"
-        )),
+/// The test suites with every core kept busy by a [`CpuHog`](crate::cpu_hog::CpuHog). The
+/// build runs first, unloaded (its speed proves nothing); then the tests run under the hog.
+fn run_under_load() -> ExitCode {
+    let cargo = env!("CARGO");
+    let build = ["test", "--locked", "--no-run"];
+    eprintln!(
+        "xtask test --under-load: building: cargo {}",
+        build.join(" ")
+    );
+    if !Command::new(cargo)
+        .args(build)
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        eprintln!("xtask test --under-load: the build FAILED");
+        return ExitCode::FAILURE;
     }
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    let hog = crate::cpu_hog::CpuHog::start(cores);
+    let started = Instant::now();
+    eprintln!("xtask test --under-load: {cores} busy threads; running cargo test --locked");
+    let status = Command::new(cargo).args(["test", "--locked"]).status();
+    let rounds = hog.rounds();
+    drop(hog);
+    eprintln!(
+        "xtask test --under-load: the hog did {rounds} rounds of busy work in {:.1?}",
+        started.elapsed()
+    );
+    match status {
+        Ok(s) if s.success() && rounds > 0 => {
+            eprintln!("xtask test --under-load: ok");
+            ExitCode::SUCCESS
+        }
+        Ok(s) if s.success() => {
+            eprintln!("xtask test --under-load: the hog never ran; the run proves nothing");
+            ExitCode::FAILURE
+        }
+        Ok(s) => {
+            eprintln!("xtask test --under-load: FAILED ({s})");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("xtask test --under-load: could not run cargo: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn parse_options(options: &[String]) -> Result<TestOptions, String> {
+    let mut parsed = TestOptions {
+        fuzz_seconds: DEFAULT_FUZZ_SECONDS,
+        under_load: false,
+        soak: true,
+    };
+    let mut rest = options.iter();
+    while let Some(flag) = rest.next() {
+        match flag.as_str() {
+            "--under-load" => parsed.under_load = true,
+            "--no-soak" => parsed.soak = false,
+            "--fuzz-seconds" => {
+                let value = rest
+                    .next()
+                    .ok_or("--fuzz-seconds expects a number of seconds")?;
+                parsed.fuzz_seconds = value.parse().map_err(|_| {
+                    format!("--fuzz-seconds expects a whole number of seconds, got `{value}`")
+                })?;
+            }
+            other => {
+                return Err(format!(
+                    "unexpected argument `{other}` (expected: [--fuzz-seconds N] [--under-load] [--no-soak])"
+                ));
+            }
+        }
+    }
+    Ok(parsed)
 }
 
 fn cargo_fuzz_installed() -> bool {
@@ -158,9 +245,28 @@ mod tests {
 
     #[test]
     fn options() {
-        assert_eq!(parse_options(&[]), Ok(DEFAULT_FUZZ_SECONDS));
-        assert_eq!(parse_options(&["--fuzz-seconds".into(), "0".into()]), Ok(0));
+        let default = TestOptions {
+            fuzz_seconds: DEFAULT_FUZZ_SECONDS,
+            under_load: false,
+            soak: true,
+        };
+        assert_eq!(parse_options(&[]), Ok(default));
+        assert_eq!(
+            parse_options(&["--fuzz-seconds".into(), "0".into()]),
+            Ok(TestOptions {
+                fuzz_seconds: 0,
+                ..default
+            })
+        );
+        assert_eq!(
+            parse_options(&["--under-load".into()]),
+            Ok(TestOptions {
+                under_load: true,
+                ..default
+            })
+        );
         assert!(parse_options(&["--fuzz-seconds".into(), "x".into()]).is_err());
+        assert!(parse_options(&["--fuzz-seconds".into()]).is_err());
         assert!(parse_options(&["--bogus".into()]).is_err());
     }
 }

@@ -67,6 +67,10 @@ fn scan_record(s: &ProcessStart) -> ScanRecord<'_> {
 }
 
 impl ProcessBackend for ProcessTable {
+    fn stats(&self) -> Option<watchpost_core::process::ProcessTableStats> {
+        Some(ProcessTable::stats(self))
+    }
+
     fn get_process(&mut self, entity_id: u32, now: EpochNanos) -> Result<ProcessInfo, StoreError> {
         self.get(entity_id, now).map(|v| to_info(&v))
     }

@@ -54,10 +54,12 @@ struct Counters {
     timeouts: AtomicU64,
 }
 
-/// Runs a fixed set of initialised detectors over events.
+/// Runs a set of initialised detectors over events; the set can be replaced while it runs
+/// ([`DetectorEngine::replace_detectors`], e.g. on a configuration reload): an event is judged
+/// by the set current when it was taken.
 #[derive(Clone)]
 pub struct DetectorEngine {
-    detectors: Arc<[Arc<dyn Detector>]>,
+    detectors: Arc<arc_swap::ArcSwap<Vec<Arc<dyn Detector>>>>,
     permits: Arc<Semaphore>,
     options: EngineOptions,
     counters: Arc<Counters>,
@@ -79,6 +81,31 @@ impl DetectorEngine {
         detectors: Vec<Box<dyn Detector>>,
         options: EngineOptions,
     ) -> Result<DetectorEngine, DetectorError> {
+        let ready = Self::init_all(registry, detectors).await?;
+        Ok(DetectorEngine {
+            detectors: Arc::new(arc_swap::ArcSwap::from_pointee(ready)),
+            permits: Arc::new(Semaphore::new(options.max_in_flight.max(1))),
+            options,
+            counters: Arc::new(Counters::default()),
+        })
+    }
+
+    /// Initialises `detectors` and makes them the set that judges the next events; on an
+    /// initialisation failure the running set stays.
+    pub async fn replace_detectors(
+        &self,
+        registry: &Registry,
+        detectors: Vec<Box<dyn Detector>>,
+    ) -> Result<(), DetectorError> {
+        let ready = Self::init_all(registry, detectors).await?;
+        self.detectors.store(Arc::new(ready));
+        Ok(())
+    }
+
+    async fn init_all(
+        registry: &Registry,
+        detectors: Vec<Box<dyn Detector>>,
+    ) -> Result<Vec<Arc<dyn Detector>>, DetectorError> {
         let mut ready: Vec<Arc<dyn Detector>> = Vec::with_capacity(detectors.len());
         for mut detector in detectors {
             let params = DetectorParams {
@@ -89,17 +116,12 @@ impl DetectorEngine {
             tracing::info!(detector = detector.name(), "detector initialised");
             ready.push(Arc::from(detector));
         }
-        Ok(DetectorEngine {
-            detectors: ready.into(),
-            permits: Arc::new(Semaphore::new(options.max_in_flight.max(1))),
-            options,
-            counters: Arc::new(Counters::default()),
-        })
+        Ok(ready)
     }
 
     /// Names of the detectors, in registration order.
     pub fn detector_names(&self) -> Vec<&'static str> {
-        self.detectors.iter().map(|d| d.name()).collect()
+        self.detectors.load().iter().map(|d| d.name()).collect()
     }
 
     /// Counters so far.
@@ -119,7 +141,8 @@ impl DetectorEngine {
         self.counters.events.fetch_add(1, Ordering::Relaxed);
         let event = Arc::new(event);
         let mut tasks = JoinSet::new();
-        for (index, detector) in self.detectors.iter().enumerate() {
+        let detectors = self.detectors.load_full();
+        for (index, detector) in detectors.iter().enumerate() {
             let Ok(permit) = self.permits.clone().acquire_owned().await else {
                 break;
             };
@@ -132,8 +155,7 @@ impl DetectorEngine {
                 (index, found)
             });
         }
-        let mut results: Vec<(usize, Vec<DetectorOutput>)> =
-            Vec::with_capacity(self.detectors.len());
+        let mut results: Vec<(usize, Vec<DetectorOutput>)> = Vec::with_capacity(detectors.len());
         while let Some(joined) = tasks.join_next().await {
             match joined {
                 Ok(found) => results.push(found),
@@ -180,7 +202,8 @@ impl DetectorEngine {
         while let Some(event) = events.recv().await {
             self.counters.events.fetch_add(1, Ordering::Relaxed);
             let event = Arc::new(event);
-            for detector in self.detectors.iter() {
+            let detectors = self.detectors.load_full();
+            for detector in detectors.iter() {
                 // Waiting for a permit here is the backpressure: no more events are taken.
                 let Ok(permit) = self.permits.clone().acquire_owned().await else {
                     return;
@@ -198,8 +221,20 @@ impl DetectorEngine {
                     drop(permit);
                 });
             }
-            while running.try_join_next().is_some() {}
+            while let Some(joined) = running.try_join_next() {
+                self.count_panic(joined);
+            }
         }
-        while running.join_next().await.is_some() {}
+        while let Some(joined) = running.join_next().await {
+            self.count_panic(joined);
+        }
+    }
+
+    /// A detector task that panicked is a detector error, counted and logged, never silent.
+    fn count_panic(&self, joined: Result<(), tokio::task::JoinError>) {
+        if let Err(e) = joined {
+            self.counters.errors.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %e, "detector task panicked");
+        }
     }
 }

@@ -4,7 +4,8 @@
 
 use ractor::RpcReplyPort;
 use serde::{Deserialize, Serialize};
-use watchpost_core::{DataStoreMetrics, EpochNanos, HealthInfo, StoreError};
+use watchpost_core::process::ProcessTableStats;
+use watchpost_core::{DataStoreMetrics, EpochNanos, ErrorKind, HealthInfo, StoreError};
 
 use crate::handle::StoreHandle;
 use crate::protocol::{Protocol, StoreBackend, answer};
@@ -130,6 +131,11 @@ pub enum ProcessQuery {
         /// Answer.
         reply: RpcReplyPort<Result<Vec<ProcessInfo>, StoreError>>,
     },
+    /// The table's own counters (evictions by reason, ID collisions, pending overflows).
+    GetStats {
+        /// Answer.
+        reply: RpcReplyPort<Result<ProcessTableStats, StoreError>>,
+    },
 }
 
 /// The process store protocol.
@@ -161,6 +167,10 @@ pub trait ProcessBackend: Send + 'static {
     ) -> Result<Vec<ProcessInfo>, StoreError>;
     /// Applies one update; `false` if refused.
     fn apply(&mut self, update: ProcessUpdate, now: EpochNanos) -> bool;
+    /// The table's own counters; `None` (answered `NotImplemented`) if it keeps none.
+    fn stats(&self) -> Option<ProcessTableStats> {
+        None
+    }
     /// Health.
     fn health(&self, now: EpochNanos) -> HealthInfo;
     /// Metrics.
@@ -188,6 +198,14 @@ impl<T: ProcessBackend> StoreBackend<ProcessProtocol> for T {
                 max_depth,
                 reply,
             } => answer(reply, self.get_ancestry(entity_id, max_depth, now)),
+            ProcessQuery::GetStats { reply } => answer(
+                reply,
+                self.stats().ok_or(StoreError::new(
+                    watchpost_core::error::store_names::PROCESS,
+                    "get_stats",
+                    ErrorKind::NotImplemented,
+                )),
+            ),
         }
     }
 
@@ -208,6 +226,12 @@ impl<T: ProcessBackend> StoreBackend<ProcessProtocol> for T {
 pub type ProcessHandle = StoreHandle<ProcessProtocol>;
 
 impl StoreHandle<ProcessProtocol> {
+    /// The table's own counters; `NotImplemented` for a backend that keeps none.
+    pub async fn process_stats(&self) -> Result<ProcessTableStats, StoreError> {
+        self.ask("get_stats", |reply| ProcessQuery::GetStats { reply })
+            .await
+    }
+
     /// The process with `entity_id`; `NotFound` if the store does not hold it.
     pub async fn get_process(&self, entity_id: u32) -> Result<ProcessInfo, StoreError> {
         self.ask("get_process", |reply| ProcessQuery::GetProcess {

@@ -7,6 +7,7 @@ pub mod procfs;
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use watchpost_actors::adapters::system::SystemFacts;
@@ -78,7 +79,7 @@ pub async fn submit_and_wait<P: watchpost_actors::protocol::Protocol>(
     if intake.submit(batch).await.is_err() {
         panic!("intake of {} refused the batch", intake.store());
     }
-    let applied = eventually(Duration::from_secs(5), || {
+    let applied = eventually(Duration::from_secs(30), || {
         let reached = done(handle) >= target;
         async move { reached }
     })
@@ -132,8 +133,62 @@ pub enum NotesRead {
 #[derive(Debug)]
 pub enum NotesWrite {
     Put(String, String),
-    /// Blocks the store's actor (to provoke caller timeouts).
-    Stall(Duration),
+    /// Blocks the store's actor until the test opens the gate: a stall whose length does not
+    /// depend on the machine's speed.
+    Hold(Gate),
+}
+
+/// Holds a store's actor inside a write until the test opens it. The test waits for
+/// [`Gate::entered`] (the actor is blocked now), does what must happen while the store is busy,
+/// then calls [`Gate::open`].
+#[derive(Debug, Clone, Default)]
+pub struct Gate(Arc<(Mutex<GateState>, Condvar)>);
+
+#[derive(Debug, Default)]
+pub struct GateState {
+    entered: bool,
+    open: bool,
+}
+
+impl Gate {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Called on the actor's thread: says "entered", then blocks until opened. A test that
+    /// failed before opening must not hang the process forever: after a minute it lets go.
+    fn pass(&self) {
+        let (state, changed) = &*self.0;
+        let mut s = state.lock().unwrap();
+        s.entered = true;
+        changed.notify_all();
+        let (_s, _timed_out) = changed
+            .wait_timeout_while(s, Duration::from_secs(60), |s| !s.open)
+            .unwrap();
+    }
+
+    /// Waits (up to a generous deadline) until the actor is blocked in the gate.
+    pub async fn entered(&self) {
+        let gate = self.clone();
+        let entered = tokio::task::spawn_blocking(move || {
+            let (state, changed) = &*gate.0;
+            let s = state.lock().unwrap();
+            let (s, _) = changed
+                .wait_timeout_while(s, Duration::from_secs(60), |s| !s.entered)
+                .unwrap();
+            s.entered
+        })
+        .await
+        .unwrap();
+        assert!(entered, "the store's actor never reached the gate");
+    }
+
+    /// Lets the actor go on.
+    pub fn open(&self) {
+        let (state, changed) = &*self.0;
+        state.lock().unwrap().open = true;
+        changed.notify_all();
+    }
 }
 
 impl WritableStore for Notes {
@@ -168,8 +223,8 @@ impl WritableStore for Notes {
                 self.metrics.success(now);
                 Ok(())
             }
-            NotesWrite::Stall(d) => {
-                std::thread::sleep(d);
+            NotesWrite::Hold(gate) => {
+                gate.pass();
                 self.metrics.success(now);
                 Ok(())
             }

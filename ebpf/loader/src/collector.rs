@@ -53,6 +53,10 @@ pub struct CollectorOptions {
     pub btf_path: PathBuf,
     /// When the process/module program wakes the reader (DNS answers always wake it).
     pub wakeup: WakeupPolicy,
+    /// The boot clock to convert kernel times with; `None` reads it from `/proc/stat`. A
+    /// program that already built one (the daemon's `/proc` reader) passes it, so both sides
+    /// use the very same clock and it is built once.
+    pub boot_clock: Option<BootClock>,
 }
 
 /// When the programs wake the ring-buffer reader.
@@ -100,6 +104,7 @@ impl Default for CollectorOptions {
             wakeup: WakeupPolicy::Batched {
                 max_latency: Duration::from_millis(10),
             },
+            boot_clock: None,
         }
     }
 }
@@ -378,10 +383,13 @@ impl Collector {
         check_ring_size("dns_ring_bytes", options.dns_ring_bytes)?;
         let page = u32::try_from(crate::sysconf::page_size().unwrap_or(4096)).unwrap_or(4096);
 
-        let clock = read_boot_clock().map_err(|e| LoadError::Other {
-            stage: LoadStage::BootClock,
-            source: Box::new(e),
-        })?;
+        let clock = match options.boot_clock {
+            Some(clock) => clock,
+            None => read_boot_clock().map_err(|e| LoadError::Other {
+                stage: LoadStage::BootClock,
+                source: Box::new(e),
+            })?,
+        };
         let btf = KernelBtf::from_file(&options.btf_path).map_err(|e| match e {
             BtfError::Read { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 LoadError::Unsupported {

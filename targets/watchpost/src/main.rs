@@ -10,6 +10,7 @@ use watchpost::client::command::{self, EXIT_ERROR};
 use watchpost::config::{Config, DEFAULT_TOML};
 
 fn main() -> ExitCode {
+    watchpost::memory::trim::tune_allocator();
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => run(args),
@@ -53,9 +54,12 @@ fn config(args: ConfigArgs) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if let Some(file) = args.check {
-        return match Config::load(&file) {
-            Ok(_) => {
+        return match Config::load(&file)
+            .and_then(|c| watchpost::config::system::check(&c, Some(&file)))
+        {
+            Ok(()) => {
                 println!("{}: ok", file.display());
+                print_budget(&file);
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -65,6 +69,32 @@ fn config(args: ConfigArgs) -> ExitCode {
         };
     }
     ExitCode::from(EXIT_ERROR)
+}
+
+/// The memory the configuration in `file` (already validated) lets the daemon take.
+fn print_budget(file: &std::path::Path) {
+    use watchpost::memory::budget::{Budget, human};
+    let Ok(config) = Config::load(file) else {
+        return;
+    };
+    // The symbol table depends on the running kernel: measured when kallsyms is readable.
+    let symbols = watchpost::bootstrap::symbols::load_kallsyms(std::path::Path::new(
+        watchpost::daemon::stores::KALLSYMS,
+    ))
+    .map_or(0, |t| t.bytes_reserved() as u64);
+    let budget = Budget::of(&config, symbols);
+    println!("estimated memory (reserved, or the most each part can hold):");
+    for part in &budget.parts {
+        let kind = if part.reserved { "reserved" } else { "at most" };
+        println!("  {:<22} {:>10}  {kind}", part.name, human(part.bytes));
+    }
+    println!(
+        "  {:<22} {:>10}  ({} reserved at start)",
+        "total",
+        human(budget.total()),
+        human(budget.reserved())
+    );
+    println!("  plus the program, its libraries and thread stacks (about 8 MiB resident)");
 }
 
 fn run(args: RunArgs) -> ExitCode {
@@ -84,21 +114,47 @@ fn run(args: RunArgs) -> ExitCode {
     if let Some(socket) = args.socket {
         config.socket.path = socket;
     }
-    if let Err(e) = config.validate(args.config.as_deref()) {
+    if let Err(e) = config
+        .validate(args.config.as_deref())
+        .and_then(|()| watchpost::config::system::check(&config, args.config.as_deref()))
+    {
         eprintln!("watchpost: {e}");
         return ExitCode::from(EXIT_ERROR);
     }
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let from_env = std::env::var_os("RUST_LOG").is_some();
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(&config.daemon.log_level));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+    // The filter sits behind a reload handle so SIGHUP can change `daemon.log_level`.
+    let (filter, filter_handle) = tracing_subscriber::reload::Layer::new(filter);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal()),
+        )
         .init();
+    let set_log_filter: watchpost::daemon::reload::LogFilterSetter =
+        std::sync::Arc::new(move |level: &str| {
+            if from_env {
+                return Err("RUST_LOG is set and overrides daemon.log_level".to_owned());
+            }
+            let filter = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
+            filter_handle.reload(filter).map_err(|e| e.to_string())
+        });
+    let live = watchpost::daemon::reload::LiveReload {
+        config_path: args.config.clone(),
+        set_log_filter: Some(set_log_filter),
+    };
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("watchpost")
+        // Blocking work (/proc reads, kallsyms, stdout) is small and short: a few threads are
+        // plenty, and each idle one would keep a stack.
+        .max_blocking_threads(8)
         .build()
     {
         Ok(rt) => rt,
@@ -107,7 +163,7 @@ fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(EXIT_ERROR);
         }
     };
-    match runtime.block_on(watchpost::daemon::run(config)) {
+    match runtime.block_on(watchpost::daemon::run_with(config, live)) {
         Ok(()) => {
             tracing::info!("stopped");
             ExitCode::SUCCESS

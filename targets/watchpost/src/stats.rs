@@ -1,6 +1,7 @@
 //! The daemon's own counters (collector, detections, query socket), shared by its tasks and
 //! reported by `watchpost query metrics`.
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -26,7 +27,7 @@ pub struct DaemonCounters {
     pub proc_read_races: AtomicU64,
     /// Unreadable processes.
     pub proc_read_errors: AtomicU64,
-    /// Processes over the scan limit.
+    /// Processes the last scan left out (over the scan limit).
     pub proc_over_limit: AtomicU64,
     /// Events refused by the detectors' queue.
     pub events_dropped: AtomicU64,
@@ -62,7 +63,27 @@ pub struct DaemonCounters {
     pub kernel_events_lost: AtomicU64,
     /// Why the collection is degraded (`None`: it is not).
     pub degraded: Mutex<Option<String>>,
+    /// Restarts of the daemon's supervised tasks, by task.
+    pub task_restart_counts: Mutex<BTreeMap<&'static str, u64>>,
+    /// When a supervised task last restarted (epoch ns; 0: never).
+    pub last_task_restart_at: AtomicU64,
+    /// Kernel-feed batches an intake refused (other than at shutdown), and their updates.
+    pub kernel_feed_errors: AtomicU64,
+    /// When the kernel feed last lost a batch to an intake error (epoch ns; 0: never).
+    pub last_kernel_feed_error_at: AtomicU64,
+    /// The last intake error of the kernel feed.
+    pub last_kernel_feed_error: Mutex<Option<String>>,
+    /// Replies refused because they were longer than `socket.max_reply_bytes`.
+    pub replies_too_large: AtomicU64,
+    /// What each part of the daemon reserved or may hold.
+    pub memory: crate::memory::ledger::MemoryLedger,
+    /// The boot clock, built once at start by the `/proc` reader and shared with the eBPF
+    /// collector.
+    pub boot_clock: std::sync::OnceLock<watchpost_core::start_time::BootClock>,
 }
+
+/// How long a task restart or a feed error keeps the daemon's health "degraded".
+pub const DEGRADED_AFTER_INCIDENT_NS: u64 = 60_000_000_000;
 
 /// Adds `n` to `counter`.
 pub fn add(counter: &AtomicU64, n: u64) {
@@ -81,6 +102,69 @@ impl DaemonCounters {
             started_at: AtomicU64::new(started_at),
             ..Default::default()
         }
+    }
+
+    /// Counts a restart of supervised task `task`.
+    pub fn count_task_restart(&self, task: &'static str) {
+        if let Ok(mut counts) = self.task_restart_counts.lock() {
+            *counts.entry(task).or_insert(0) += 1;
+        }
+        self.last_task_restart_at
+            .store(watchpost_actors::clock::now(), Ordering::Relaxed);
+    }
+
+    /// Restarts per supervised task so far.
+    pub fn task_restarts(&self) -> BTreeMap<String, u64> {
+        self.task_restart_counts
+            .lock()
+            .map(|c| c.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Records that the kernel feed lost a batch to an intake error (the feed goes on).
+    pub fn record_kernel_feed_error(&self, error: String) {
+        bump(&self.kernel_feed_errors);
+        self.last_kernel_feed_error_at
+            .store(watchpost_actors::clock::now(), Ordering::Relaxed);
+        if let Ok(mut last) = self.last_kernel_feed_error.lock() {
+            *last = Some(error);
+        }
+    }
+
+    /// The daemon's health: [`Self::collection_health`], made "degraded" for a while after a
+    /// task restart or a kernel-feed intake error, with the restart counts.
+    pub fn daemon_health(&self, now: watchpost_core::EpochNanos) -> (&'static str, String) {
+        let (mut status, mut message) = self.collection_health();
+        let recent = |at: u64| at != 0 && now.saturating_sub(at) <= DEGRADED_AFTER_INCIDENT_NS;
+        if recent(self.last_kernel_feed_error_at.load(Ordering::Relaxed)) {
+            status = "degraded";
+            let last = self
+                .last_kernel_feed_error
+                .lock()
+                .ok()
+                .and_then(|l| l.clone())
+                .unwrap_or_default();
+            message.push_str(&format!(
+                "; the kernel feed lost {} batches to intake errors (last: {last})",
+                self.kernel_feed_errors.load(Ordering::Relaxed)
+            ));
+        }
+        let over = self.proc_over_limit.load(Ordering::Relaxed);
+        if over > 0 {
+            status = "degraded";
+            message.push_str(&format!(
+                "; {over} processes beyond collector.max_tracked_processes are not tracked"
+            ));
+        }
+        let restarts = self.task_restarts();
+        if !restarts.is_empty() {
+            if recent(self.last_task_restart_at.load(Ordering::Relaxed)) {
+                status = "degraded";
+            }
+            let list: Vec<String> = restarts.iter().map(|(t, n)| format!("{t} {n}")).collect();
+            message.push_str(&format!("; task restarts: {}", list.join(", ")));
+        }
+        (status, message)
     }
 
     /// The collection's health: `degraded: polling …` when eBPF is not in use (and was not
@@ -138,6 +222,47 @@ impl DaemonCounters {
             kernel_events_lost: get(&self.kernel_events_lost),
             module_checks: get(&self.module_checks),
             kernel_module_loads: get(&self.kernel_module_loads),
+            task_restarts: self.task_restarts(),
+            kernel_feed_errors: get(&self.kernel_feed_errors),
+            replies_too_large: get(&self.replies_too_large),
+            memory: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_feed_error_or_a_restart_degrades_for_a_while_then_the_daemon_recovers() {
+        let stats = DaemonCounters::new(0);
+        stats.ebpf_active.store(1, Ordering::Relaxed);
+        let t0 = 1_000 * DEGRADED_AFTER_INCIDENT_NS;
+        assert_eq!(stats.daemon_health(t0).0, "healthy");
+        stats.record_kernel_feed_error("batch of 600 updates exceeds the intake limit".into());
+        let at = stats.last_kernel_feed_error_at.load(Ordering::Relaxed);
+        let (status, message) = stats.daemon_health(at + 1);
+        assert_eq!(status, "degraded");
+        assert!(
+            message.contains("lost 1 batches to intake errors"),
+            "{message}"
+        );
+        assert!(message.contains("exceeds the intake limit"), "{message}");
+        // The feed went on; once the window passes the daemon is healthy again.
+        let (status, _) = stats.daemon_health(at + DEGRADED_AFTER_INCIDENT_NS + 1);
+        assert_eq!(status, "healthy");
+
+        stats.count_task_restart("server");
+        let at = stats.last_task_restart_at.load(Ordering::Relaxed);
+        let (status, message) = stats.daemon_health(at + 1);
+        assert_eq!(status, "degraded");
+        assert!(message.contains("task restarts: server 1"), "{message}");
+        let (status, message) = stats.daemon_health(at + DEGRADED_AFTER_INCIDENT_NS + 1);
+        assert_eq!(status, "healthy");
+        assert!(
+            message.contains("task restarts: server 1"),
+            "still counted: {message}"
+        );
     }
 }

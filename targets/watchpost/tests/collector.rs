@@ -36,7 +36,7 @@ async fn event_for(
     pid: u32,
     kind: EventKind,
 ) -> Option<Event> {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         collector.rescan().await.unwrap();
         while let Ok(e) = events.try_recv() {

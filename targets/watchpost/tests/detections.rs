@@ -29,7 +29,7 @@ impl Drop for Cleanup {
         }
         if let Some(cg) = &self.cgroup {
             // Empty once its processes are reaped; the kernel may need a moment to notice.
-            eventually(Duration::from_secs(5), || {
+            eventually(Duration::from_secs(30), || {
                 std::fs::remove_dir(cg).is_ok() || !cg.exists()
             });
         }
@@ -50,7 +50,7 @@ fn spawn(program: &Path, args: &[&str]) -> Child {
             .spawn()
         {
             Ok(child) => return child,
-            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 200 => {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 3_000 => {
                 tries += 1;
                 std::thread::sleep(Duration::from_millis(10));
             }

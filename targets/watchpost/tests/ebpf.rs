@@ -71,7 +71,7 @@ fn a_burst_of_short_lived_processes_reaches_the_store() {
     let facts = ProcFacts::new();
     let mut child = Command::new("/bin/true").spawn().unwrap();
     let pid = child.id();
-    let zombie = eventually(Duration::from_secs(5), || {
+    let zombie = eventually(Duration::from_secs(30), || {
         std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
             s.rsplit(')')
                 .next()

@@ -16,12 +16,12 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
-use watchpost_actors::IntakeSender;
 use watchpost_actors::detect::{Event, EventKind};
 use watchpost_actors::stores::dns::DnsPacket;
 use watchpost_actors::stores::process::{
     ProcessExec, ProcessExit, ProcessHandle, ProcessStart, ProcessUpdate,
 };
+use watchpost_actors::{IntakeError, IntakeSender};
 use watchpost_core::entity_id::entity_id;
 use watchpost_ebpf::{CollectorTask, KernelEvent, ProcessIdentity, SymbolReloadCause};
 
@@ -82,7 +82,7 @@ fn detector_event(kind: EventKind, p: &ProcessIdentity, exe: String, time: u64) 
 }
 
 /// The container a running process belongs to, from its `/proc/<pid>/cgroup` (one small read
-/// per exec; `None` if it already exited or runs in no container). The kernel event carries
+/// per exec, on the blocking pool; `None` if it already exited or runs in no container). The kernel event carries
 /// only the cgroup ID, and detectors judge execs by the container's ID.
 fn container_of_pid(pid: u32) -> Option<String> {
     let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
@@ -159,9 +159,15 @@ fn sort(batch: Vec<KernelEvent>) -> Sorted {
 impl KernelFeed {
     /// Applies batches until `shutdown` turns true or a store's intake closes, reading the
     /// lost-record counters every `lost_interval`. Stops the reader (detaching the programs).
-    pub async fn run(mut self, lost_interval: Duration, mut shutdown: watch::Receiver<bool>) {
+    /// `Err` when the eBPF reader stopped by itself: the daemon's supervisor reloads it.
+    pub async fn run(
+        mut self,
+        lost_interval: Duration,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), String> {
         let mut ticker = tokio::time::interval(lost_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failure = None;
         loop {
             tokio::select! {
                 batch = self.task.recv() => match batch {
@@ -171,14 +177,8 @@ impl KernelFeed {
                         }
                     }
                     None => {
-                        tracing::warn!(
-                            "the eBPF reader stopped: no more kernel events; only the /proc \
-                             reconciliation keeps the stores current"
-                        );
                         self.stats.ebpf_active.store(0, Ordering::Relaxed);
-                        if let Ok(mut d) = self.stats.degraded.lock() {
-                            *d = Some("the eBPF reader stopped".to_owned());
-                        }
+                        failure = Some("the eBPF reader stopped".to_owned());
                         break;
                     }
                 },
@@ -193,7 +193,21 @@ impl KernelFeed {
         self.check_lost();
         if let Err(e) = self.task.stop().await {
             tracing::warn!("stopping the eBPF reader: {e}");
+            failure = failure.map(|f| format!("{f}: {e}"));
         }
+        failure.map_or(Ok(()), Err)
+    }
+
+    /// Deals with an intake's refusal of a batch: a closed intake (the daemon is stopping) ends
+    /// the feed (`false`); any other refusal loses that batch only — counted, the daemon's
+    /// health says so for a while — and the feed goes on (`true`).
+    fn refused<U>(&self, error: &IntakeError<U>) -> bool {
+        if matches!(error, IntakeError::Closed { .. }) {
+            return false;
+        }
+        tracing::warn!("the kernel feed lost a batch: {error}");
+        self.stats.record_kernel_feed_error(error.to_string());
+        true
     }
 
     fn check_lost(&self) {
@@ -219,24 +233,40 @@ impl KernelFeed {
     /// Applies one batch; false when an intake closed (the registry shut down).
     async fn apply(&mut self, batch: Vec<KernelEvent>) -> bool {
         add(&self.stats.kernel_events, batch.len() as u64);
-        let sorted = sort(batch);
+        // Sorting reads `/proc/<pid>/cgroup` for every exec (the container of the process):
+        // file reads belong on the blocking pool, not on a runtime thread.
+        let sorted = match tokio::task::spawn_blocking(move || sort(batch)).await {
+            Ok(sorted) => sorted,
+            Err(e) => {
+                self.stats
+                    .record_kernel_feed_error(format!("sorting a kernel batch failed: {e}"));
+                return true;
+            }
+        };
         let max = self.out.processes.max_batch_len().max(1);
         let mut processes = sorted.processes.into_iter().peekable();
         while processes.peek().is_some() {
             let chunk: Vec<ProcessUpdate> = processes.by_ref().take(max).collect();
             let n = chunk.len() as u64;
-            if self.out.processes.submit(chunk).await.is_err() {
-                return false;
+            match self.out.processes.submit(chunk).await {
+                Ok(()) => {
+                    add(&self.stats.process_updates_submitted, n);
+                    add(&self.stats.kernel_process_updates, n);
+                }
+                Err(e) if self.refused(&e) => {}
+                Err(_) => return false,
             }
-            add(&self.stats.process_updates_submitted, n);
-            add(&self.stats.kernel_process_updates, n);
         }
-        if !sorted.dns.is_empty() {
-            let n = sorted.dns.len() as u64;
-            if self.out.dns.submit(sorted.dns).await.is_err() {
-                return false;
+        let max = self.out.dns.max_batch_len().max(1);
+        let mut dns = sorted.dns.into_iter().peekable();
+        while dns.peek().is_some() {
+            let chunk: Vec<DnsPacket> = dns.by_ref().take(max).collect();
+            let n = chunk.len() as u64;
+            match self.out.dns.submit(chunk).await {
+                Ok(()) => add(&self.stats.kernel_dns_answers, n),
+                Err(e) if self.refused(&e) => {}
+                Err(_) => return false,
             }
-            add(&self.stats.kernel_dns_answers, n);
         }
         if sorted.module_loads > 0 {
             add(&self.stats.kernel_module_loads, sorted.module_loads);

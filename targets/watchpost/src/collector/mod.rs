@@ -18,7 +18,7 @@ pub mod synthetic;
 pub mod tracker;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use watchpost_actors::IntakeSender;
@@ -115,12 +115,18 @@ impl Collector {
         bump(&self.stats.proc_scans);
         add(&self.stats.proc_read_races, scan.gone);
         add(&self.stats.proc_read_errors, scan.errors);
-        if scan.over_limit > 0 {
-            add(&self.stats.proc_over_limit, scan.over_limit);
+        // A gauge (the last scan's count), shown in health; logged once when it starts, not on
+        // every rescan.
+        let before = self
+            .stats
+            .proc_over_limit
+            .swap(scan.over_limit, std::sync::atomic::Ordering::Relaxed);
+        if scan.over_limit > 0 && before == 0 {
             tracing::warn!(
                 over_limit = scan.over_limit,
                 limit = self.limit,
-                "more processes than collector.max_tracked_processes: the rest are not tracked"
+                "more processes than collector.max_tracked_processes: the rest are not tracked \
+                 (query health shows how many)"
             );
         }
         Ok(scan)
@@ -241,10 +247,12 @@ impl Collector {
 
 /// Waits until the process store has dealt with every update the daemon submitted (or `wait`
 /// ends). The collectors are the intake's only producers and count what they submit in
-/// `stats.process_updates_submitted`.
+/// `stats.process_updates_submitted`. Woken by the intake's progress, never polling.
 pub async fn wait_applied(store: &ProcessHandle, stats: &DaemonCounters, wait: Duration) {
-    let deadline = Instant::now() + wait;
+    let deadline = tokio::time::Instant::now() + wait;
     loop {
+        // Registered before the counters are read, so progress in between is not missed.
+        let progressed = store.intake_progress();
         let s = store.supervision();
         let done = s
             .intake_applied_updates
@@ -256,14 +264,16 @@ pub async fn wait_applied(store: &ProcessHandle, stats: &DaemonCounters, wait: D
         if done >= submitted {
             return;
         }
-        if Instant::now() >= deadline {
-            tracing::debug!(
-                submitted,
-                done,
-                "process store still applying; sending events anyway"
-            );
-            return;
+        tokio::select! {
+            () = progressed => {}
+            () = tokio::time::sleep_until(deadline) => {
+                tracing::debug!(
+                    submitted,
+                    done,
+                    "process store still applying; sending events anyway"
+                );
+                return;
+            }
         }
-        tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }

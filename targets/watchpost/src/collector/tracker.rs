@@ -15,7 +15,11 @@
 //! a cgroup is observed (discovery never overwrites a runtime's enrichment), one no process is in any more is marked removed (the store
 //! keeps it gettable for its grace period; a process appearing in it again revives it).
 //!
-//! Memory: the tracker holds the last scan, which the scan limit bounds.
+//! A scan that reached `collector.max_tracked_processes` lists the pids it left out: a known
+//! process among them is alive, not exited, and stays known as it was (no false Exit events).
+//!
+//! Memory: the tracker holds the last scan, which the scan limit bounds (at most twice the
+//! limit while processes beyond it are kept as they were).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -176,15 +180,17 @@ impl ProcessTracker {
     pub fn diff(&mut self, scan: &ProcScan, now: EpochNanos) -> Changes {
         let (running, seen) = Self::running(scan);
         let by_pid: HashMap<u32, &ProcProcess> = running.iter().map(|p| (p.pid, *p)).collect();
+        let skipped: std::collections::HashSet<u32> = scan.skipped.iter().copied().collect();
         let mut changes = Changes::default();
 
         let mut gone: Vec<&ProcProcess> = self
             .known
             .values()
             .filter(|old| {
-                by_pid
-                    .get(&old.pid)
-                    .is_none_or(|p| p.start_time != old.start_time)
+                !skipped.contains(&old.pid)
+                    && by_pid
+                        .get(&old.pid)
+                        .is_none_or(|p| p.start_time != old.start_time)
             })
             .collect();
         gone.sort_by_key(|p| (p.start_time, p.pid));
@@ -242,7 +248,16 @@ impl ProcessTracker {
             changes.events.push(ev);
         }
 
-        let containers = Self::containers_of(&running);
+        // Known processes the scan left out stay as they were.
+        let kept: Vec<ProcProcess> = self
+            .known
+            .values()
+            .filter(|old| skipped.contains(&old.pid) && !by_pid.contains_key(&old.pid))
+            .cloned()
+            .collect();
+        let mut with_kept = running.clone();
+        with_kept.extend(kept.iter());
+        let containers = Self::containers_of(&with_kept);
         for (id, c) in &containers {
             if !self.containers.contains_key(id) {
                 changes.containers.push(ContainerUpdate::Observe(c.clone()));
@@ -256,7 +271,11 @@ impl ProcessTracker {
                 });
             }
         }
-        self.known = running.into_iter().map(|p| (p.pid, p.clone())).collect();
+        self.known = running
+            .into_iter()
+            .map(|p| (p.pid, p.clone()))
+            .chain(kept.into_iter().map(|p| (p.pid, p)))
+            .collect();
         self.containers = containers;
         changes
     }
@@ -338,6 +357,34 @@ mod tests {
             .collect();
         assert_eq!(order, [(1, 0), (9, T0), (5, T0 + 20)]);
         assert_eq!(t.len(), 3);
+    }
+
+    /// A scan over the limit leaves pids out; those processes are alive and never "exit".
+    #[test]
+    fn processes_beyond_the_scan_limit_are_never_reported_exited() {
+        let mut t = ProcessTracker::new();
+        t.describe(&scan(vec![
+            proc_(1, 0, T0, Some("/sbin/init")),
+            proc_(7, 1, T0 + 1, Some("/bin/bash")),
+            proc_(9, 1, T0 + 2, Some("/bin/cat")),
+        ]));
+        // The limit is now 1: pids 7 and 9 are listed as skipped, every rescan.
+        for round in 0..3 {
+            let over = ProcScan {
+                processes: vec![proc_(1, 0, T0, Some("/sbin/init"))],
+                over_limit: 2,
+                skipped: vec![7, 9],
+                ..ProcScan::default()
+            };
+            let c = t.diff(&over, T0 + 1_000 + round);
+            assert!(c.events.is_empty(), "round {round}: {:?}", kinds(&c));
+            assert_eq!(c.exited, 0);
+            assert!(c.processes.is_empty(), "{:?}", c.processes);
+            assert_eq!(t.len(), 3, "the skipped processes stay known as they were");
+        }
+        // Once read again and gone for real, they exit.
+        let c = t.diff(&scan(vec![proc_(1, 0, T0, Some("/sbin/init"))]), T0 + 9_000);
+        assert_eq!(kinds(&c), [(EventKind::Exit, 7), (EventKind::Exit, 9)]);
     }
 
     #[test]

@@ -7,6 +7,9 @@
 //! [`DEFAULT_TOML`] is the commented default `watchpost config --print-default` prints; a unit
 //! test keeps it equal to [`Config::default`].
 
+pub mod limits;
+pub mod system;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -59,6 +62,10 @@ pub struct SocketSection {
     pub max_clients: usize,
     /// Largest request frame, bytes.
     pub max_request_bytes: u32,
+    /// Largest reply, bytes (a longer one is refused with advice to ask for less).
+    pub max_reply_bytes: u32,
+    /// Replies being built or written at once.
+    pub max_answers_in_flight: usize,
     /// Longest wait for one whole request frame.
     pub read_timeout_ms: u64,
     /// Longest wait for a reply to be written.
@@ -71,7 +78,9 @@ impl Default for SocketSection {
             path: PathBuf::from("/run/watchpost/watchpost.sock"),
             group: None,
             max_clients: 16,
-            max_request_bytes: 65_536,
+            max_request_bytes: 131_072,
+            max_reply_bytes: 1_048_576,
+            max_answers_in_flight: 2,
             read_timeout_ms: 5_000,
             write_timeout_ms: 5_000,
         }
@@ -120,9 +129,9 @@ pub struct IntakeSection {
 impl Default for IntakeSection {
     fn default() -> Self {
         IntakeSection {
-            queue_batches: 64,
-            max_batch_len: 4_096,
-            batches_per_apply: 16,
+            queue_batches: 8,
+            max_batch_len: 512,
+            batches_per_apply: 4,
             restart_wait_ms: 5_000,
         }
     }
@@ -252,6 +261,8 @@ pub struct CollectorSection {
     pub kernel_ring_bytes: u32,
     /// Kernel-side ring buffer for DNS answers, bytes (a power of two, at least a page).
     pub dns_ring_bytes: u32,
+    /// Batches of kernel events read and not yet applied.
+    pub reader_queue_batches: usize,
     /// How often the kernel's lost-event counters are read.
     pub lost_check_interval_ms: u64,
     /// A test and benchmark tool: fork/exec/exit events per second generated into the process
@@ -265,9 +276,10 @@ impl Default for CollectorSection {
             ebpf: EbpfMode::Auto,
             rescan_interval_ms: 1_000,
             reconcile_interval_ms: 2_000,
-            max_tracked_processes: 65_536,
-            kernel_ring_bytes: 4 << 20,
-            dns_ring_bytes: 1 << 20,
+            max_tracked_processes: 16_384,
+            kernel_ring_bytes: 256 << 10,
+            dns_ring_bytes: 256 << 10,
+            reader_queue_batches: 4,
             lost_check_interval_ms: 1_000,
             synthetic_events_per_second: 0,
         }
@@ -340,8 +352,8 @@ pub struct DetectorsSection {
 impl Default for DetectorsSection {
     fn default() -> Self {
         DetectorsSection {
-            event_queue: 4_096,
-            output_queue: 1_024,
+            event_queue: 1_024,
+            output_queue: 256,
             max_in_flight: 256,
             timeout_ms: 5_000,
             shell_from_service: ShellFromServiceSection::default(),
@@ -467,6 +479,11 @@ impl Config {
         let s = &self.socket;
         positive("socket.max_clients", s.max_clients as u64);
         positive("socket.max_request_bytes", u64::from(s.max_request_bytes));
+        positive("socket.max_reply_bytes", u64::from(s.max_reply_bytes));
+        positive(
+            "socket.max_answers_in_flight",
+            s.max_answers_in_flight as u64,
+        );
         positive("socket.read_timeout_ms", s.read_timeout_ms);
         positive("socket.write_timeout_ms", s.write_timeout_ms);
         let st = &self.stores;
@@ -499,6 +516,10 @@ impl Config {
         positive("collector.rescan_interval_ms", c.rescan_interval_ms);
         positive("collector.reconcile_interval_ms", c.reconcile_interval_ms);
         positive("collector.lost_check_interval_ms", c.lost_check_interval_ms);
+        positive(
+            "collector.reader_queue_batches",
+            c.reader_queue_batches as u64,
+        );
         positive(
             "collector.max_tracked_processes",
             c.max_tracked_processes as u64,
@@ -554,12 +575,6 @@ impl Config {
                 "must name a group or a gid (leave it out for root only)",
             );
         }
-        if s.max_request_bytes > crate::wire::MAX_FRAME_BYTES {
-            invalid(
-                "socket.max_request_bytes",
-                &format!("must be at most {}", crate::wire::MAX_FRAME_BYTES),
-            );
-        }
         if i.max_batch_len > 0 && i.max_batch_len < 2 {
             invalid("intake.max_batch_len", "must be at least 2");
         }
@@ -586,6 +601,7 @@ impl Config {
                 );
             }
         }
+        limits::check(self, &mut problems);
         persist::validate(self, &mut problems);
         if problems.is_empty() {
             Ok(())

@@ -2,7 +2,6 @@
 //! printer that writes every detection as one JSON line on stdout (logs go to stderr).
 
 use std::io::Write as _;
-use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use watchpost_actors::Registry;
@@ -15,11 +14,8 @@ use watchpost_actors::detect::{
 use crate::config::{Config, ms};
 use crate::stats::{DaemonCounters, bump};
 
-/// Initialises the enabled built-in detectors.
-pub async fn start_engine(
-    registry: &Registry,
-    config: &Config,
-) -> Result<DetectorEngine, DetectorError> {
+/// The built-in detectors `config` enables, not yet initialised.
+pub fn enabled_detectors(config: &Config) -> Vec<Box<dyn Detector>> {
     let d = &config.detectors;
     let mut detectors: Vec<Box<dyn Detector>> = Vec::new();
     if d.shell_from_service.enabled {
@@ -30,9 +26,18 @@ pub async fn start_engine(
             config.tmp_exec_in_container(),
         )));
     }
+    detectors
+}
+
+/// Initialises the enabled built-in detectors.
+pub async fn start_engine(
+    registry: &Registry,
+    config: &Config,
+) -> Result<DetectorEngine, DetectorError> {
+    let d = &config.detectors;
     DetectorEngine::start(
         registry,
-        detectors,
+        enabled_detectors(config),
         EngineOptions {
             max_in_flight: d.max_in_flight,
             detector_timeout: ms(d.timeout_ms),
@@ -41,13 +46,11 @@ pub async fn start_engine(
     .await
 }
 
-/// Prints detections as JSON lines until every sender is gone.
-pub async fn print_detections(
-    mut outputs: mpsc::Receiver<DetectorOutput>,
-    stats: Arc<DaemonCounters>,
-) {
+/// Prints detections as JSON lines until every sender is gone. Runs on the blocking pool
+/// (`spawn_blocking`): writing and flushing stdout may block, which a runtime thread must not.
+pub fn print_detections(mut outputs: mpsc::Receiver<DetectorOutput>, stats: &DaemonCounters) {
     let mut stdout_broken = false;
-    while let Some(found) = outputs.recv().await {
+    while let Some(found) = outputs.blocking_recv() {
         bump(&stats.detections);
         let line = match serde_json::to_string(&found) {
             Ok(line) => line,

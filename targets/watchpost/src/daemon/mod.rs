@@ -1,5 +1,9 @@
 //! `watchpost run`: start every store, bootstrap them from `/proc`, keep them current, feed the
-//! detectors, answer queries, and stop cleanly on SIGINT or SIGTERM.
+//! detectors, answer queries, and stop cleanly on SIGINT, SIGTERM or SIGQUIT (every other
+//! signal is handled on purpose: [`signals`]; SIGHUP reloads: [`reload`]).
+//!
+//! The long-lived tasks run under a [`supervise::Supervisor`]: a task that panics or fails is
+//! restarted (counted, shown in health) or, failing too often, stops the daemon with an error.
 //!
 //! Start order: signal handlers first (a signal during start-up still ends in a clean stop), the
 //! data directory, the registry and stores, the detector engine, the socket (bound early so a
@@ -11,7 +15,10 @@
 //! bounded by `daemon.shutdown_timeout_ms`.
 
 pub mod detections;
+pub mod reload;
+pub mod signals;
 pub mod stores;
+pub mod supervise;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -19,12 +26,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 use watchpost_actors::detect::{DetectorEngine, Event};
 use watchpost_actors::{Registry, RegistryConfig, clock};
 
 use crate::bootstrap;
+use crate::bootstrap::symbols::ModuleWatch;
 use crate::collector::kernel::{KernelFeed, KernelOutputs};
 use crate::collector::symbol_reload::{ReloadSignal, SymbolReloader};
 use crate::collector::{Collector, CollectorError, CollectorOutputs};
@@ -81,6 +88,14 @@ pub enum DaemonError {
     /// `collector.ebpf = "required"` and the eBPF collector could not start.
     #[error("collector.ebpf = \"required\" but the eBPF collector could not start: {0}")]
     EbpfRequired(watchpost_ebpf::LoadError),
+    /// A supervised task failed too often: the daemon stopped rather than run without it.
+    #[error("the {task} task failed for good: {reason}")]
+    TaskFailed {
+        /// The task.
+        task: &'static str,
+        /// Its last failure.
+        reason: String,
+    },
 }
 
 /// Starts the eBPF collector as `config.collector.ebpf` asks. `Ok(None)`: poll `/proc` instead
@@ -98,6 +113,8 @@ fn start_ebpf(
     let options = watchpost_ebpf::CollectorOptions {
         kernel_ring_bytes: c.kernel_ring_bytes,
         dns_ring_bytes: c.dns_ring_bytes,
+        // The clock the /proc reader built at start: one clock for both feeds.
+        boot_clock: stats.boot_clock.get().copied(),
         ..Default::default()
     };
     let started = Instant::now();
@@ -110,9 +127,7 @@ fn start_ebpf(
             );
             let max_batch = config.intake.max_batch_len.max(1);
             stats.ebpf_active.store(1, Ordering::Relaxed);
-            Ok(Some(
-                collector.spawn(config.intake.queue_batches, max_batch),
-            ))
+            Ok(Some(collector.spawn(c.reader_queue_batches, max_batch)))
         }
         Err(e) if c.ebpf == EbpfMode::Required => Err(DaemonError::EbpfRequired(e)),
         Err(e) => {
@@ -151,15 +166,20 @@ fn prepare_data_dir(dir: &Path) -> Result<(), DaemonError> {
     Ok(())
 }
 
-/// Runs the daemon until SIGINT or SIGTERM.
+/// Runs the daemon until SIGINT, SIGTERM or SIGQUIT (SIGHUP reloads nothing: no file).
 pub async fn run(config: Config) -> Result<(), DaemonError> {
-    let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
-    let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
+    run_with(config, reload::LiveReload::default()).await
+}
+
+/// Runs the daemon until SIGINT, SIGTERM or SIGQUIT; SIGHUP reloads as `live` allows.
+pub async fn run_with(config: Config, live: reload::LiveReload) -> Result<(), DaemonError> {
+    let mut signals = signals::Signals::install().map_err(DaemonError::Signals)?;
     let started_at = clock::now();
     let stats = Arc::new(DaemonCounters::new(started_at));
 
     prepare_data_dir(&config.daemon.data_dir)?;
     let reader = ProcReader::system()?;
+    let _ = stats.boot_clock.set(reader.clock());
     let system = bootstrap::system::collect(Path::new("/proc"), started_at)?;
     tracing::info!(
         arch = system.architecture.as_str(),
@@ -183,22 +203,67 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         call_timeout: ms(config.stores.call_timeout_ms),
     })
     .await?;
-    let stores = stores::register_all(&registry, &config, system, &persistence, &reader).await?;
+    let stores = stores::register_all(
+        &registry,
+        &config,
+        system,
+        stats.clone(),
+        &persistence,
+        &reader,
+    )
+    .await?;
 
     let engine = detections::start_engine(&registry, &config).await?;
     let (events_tx, events_rx) = mpsc::channel(config.detectors.event_queue);
     let (outputs_tx, outputs_rx) = mpsc::channel(config.detectors.output_queue);
+    // The detector engine and the printer own their queues' receivers, so they are not
+    // restarted: if either dies (panics) the daemon stops with an error instead of running on
+    // without detections.
+    let (critical_tx, critical_rx) = mpsc::channel::<supervise::Fatal>(2);
     let engine_task = {
         let engine = engine.clone();
-        tokio::spawn(async move { engine.run(events_rx, outputs_tx).await })
+        let critical = critical_tx.clone();
+        tokio::spawn(async move {
+            let run = tokio::spawn(async move {
+                #[cfg(feature = "fault-injection")]
+                crate::fault::on_engine_start();
+                engine.run(events_rx, outputs_tx).await
+            });
+            if let Err(e) = run.await {
+                let reason = format!("ended: {e}");
+                let _ = critical
+                    .send(supervise::Fatal {
+                        task: "detector engine",
+                        reason,
+                    })
+                    .await;
+            }
+        })
     };
-    let printer_task = tokio::spawn(detections::print_detections(outputs_rx, stats.clone()));
+    let printer_task = {
+        let stats = stats.clone();
+        let critical = critical_tx;
+        tokio::spawn(async move {
+            let run = tokio::task::spawn_blocking(move || {
+                detections::print_detections(outputs_rx, &stats)
+            });
+            if let Err(e) = run.await {
+                let reason = format!("ended: {e}");
+                let _ = critical
+                    .send(supervise::Fatal {
+                        task: "detection printer",
+                        reason,
+                    })
+                    .await;
+            }
+        })
+    };
 
     let group = config
         .socket
         .group
         .as_deref()
-        .map(|g| resolve_group(g, Path::new("/etc/group")))
+        .map(resolve_group)
         .transpose()?;
     let socket = listener::bind(&config.socket.path, group)?;
     let socket_identity = socket.identity();
@@ -212,9 +277,10 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         socket,
         group,
         stats,
+        critical: critical_rx,
         persistence: persistence.clone(),
     };
-    let result = serve(&config, parts, &mut sigterm, &mut sigint).await;
+    let result = serve(&config, parts, &mut signals, &live).await;
     // The server removes its socket when it stops; if it never ran (an error or a signal during
     // the bootstrap), the file is removed here. A no-op when already gone.
     let (path, dev, ino) = socket_identity;
@@ -255,6 +321,8 @@ struct Parts {
     socket: listener::BoundSocket,
     group: Option<u32>,
     stats: Arc<DaemonCounters>,
+    /// Reports of the unsupervised tasks (detector engine, printer) dying.
+    critical: mpsc::Receiver<supervise::Fatal>,
     persistence: Arc<crate::persistence::Persistence>,
 }
 
@@ -263,8 +331,8 @@ struct Parts {
 async fn serve(
     config: &Config,
     parts: Parts,
-    sigterm: &mut Signal,
-    sigint: &mut Signal,
+    signals: &mut signals::Signals,
+    live: &reload::LiveReload,
 ) -> Result<(), DaemonError> {
     let Parts {
         registry,
@@ -275,6 +343,7 @@ async fn serve(
         socket,
         group,
         stats,
+        mut critical,
         persistence,
     } = parts;
     let outputs = CollectorOutputs {
@@ -284,18 +353,22 @@ async fn serve(
         container_store: registry.containers(),
         events: events.clone(),
     };
-    let mut collector = Collector::new(
-        reader.clone(),
-        outputs,
-        stats.clone(),
-        config.collector.max_tracked_processes,
-        ms(config.stores.call_timeout_ms),
-    );
+    let new_collector = {
+        let (reader, stats) = (reader.clone(), stats.clone());
+        let (limit, wait) = (
+            config.collector.max_tracked_processes,
+            ms(config.stores.call_timeout_ms),
+        );
+        move || Collector::new(reader.clone(), outputs.clone(), stats.clone(), limit, wait)
+    };
+    let mut collector = new_collector();
     let started = Instant::now();
     let processes = tokio::select! {
         n = collector.bootstrap() => n?,
-        _ = sigterm.recv() => return Ok(()),
-        _ = sigint.recv() => return Ok(()),
+        name = signals.stop_requested() => {
+            tracing::info!(signal = name, "stopped during start-up");
+            return Ok(());
+        }
     };
     tracing::info!(
         processes,
@@ -303,7 +376,8 @@ async fn serve(
         "process tree bootstrapped from /proc"
     );
     let kernel = start_ebpf(config, &stats)?;
-    let (collector, rescan_interval) = if kernel.is_some() {
+    let kernel_feeds = kernel.is_some();
+    let (collector, rescan_interval) = if kernel_feeds {
         (
             collector.without_detector_events(),
             config.collector.reconcile_interval_ms,
@@ -313,6 +387,16 @@ async fn serve(
     };
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (supervisor, mut fatal) = supervise::Supervisor::new(
+        supervise::RestartBudget {
+            max_restarts: config.stores.max_restarts,
+            window: ms(config.stores.restart_window_ms),
+            backoff: std::time::Duration::from_millis(100),
+        },
+        stats.clone(),
+        shutdown_rx.clone(),
+    );
+    let engine_for_reload = engine.clone();
     let ctx = Arc::new(QueryContext {
         registry: registry.clone(),
         reader,
@@ -334,13 +418,52 @@ async fn serve(
             max_request_bytes: s.max_request_bytes,
             read_timeout: ms(s.read_timeout_ms),
             write_timeout: ms(s.write_timeout_ms),
+            max_reply_bytes: s.max_reply_bytes,
+            max_answers_in_flight: s.max_answers_in_flight,
         },
         ctx,
         stats.clone(),
     );
     let socket_path = s.path.display().to_string();
-    let server_task = tokio::spawn(server.run(shutdown_rx.clone()));
-    let collector_task = tokio::spawn(collector.run(ms(rescan_interval), shutdown_rx.clone()));
+    let server = Arc::new(server);
+    let server_task = {
+        let shutdown = shutdown_rx.clone();
+        supervisor.spawn("server", move || {
+            let run = server.clone().run(shutdown.clone());
+            async move {
+                run.await;
+                supervise::TaskExit::Done
+            }
+        })
+    };
+    let collector_task = {
+        let shutdown = shutdown_rx.clone();
+        let interval = ms(rescan_interval);
+        let mut first = Some(collector);
+        supervisor.spawn("collector", move || {
+            let first = first.take();
+            let fresh = new_collector.clone();
+            let shutdown = shutdown.clone();
+            async move {
+                let collector = match first {
+                    Some(c) => c,
+                    // A restarted collector describes what runs again (no events), then rescans.
+                    None => {
+                        let mut c = fresh();
+                        if kernel_feeds {
+                            c = c.without_detector_events();
+                        }
+                        if let Err(e) = c.bootstrap().await {
+                            return supervise::TaskExit::Failed(format!("bootstrap: {e}"));
+                        }
+                        c
+                    }
+                };
+                collector.run(interval, shutdown).await;
+                supervise::TaskExit::Done
+            }
+        })
+    };
     // One reloader for both signals (kernel module-load events, /proc/modules checks): one
     // module load, one reload. Off: the first symbol table stays.
     let reload_signal = config
@@ -348,57 +471,155 @@ async fn serve(
         .reload_on_module_change
         .then(|| Arc::new(ReloadSignal::default()));
     let kernel_task = kernel.map(|task| {
-        let feed = KernelFeed {
-            task,
-            out: KernelOutputs {
-                processes: stores.processes.clone(),
-                process_store: registry.processes(),
-                dns: stores.dns.clone(),
-                symbol_reload: reload_signal.clone(),
-                events,
-            },
-            stats: stats.clone(),
-            apply_wait: ms(config.stores.call_timeout_ms),
+        let out = KernelOutputs {
+            processes: stores.processes.clone(),
+            process_store: registry.processes(),
+            dns: stores.dns.clone(),
+            symbol_reload: reload_signal.clone(),
+            events,
         };
-        tokio::spawn(feed.run(
-            ms(config.collector.lost_check_interval_ms),
-            shutdown_rx.clone(),
-        ))
+        let (stats, apply_wait) = (stats.clone(), ms(config.stores.call_timeout_ms));
+        let lost_interval = ms(config.collector.lost_check_interval_ms);
+        let shutdown = shutdown_rx.clone();
+        let config = config.clone();
+        let mut first = Some(task);
+        supervisor.spawn("kernel feed", move || {
+            let first = first.take();
+            let (out, stats, shutdown, config) =
+                (out.clone(), stats.clone(), shutdown.clone(), config.clone());
+            async move {
+                // A restarted feed loads and attaches the programs again.
+                let task = match first {
+                    Some(task) => task,
+                    None => match start_ebpf(&config, &stats) {
+                        Ok(Some(task)) => task,
+                        Ok(None) => {
+                            return supervise::TaskExit::Failed(
+                                "the eBPF collector could not be reloaded".to_owned(),
+                            );
+                        }
+                        Err(e) => return supervise::TaskExit::Failed(e.to_string()),
+                    },
+                };
+                let feed = KernelFeed {
+                    task,
+                    out,
+                    stats,
+                    apply_wait,
+                };
+                match feed.run(lost_interval, shutdown).await {
+                    Ok(()) => supervise::TaskExit::Done,
+                    Err(reason) => supervise::TaskExit::Failed(reason),
+                }
+            }
+        })
     });
     let symbols_task = reload_signal.map(|signal| {
-        let reloader = SymbolReloader {
-            kallsyms: PathBuf::from(stores::KALLSYMS),
-            modules: stores.module_watch,
-            intake: stores.symbols.clone(),
-            stats: stats.clone(),
-            signal,
-        };
-        tokio::spawn(reloader.run(
-            ms(config.symbols.module_check_interval_ms),
-            shutdown_rx.clone(),
-        ))
+        let (intake, stats) = (stores.symbols.clone(), stats.clone());
+        let interval = ms(config.symbols.module_check_interval_ms);
+        let shutdown = shutdown_rx.clone();
+        // The first run compares against the module list the first table reflects; a restarted
+        // reloader cannot know what changed while it was down, so it reloads once.
+        let mut first_watch = Some(stores.module_watch);
+        supervisor.spawn("symbol reloader", move || {
+            let modules = first_watch.take().unwrap_or_else(|| {
+                signal.force();
+                ModuleWatch::new(stores::PROC_MODULES)
+            });
+            let reloader = SymbolReloader {
+                kallsyms: PathBuf::from(stores::KALLSYMS),
+                modules,
+                intake: intake.clone(),
+                stats: stats.clone(),
+                signal: signal.clone(),
+            };
+            let run = reloader.run(interval, shutdown.clone());
+            async move {
+                run.await;
+                supervise::TaskExit::Done
+            }
+        })
     });
+    // Start-up parsed kallsyms, BTF and all of /proc: give that garbage back before serving.
+    tokio::task::spawn_blocking(crate::memory::trim::release_free_memory);
     let persist_task = persistence.enabled().then(|| {
-        tokio::spawn(persistence.clone().run_periodic(
-            registry.clone(),
-            ms(config.persist.snapshot_interval_ms),
-            shutdown_rx.clone(),
-        ))
+        let (persistence, registry) = (persistence.clone(), registry.clone());
+        let interval = ms(config.persist.snapshot_interval_ms);
+        let shutdown = shutdown_rx.clone();
+        supervisor.spawn("snapshots", move || {
+            let run =
+                persistence
+                    .clone()
+                    .run_periodic(registry.clone(), interval, shutdown.clone());
+            async move {
+                run.await;
+                supervise::TaskExit::Done
+            }
+        })
     });
     let synthetic_task = (config.collector.synthetic_events_per_second > 0).then(|| {
-        tokio::spawn(crate::collector::synthetic::run(
-            stores.processes.clone(),
-            config.collector.synthetic_events_per_second,
-            shutdown_rx.clone(),
-        ))
+        let intake = stores.processes.clone();
+        let rate = config.collector.synthetic_events_per_second;
+        let shutdown = shutdown_rx.clone();
+        supervisor.spawn("synthetic events", move || {
+            let run = crate::collector::synthetic::run(intake.clone(), rate, shutdown.clone());
+            async move {
+                run.await;
+                supervise::TaskExit::Done
+            }
+        })
     });
     tracing::info!(socket = %socket_path, "watchpost ready");
 
-    let signal_name = tokio::select! {
-        _ = sigterm.recv() => "SIGTERM",
-        _ = sigint.recv() => "SIGINT",
+    let mut running = config.clone();
+    let outcome = loop {
+        let action = tokio::select! {
+            action = signals.next() => action,
+            Some(f) = fatal.recv() => break Err(DaemonError::TaskFailed {
+                task: f.task,
+                reason: f.reason,
+            }),
+            Some(f) = critical.recv() => break Err(DaemonError::TaskFailed {
+                task: f.task,
+                reason: f.reason,
+            }),
+        };
+        match action {
+            signals::SignalAction::Stop(name) => {
+                tracing::info!(signal = name, "shutting down");
+                break Ok(());
+            }
+            signals::SignalAction::Reload => {
+                match reload::reload(live, &mut running, &registry, &engine_for_reload).await {
+                    Ok(done) => tracing::info!(
+                        applied = ?done.applied,
+                        need_restart = ?done.need_restart,
+                        "SIGHUP: configuration reloaded"
+                    ),
+                    Err(e) => tracing::error!("SIGHUP: configuration not reloaded: {e}"),
+                }
+            }
+            signals::SignalAction::Status => {
+                let (status, message) = stats.daemon_health(clock::now());
+                tracing::info!(
+                    rss_bytes = crate::memory::rss::resident_bytes().unwrap_or(0),
+                    requests = stats.requests.load(Ordering::Relaxed),
+                    kernel_events = stats.kernel_events.load(Ordering::Relaxed),
+                    status,
+                    "SIGUSR1: {message}"
+                );
+            }
+            signals::SignalAction::Ignore(name) => {
+                tracing::info!(
+                    signal = name,
+                    "signal ignored: it means nothing to the daemon"
+                );
+            }
+        }
     };
-    tracing::info!(signal = signal_name, "shutting down");
+    if let Err(e) = &outcome {
+        tracing::error!("stopping: {e}");
+    }
     let _ = shutdown_tx.send(true);
     let limit = ms(config.daemon.shutdown_timeout_ms);
     let stopped = tokio::time::timeout(limit, async {
@@ -424,5 +645,5 @@ async fn serve(
             "collectors or the query server did not stop in time"
         );
     }
-    Ok(())
+    outcome
 }

@@ -20,12 +20,14 @@ use watchpost_core::system_info::SystemInfo;
 
 use crate::bootstrap::symbols::{ModuleWatch, load_kallsyms};
 use crate::config::Config;
+use crate::memory::budget::Budget;
 use crate::persistence::reputation::ReputationWriter;
 use crate::persistence::restore::{
     container_factory, dns_factory, process_factory, reputation_factory,
 };
 use crate::persistence::{Persistence, snapshot::REPUTATION_STORE};
 use crate::procfs::ProcReader;
+use crate::stats::DaemonCounters;
 
 /// `/proc/kallsyms`.
 pub const KALLSYMS: &str = "/proc/kallsyms";
@@ -79,6 +81,7 @@ pub async fn register_all(
     registry: &Registry,
     config: &Config,
     system: SystemInfo,
+    ledger: Arc<DaemonCounters>,
     persistence: &Arc<Persistence>,
     reader: &ProcReader,
 ) -> Result<RegisteredStores, RegistrationError> {
@@ -112,6 +115,13 @@ pub async fn register_all(
         .await
         .unwrap_or_else(|_| KernelSymbolTable::empty());
     tracing::info!(symbols = first_table.len(), "kernel symbols loaded");
+    let symbol_bytes = first_table.bytes_reserved() as u64;
+    ledger.memory.set("symbol store", symbol_bytes);
+    // The budget's other parts follow from the configuration; each store's own reservation is
+    // recorded by its factory below, on every (re)build.
+    for part in Budget::beyond_stores(config, symbol_bytes).parts {
+        ledger.memory.set(part.name, part.bytes);
+    }
     let first_table = Arc::new(Mutex::new(Some(first_table)));
     let symbols = registry
         .register_symbol_store(
@@ -127,31 +137,57 @@ pub async fn register_all(
         )
         .await?;
 
+    let build = process_factory(persistence.clone(), config.process_table(), reader.clone());
+    let l = ledger.clone();
     let processes = registry
         .register_process_store(
-            process_factory(persistence.clone(), config.process_table(), reader.clone()),
+            move |ctx: &BuildContext| {
+                let table = build(ctx)?;
+                l.memory.set("process store", table.bytes_reserved() as u64);
+                Ok(table)
+            },
             options.clone(),
         )
         .await?;
+    let build = container_factory(persistence.clone(), config.container_table());
+    let l = ledger.clone();
     let containers = registry
         .register_container_store(
-            container_factory(persistence.clone(), config.container_table()),
+            move |ctx: &BuildContext| {
+                let table = build(ctx)?;
+                l.memory
+                    .set("container store", table.bytes_reserved() as u64);
+                Ok(table)
+            },
             options.clone(),
         )
         .await?;
     // Until the eBPF collector feeds it, the DNS store stays empty: every lookup is NotFound.
+    let build = dns_factory(persistence.clone(), config.dns_cache());
+    let l = ledger.clone();
     let dns = registry
         .register_dns_store(
-            dns_factory(persistence.clone(), config.dns_cache()),
+            move |ctx: &BuildContext| {
+                let cache = build(ctx)?;
+                l.memory.set("dns store", cache.bytes_reserved() as u64);
+                Ok(cache)
+            },
             options.clone(),
         )
         .await?;
     let r = &config.ip_reputation;
     let ip_reputation = if r.enabled {
+        let build = reputation_factory(persistence.clone(), r.store_config(), r.priority_list());
+        let l = ledger.clone();
         let owner = registry
             .register_writable_store(
                 REPUTATION_STORE,
-                reputation_factory(persistence.clone(), r.store_config(), r.priority_list()),
+                move |ctx: &BuildContext| {
+                    let store = build(ctx)?;
+                    l.memory
+                        .set("ip_reputation store", store.bytes_reserved() as u64);
+                    Ok(store)
+                },
                 options,
             )
             .await?;
@@ -159,6 +195,7 @@ pub async fn register_all(
     } else {
         None
     };
+    ledger.memory.set_budget(ledger.memory.total());
     Ok(RegisteredStores {
         processes,
         containers,

@@ -123,6 +123,9 @@ pub struct ProcScan {
     pub errors: u64,
     /// Processes left out because the scan reached its limit.
     pub over_limit: u64,
+    /// The pids of those processes: they are alive, just not read (a diff must never take
+    /// them for exited).
+    pub skipped: Vec<u32>,
 }
 
 /// Reads processes under a `/proc` root with one boot's clock.
@@ -281,6 +284,7 @@ impl ProcReader {
         for pid in pids {
             if scan.processes.len() >= limit {
                 scan.over_limit += 1;
+                scan.skipped.push(pid);
                 continue;
             }
             match self.process(pid) {

@@ -19,8 +19,8 @@ use crate::procfs::ProcReader;
 use crate::stats::DaemonCounters;
 use crate::wire::request::parse_arch;
 use crate::wire::response::{
-    MetricsReport, StoreHealth, StoreMetricsReport, StoreSummary, SymbolAddress, SymbolBatchEntry,
-    SyscallAnswer,
+    MemoryReport, MetricsReport, StoreHealth, StoreMetricsReport, StoreSummary, SymbolAddress,
+    SymbolBatchEntry, SyscallAnswer,
 };
 use crate::wire::{Answer, ErrorCode, ErrorReply, Request, Response};
 
@@ -144,7 +144,8 @@ impl QueryContext {
             Request::Health { store } => {
                 let mut out = Vec::new();
                 if store.is_none() {
-                    let (status, message) = self.stats.collection_health();
+                    let (status, message) =
+                        self.stats.daemon_health(watchpost_actors::clock::now());
                     out.push(StoreHealth {
                         store: "daemon".to_owned(),
                         status: status.to_owned(),
@@ -185,19 +186,35 @@ impl QueryContext {
                         .supervision(&name)
                         .await
                         .map_err(|e| store_error(e, gone))?;
+                    let counters = self.store_counters(&name).await;
                     stores.push(StoreMetricsReport {
                         store: name,
                         metrics,
                         supervision,
+                        counters,
                     });
                 }
-                let daemon = all.then(|| {
+                let daemon = if all {
                     let engine = self
                         .engine
                         .as_ref()
                         .map_or(EngineStats::default(), DetectorEngine::stats);
-                    self.stats.snapshot(engine)
-                });
+                    let mut daemon = self.stats.snapshot(engine);
+                    // A /proc read: on the blocking pool, not on a runtime thread.
+                    let rss = tokio::task::spawn_blocking(crate::memory::rss::resident_bytes)
+                        .await
+                        .ok()
+                        .flatten()
+                        .unwrap_or(0);
+                    daemon.memory = Some(MemoryReport {
+                        rss_bytes: rss,
+                        reserved_bytes: self.stats.memory.parts(),
+                        budget_bytes: self.stats.memory.budget(),
+                    });
+                    Some(Box::new(daemon))
+                } else {
+                    None
+                };
                 let persist = all
                     .then(|| {
                         self.persistence
@@ -240,13 +257,13 @@ impl QueryContext {
                     .get_ancestry(entity_id, depth)
                     .await
                     .map_err(|e| store_error(e, String::new))?;
-                // The contract answers an unknown process with an empty chain; the CLI needs
-                // to tell that from a found one (exit code 1).
-                if chain.is_empty() && depth > 0 {
-                    return Err(reply(
-                        ErrorCode::NotFound,
-                        format!("no process with entity id {entity_id}"),
-                    ));
+                // The contract answers an unknown process with an empty chain, and so it does
+                // any process for depth <= 0; the CLI needs to tell an unknown process (exit
+                // code 1) from a known one, so an empty chain is checked against the store.
+                if chain.is_empty() {
+                    r.processes().get_process(entity_id).await.map_err(|e| {
+                        store_error(e, || format!("no process with entity id {entity_id}"))
+                    })?;
                 }
                 Ok(Answer::Processes(chain))
             }
@@ -375,6 +392,27 @@ impl QueryContext {
         }
     }
 
+    /// The store's own counters as name → value (empty for a store that keeps none).
+    async fn store_counters(&self, name: &str) -> std::collections::BTreeMap<String, u64> {
+        fn flat<T: serde::Serialize>(stats: T) -> std::collections::BTreeMap<String, u64> {
+            match serde_json::to_value(stats) {
+                Ok(serde_json::Value::Object(map)) => map
+                    .into_iter()
+                    .filter_map(|(k, v)| Some((k, v.as_u64()?)))
+                    .collect(),
+                _ => Default::default(),
+            }
+        }
+        let r = &self.registry;
+        match name {
+            "process" => r.processes().process_stats().await.map(flat),
+            "dns" => r.dns().dns_stats().await.map(flat),
+            "container" => r.containers().container_stats().await.map(flat),
+            _ => return Default::default(),
+        }
+        .unwrap_or_default()
+    }
+
     fn arch(&self, asked: Option<&str>) -> Result<Arch, Failure> {
         match asked {
             Some(name) => parse_arch(name).map_err(|e| reply(ErrorCode::BadRequest, e.to_string())),
@@ -388,7 +426,12 @@ impl QueryContext {
     }
 
     async fn process_by_pid(&self, pid: u32) -> Answered {
-        let start_time = match self.reader.start_time(pid) {
+        // A /proc read: on the blocking pool, not on a runtime thread.
+        let reader = self.reader.clone();
+        let read = tokio::task::spawn_blocking(move || reader.start_time(pid))
+            .await
+            .map_err(|e| reply(ErrorCode::Internal, format!("reading /proc/{pid}: {e}")))?;
+        let start_time = match read {
             Ok(t) => t,
             Err(e) if e.is_gone() => {
                 return Err(reply(
@@ -399,21 +442,56 @@ impl QueryContext {
             Err(e) => return Err(reply(ErrorCode::Internal, e.to_string())),
         };
         let id = entity_id(pid, start_time);
-        let not_in_store = || {
-            format!(
-                "pid {pid} (entity id {id}) is not in the process store yet; it is added at the next /proc rescan"
-            )
+        let found = self.registry.processes().get_process(id).await;
+        let info = match found {
+            // 32-bit entity IDs collide: the record must be this very process.
+            Ok(info) if info.pid == pid && info.start_time == start_time => info,
+            Ok(_) => {
+                return Err(reply(
+                    ErrorCode::NotFound,
+                    self.why_absent(pid, id, start_time).await,
+                ));
+            }
+            Err(e) if e.is(ErrorKind::NotFound) => {
+                return Err(reply(
+                    ErrorCode::NotFound,
+                    self.why_absent(pid, id, start_time).await,
+                ));
+            }
+            Err(e) => return Err(Failure::Store(e)),
         };
-        let info = self
+        Ok(Answer::Process(info))
+    }
+
+    /// Why a running process is not in the store, as far as the daemon can know: a process
+    /// older than the daemon was seen by the start-up scan, so its absence means the store
+    /// evicted it (full) or the scan limit left it out; a younger one may simply not be seen
+    /// yet.
+    async fn why_absent(&self, pid: u32, id: u32, start_time: u64) -> String {
+        use std::sync::atomic::Ordering;
+        let started_at = self.stats.started_at.load(Ordering::Relaxed);
+        let over_limit = self.stats.proc_over_limit.load(Ordering::Relaxed);
+        let evicted_live = self
             .registry
             .processes()
-            .get_process(id)
+            .process_stats()
             .await
-            .map_err(|e| store_error(e, not_in_store))?;
-        // 32-bit entity IDs collide: the record must be this very process.
-        if info.pid != pid || info.start_time != start_time {
-            return Err(reply(ErrorCode::NotFound, not_in_store()));
+            .map_or(0, |s| s.evicted_live);
+        if start_time < started_at && evicted_live > 0 {
+            format!(
+                "pid {pid} (entity id {id}) was evicted from the process store: it is full and \
+                 has evicted {evicted_live} running processes (raise process.capacity)"
+            )
+        } else if start_time < started_at && over_limit > 0 {
+            format!(
+                "pid {pid} (entity id {id}) is not tracked: {over_limit} processes are beyond \
+                 collector.max_tracked_processes"
+            )
+        } else {
+            format!(
+                "pid {pid} (entity id {id}) is not in the process store yet (not seen yet); it \
+                 is added by the next kernel event or /proc rescan"
+            )
         }
-        Ok(Answer::Process(info))
     }
 }

@@ -8,11 +8,18 @@
 //! "timeout" and the connection closed; a reply that cannot be written within
 //! `socket.write_timeout_ms` closes the connection. Garbage, unknown commands and bad fields get
 //! an error reply and the connection stays usable.
+//!
+//! Replies are bounded too ([`reply_limit`]): at most `socket.max_answers_in_flight` answers are
+//! built and written at once (the others wait their turn), and a reply longer than
+//! `socket.max_reply_bytes` is not sent: the client gets an error saying how to ask for less. So
+//! the memory all replies take together is bounded whatever the number of clients.
 
 pub mod access;
 pub mod handler;
 pub mod listener;
+pub mod peer_groups;
 pub mod persist_commands;
+pub mod reply_limit;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +47,10 @@ pub struct ServerLimits {
     pub read_timeout: Duration,
     /// Longest wait to write a reply.
     pub write_timeout: Duration,
+    /// Longest reply.
+    pub max_reply_bytes: u32,
+    /// Replies built or written at once.
+    pub max_answers_in_flight: usize,
 }
 
 /// The query server.
@@ -58,7 +69,14 @@ struct Connection {
     limits: ServerLimits,
     ctx: Arc<QueryContext>,
     stats: Arc<DaemonCounters>,
+    /// Permits to build and write an answer (`socket.max_answers_in_flight`).
+    answers: Arc<Semaphore>,
+    /// A release of free heap is queued or running (see [`Connection::after_large_reply`]).
+    trimming: Arc<std::sync::atomic::AtomicBool>,
 }
+
+/// A reply at least this long makes the heap worth trimming once no answer is in flight.
+const LARGE_REPLY_BYTES: usize = 64 * 1024;
 
 fn encode(response: &Response) -> Vec<u8> {
     serde_json::to_vec(response).unwrap_or_else(|e| {
@@ -86,14 +104,24 @@ impl QueryServer {
     }
 
     /// Serves until `shutdown` turns true, then stops accepting, ends open connections and
-    /// removes the socket file.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let slots = Arc::new(Semaphore::new(self.limits.max_clients.max(1)));
+    /// removes the socket file. Shared (`Arc`) so the daemon's supervisor can run it again on
+    /// the same socket if it ever panics.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        // The configuration's limits keep both far below what a semaphore holds.
+        let slots = Arc::new(Semaphore::new(
+            self.limits.max_clients.clamp(1, Semaphore::MAX_PERMITS),
+        ));
         let conn = Arc::new(Connection {
             policy: self.policy,
             limits: self.limits,
             ctx: self.ctx.clone(),
             stats: self.stats.clone(),
+            answers: Arc::new(Semaphore::new(
+                self.limits
+                    .max_answers_in_flight
+                    .clamp(1, Semaphore::MAX_PERMITS),
+            )),
+            trimming: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         });
         let mut running = JoinSet::new();
         loop {
@@ -104,6 +132,8 @@ impl QueryServer {
                 accepted = self.socket.listener.accept() => match accepted {
                     Ok((stream, _)) => {
                         bump(&self.stats.connections);
+                        #[cfg(feature = "fault-injection")]
+                        crate::fault::on_server_accept();
                         match slots.clone().try_acquire_owned() {
                             Ok(permit) => {
                                 let conn = conn.clone();
@@ -159,7 +189,28 @@ impl Connection {
             gid: cred.gid(),
             pid: cred.pid().and_then(|p| u32::try_from(p).ok()),
         };
-        self.policy.allows(peer, || supplementary_groups(peer.pid))
+        self.policy.allows(peer, || {
+            supplementary_groups(std::os::fd::AsFd::as_fd(stream))
+        })
+    }
+
+    /// Once the last answer in flight is done after a large one, the allocator's free pages go
+    /// back to the kernel (one trim at a time, on the blocking pool), so RSS returns after a
+    /// burst instead of staying at its peak.
+    fn after_large_reply(&self) {
+        use std::sync::atomic::Ordering;
+        let idle = self.answers.available_permits()
+            >= self
+                .limits
+                .max_answers_in_flight
+                .clamp(1, Semaphore::MAX_PERMITS);
+        if idle && !self.trimming.swap(true, Ordering::AcqRel) {
+            let trimming = self.trimming.clone();
+            tokio::task::spawn_blocking(move || {
+                crate::memory::trim::release_free_memory();
+                trimming.store(false, Ordering::Release);
+            });
+        }
     }
 
     async fn serve(&self, mut stream: UnixStream, _permit: OwnedSemaphorePermit) {
@@ -219,7 +270,11 @@ impl Connection {
                     return;
                 }
             };
-            let request = match serde_json::from_slice::<Request>(&payload) {
+            let parsed = serde_json::from_slice::<Request>(&payload);
+            // The frame's bytes are not needed once parsed: a client waiting for its turn to be
+            // answered holds only its parsed request.
+            drop(payload);
+            let request = match parsed {
                 Ok(r) => r,
                 Err(e) => {
                     let message = format!("malformed request: {e}");
@@ -243,8 +298,35 @@ impl Connection {
                 continue;
             }
             bump(&self.stats.requests);
+            let Ok(_answering) = self.answers.acquire().await else {
+                return; // closed: the server is stopping
+            };
+            let advice = reply_limit::advice(&request);
             let response = self.ctx.answer(request).await;
-            if !self.reply(&mut stream, &response).await {
+            let payload = match reply_limit::encode_within(&response, self.limits.max_reply_bytes) {
+                Ok(payload) => payload,
+                Err(too_long) => {
+                    bump(&self.stats.replies_too_large);
+                    let message = too_long.message(self.limits.max_reply_bytes, advice);
+                    encode(&Response::error(ErrorCode::TooLarge, message))
+                }
+            };
+            drop(response);
+            let written = matches!(
+                tokio::time::timeout(
+                    self.limits.write_timeout,
+                    write_frame(&mut stream, &payload)
+                )
+                .await,
+                Ok(Ok(()))
+            );
+            let large = payload.len() >= LARGE_REPLY_BYTES;
+            drop(payload);
+            drop(_answering);
+            if large {
+                self.after_large_reply();
+            }
+            if !written {
                 return;
             }
         }

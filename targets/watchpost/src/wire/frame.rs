@@ -98,11 +98,13 @@ pub fn encode_frame(payload: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// Writes one frame and flushes it.
+/// Writes one frame and flushes it (header, then the payload in place: a long reply is never
+/// copied into a second buffer).
 pub async fn write_frame<W: AsyncWrite + Unpin>(writer: &mut W, payload: &[u8]) -> io::Result<()> {
-    let frame = encode_frame(payload)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "frame longer than 4 GiB"))?;
-    writer.write_all(&frame).await?;
+    let len = u32::try_from(payload.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "frame longer than 4 GiB"))?;
+    writer.write_all(&len.to_be_bytes()).await?;
+    writer.write_all(payload).await?;
     writer.flush().await
 }
 

@@ -126,10 +126,14 @@ pub struct StoreMetricsReport {
     pub metrics: DataStoreMetrics,
     /// Restarts, intake and handle-side counters.
     pub supervision: SupervisionStats,
+    /// The store's own counters, where it keeps them: evictions by reason, ID collisions,
+    /// overflows (process, DNS and container stores).
+    #[serde(default)]
+    pub counters: std::collections::BTreeMap<String, u64>,
 }
 
 /// The daemon's own counters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct DaemonStats {
     /// When the daemon started, epoch ns.
     pub started_at: EpochNanos,
@@ -145,7 +149,7 @@ pub struct DaemonStats {
     pub proc_read_races: u64,
     /// Processes that could not be read for another reason.
     pub proc_read_errors: u64,
-    /// Processes left out of scans by `collector.max_tracked_processes`.
+    /// Processes the last scan left out (over `collector.max_tracked_processes`).
     pub proc_over_limit: u64,
     /// Events the detectors' queue refused (full).
     pub events_dropped: u64,
@@ -189,6 +193,29 @@ pub struct DaemonStats {
     /// Module loads the kernel reported (eBPF); each should cause exactly one symbol reload.
     #[serde(default)]
     pub kernel_module_loads: u64,
+    /// Restarts of the daemon's supervised tasks (server, collector, kernel feed, …), by task.
+    #[serde(default)]
+    pub task_restarts: std::collections::BTreeMap<String, u64>,
+    /// Kernel-feed batches lost to intake errors (the feed went on).
+    #[serde(default)]
+    pub kernel_feed_errors: u64,
+    /// Replies refused for being longer than `socket.max_reply_bytes`.
+    #[serde(default)]
+    pub replies_too_large: u64,
+    /// Where the daemon's memory goes.
+    #[serde(default)]
+    pub memory: Option<MemoryReport>,
+}
+
+/// The daemon's memory: what each part reserved, and what the process holds.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct MemoryReport {
+    /// Resident set size of the daemon process, bytes (`/proc/self/statm`).
+    pub rss_bytes: u64,
+    /// Bytes each store and part reserved or may hold at most, by part.
+    pub reserved_bytes: std::collections::BTreeMap<String, u64>,
+    /// The configured budget: the estimate `watchpost config --check` prints.
+    pub budget_bytes: u64,
 }
 
 /// Metrics of the stores (and, when all were asked for, the daemon's counters).
@@ -198,7 +225,7 @@ pub struct MetricsReport {
     pub stores: Vec<StoreMetricsReport>,
     /// The daemon's counters (absent when one store was asked for).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub daemon: Option<DaemonStats>,
+    pub daemon: Option<Box<DaemonStats>>,
     /// The snapshot file's figures, `persist.<store>.<figure>` (absent when one store was asked
     /// for).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -104,6 +104,11 @@ impl Daemon {
     /// Starts a daemon with a 100 ms rescan and `extra` TOML merged into its config, and waits
     /// until its socket answers.
     pub fn start(tag: &str, extra: &str) -> Daemon {
+        Daemon::start_with_env(tag, extra, &[])
+    }
+
+    /// [`Daemon::start`] with extra environment variables (fault injection).
+    pub fn start_with_env(tag: &str, extra: &str, env: &[(&str, &str)]) -> Daemon {
         let dir = temp_dir(tag);
         let socket = dir.join("s.sock");
         let mut config: toml::Table = toml::from_str(&format!(
@@ -124,6 +129,7 @@ impl Daemon {
         let child = Command::new(BIN)
             .args(["run", "--config"])
             .arg(&config_path)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(dir.join("stdout")).unwrap())
             .stderr(std::fs::File::create(dir.join("stderr")).unwrap())
@@ -150,6 +156,47 @@ impl Daemon {
         });
         assert!(ready, "daemon not ready in time:\n{}", daemon.stderr());
         daemon
+    }
+
+    /// Its configuration file.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("watchpost.toml")
+    }
+
+    /// Sends `signal` (a name `kill` knows: HUP, USR1, QUIT…).
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Waits (at most `limit`) for the daemon to exit by itself.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        let child = self.child.as_mut()?;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Its resident set size now, bytes (from `/proc/<pid>/status`).
+    pub fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .expect("VmRSS")
+            * 1024
     }
 
     /// Its process ID.
