@@ -35,41 +35,52 @@ fn ensure_rust_target(arch: Arch) -> Result<(), String> {
     output("rustup", &["target", "add", arch.rust_target()], None).map(drop)
 }
 
-/// Builds the guest programs for `arch`; their paths in `target`.
+/// Builds the guest programs for `arch`; their paths in `target`. One `cargo build` per
+/// package, so each gets exactly its own features: the daemon's build is then the very one
+/// `cargo xtask soak` makes (`--release -p watchpost`), and CI builds it once.
 pub fn build(root: &Path, target: &Path, arch: Arch) -> Result<Vec<PathBuf>, String> {
     ensure_rust_target(arch)?;
-    let mut command = Command::new(env!("CARGO"));
-    command
-        .current_dir(root)
-        .args(["build", "--release", "--locked"]);
-    for (package, _) in BINARIES {
-        command.args(["-p", package]);
-    }
     let out_dir = match arch {
         Arch::X86_64 => target.join("release"),
-        Arch::Aarch64 => {
+        Arch::Aarch64 => target.join(arch.rust_target()).join("release"),
+    };
+    let object = match arch {
+        Arch::X86_64 => None,
+        // The x86_64 build's object, when there is one: same bytecode, no second eBPF build.
+        Arch::Aarch64 if std::env::var_os("WATCHPOST_EBPF_OBJECT").is_none() => {
+            stable_ebpf_object(target)?
+        }
+        Arch::Aarch64 => None,
+    };
+    eprintln!("xtask kernels: building the {} guest programs", arch.name());
+    let mut binaries = Vec::new();
+    for (package, binary) in BINARIES {
+        let mut command = Command::new(env!("CARGO"));
+        command
+            .current_dir(root)
+            .args(["build", "--locked", "--release", "-p", package]);
+        if arch == Arch::Aarch64 {
             command.args(["--target", arch.rust_target()]);
             command.env(
                 "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER",
                 "aarch64-linux-gnu-gcc",
             );
-            // The x86_64 build's object, when there is one: same bytecode, no second eBPF build.
-            if std::env::var_os("WATCHPOST_EBPF_OBJECT").is_none()
-                && let Some(object) = stable_ebpf_object(target)?
-            {
+            if let Some(object) = &object {
                 command.env("WATCHPOST_EBPF_OBJECT", object);
             }
-            target.join(arch.rust_target()).join("release")
         }
-    };
-    eprintln!("xtask kernels: building the {} guest programs", arch.name());
-    let status = command
-        .status()
-        .map_err(|e| format!("running cargo: {e}"))?;
-    if !status.success() {
-        return Err(format!("cargo build for {} failed ({status})", arch.name()));
+        let status = command
+            .status()
+            .map_err(|e| format!("running cargo: {e}"))?;
+        if !status.success() {
+            return Err(format!(
+                "cargo build of {package} for {} failed ({status})",
+                arch.name()
+            ));
+        }
+        binaries.push(out_dir.join(binary));
     }
-    Ok(BINARIES.iter().map(|(_, bin)| out_dir.join(bin)).collect())
+    Ok(binaries)
 }
 
 /// A copy of the host builds' eBPF object that is rewritten only when its bytes change. Every
