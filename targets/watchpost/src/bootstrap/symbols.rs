@@ -86,12 +86,16 @@ impl ModuleWatch {
     fn fingerprint(path: &Path) -> Option<u64> {
         let text = std::fs::read(path).ok()?;
         let mut h = DefaultHasher::new();
-        // Only the module names and sizes: the reference counts and states of `/proc/modules`
-        // change while modules are merely in use, or go from `Loading` to `Live`.
+        // Each module's name and load address (`name size refs deps state address [taints]`),
+        // nothing else: the reference counts and dependants change while modules are merely in
+        // use, and the state and the size change once when a module finishes loading (`Loading`
+        // → `Live`, its init sections freed) — a second "change" that would reload the symbols
+        // twice for one load. The address tells a module unloaded and loaded again apart (it is
+        // 0 without the privilege to see it: then the names alone).
         for line in text.split(|b| *b == b'\n') {
-            let mut fields = line.split(|b| *b == b' ');
-            fields.next().hash(&mut h);
-            fields.next().hash(&mut h);
+            let fields: Vec<&[u8]> = line.split(|b| *b == b' ').collect();
+            fields.first().hash(&mut h);
+            fields.get(5).hash(&mut h);
         }
         Some(h.finish())
     }
@@ -137,8 +141,25 @@ mod tests {
         std::fs::write(&path, "ext4 1000 5 - Live 0x0\n").unwrap();
         assert!(watch.changed());
         assert!(!watch.changed());
-        std::fs::write(&path, "ext4 1000 5 - Loading 0x0\n").unwrap();
+        // Loading: init sections counted in the size; Live: freed. One load, one change.
+        std::fs::write(
+            &path,
+            "ext4 1000 5 - Live 0xffa0\ncrc7 16384 0 - Loading 0xffc0\n",
+        )
+        .unwrap();
+        assert!(watch.changed(), "a new module");
+        std::fs::write(
+            &path,
+            "ext4 1000 5 - Live 0xffa0\ncrc7 12288 0 - Live 0xffc0\n",
+        )
+        .unwrap();
         assert!(!watch.changed(), "a module going live is not a change");
+        std::fs::write(
+            &path,
+            "ext4 1000 5 - Live 0xffa0\ncrc7 12288 0 - Live 0xffe0\n",
+        )
+        .unwrap();
+        assert!(watch.changed(), "unloaded and loaded again elsewhere");
         let _ = std::fs::remove_file(&path);
     }
 
