@@ -313,3 +313,88 @@ async fn after_a_crash_the_store_is_rebuilt_empty_and_handles_keep_working() {
     assert!(reader.is_denied("192.0.2.1").await.unwrap());
     reg.shutdown().await;
 }
+
+/// `apply_feed` is all or nothing across chunks: a full set larger than the store's batch limit
+/// is applied in one message; one that does not fit (or repeats an address across chunks) leaves
+/// the source exactly as it was; an update removes and writes; other sources are untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_feed_is_all_or_nothing_across_chunks() {
+    let mut config = IpReputationConfig::new(40);
+    config.max_batch = 8;
+    let (reg, owner, reader) = store(config).await;
+    let ip = |n: u32| format!("10.0.0.{n}");
+    let set = |from: u32, to: u32, severity: u8| -> Vec<IpReputation> {
+        (from..to)
+            .map(|n| record(&ip(n), ReputationStatus::Deny, severity, &["t"]))
+            .collect()
+    };
+    owner
+        .write_reputation("other", record(&ip(200), ReputationStatus::Allow, 1, &[]))
+        .await
+        .unwrap();
+    // 20 records in chunks of 8.
+    assert_eq!(
+        owner
+            .apply_feed("feed", true, set(0, 20, 5), vec![])
+            .await
+            .unwrap(),
+        (0, 20)
+    );
+    // 45 do not fit in 40: refused, the 20 are still there as they were.
+    let e = owner
+        .apply_feed("feed", true, set(100, 145, 9), vec![])
+        .await
+        .unwrap_err();
+    assert_eq!(e.rejection(), Some(Rejection::EntriesFull));
+    let v = reader.get_reputation(ip(3).as_str()).await.unwrap();
+    assert_eq!((v.source.as_str(), v.record.severity), ("feed", 5));
+    assert!(reader.get_reputation(ip(100).as_str()).await.is_err());
+    // A repeated address in different chunks: refused before anything is written.
+    let mut repeated = set(50, 60, 7);
+    repeated.push(record(&ip(50), ReputationStatus::Deny, 7, &[]));
+    let e = owner
+        .apply_feed("feed", true, repeated, vec![])
+        .await
+        .unwrap_err();
+    assert_eq!(e.rejection(), Some(Rejection::DuplicateKey));
+    assert_eq!(
+        reader
+            .get_reputation(ip(3).as_str())
+            .await
+            .unwrap()
+            .record
+            .severity,
+        5
+    );
+    // An update: forget two, raise one.
+    let (removed, written) = owner
+        .apply_feed(
+            "feed",
+            false,
+            set(3, 4, 9),
+            vec![ip(0).parse().unwrap(), ip(1).parse().unwrap()],
+        )
+        .await
+        .unwrap();
+    assert_eq!((removed, written), (2, 1));
+    assert!(reader.get_reputation(ip(0).as_str()).await.is_err());
+    assert_eq!(
+        reader
+            .get_reputation(ip(3).as_str())
+            .await
+            .unwrap()
+            .record
+            .severity,
+        9
+    );
+    // A clear of "feed" (replace with nothing) leaves "other".
+    assert_eq!(
+        owner
+            .apply_feed("feed", true, vec![], vec![])
+            .await
+            .unwrap(),
+        (18, 0)
+    );
+    assert_eq!(reader.list_sources().await.unwrap(), ["other"]);
+    reg.shutdown().await;
+}

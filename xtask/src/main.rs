@@ -5,6 +5,7 @@
 mod cpu_hog;
 mod gen_syscalls;
 mod kernels;
+mod man_page;
 mod soak;
 mod syscall_tbl;
 mod test_command;
@@ -30,6 +31,7 @@ commands:
                            run the release daemon under real process, DNS and query load,
                            sample its RSS every second; fail over the budget (24 MiB) or on
                            an upward trend (defaults: 1 M lifecycles, 1 M answers, 12 min)
+  man [--out DIR]          write the watchpost(1) man page (default target/man/watchpost.1)
   help                     print this text
 ";
 
@@ -43,6 +45,7 @@ fn main() -> ExitCode {
         "gen-syscalls" => gen_syscalls::run(options),
         "kernels" => kernels::run(options),
         "test" => test_command::run(options),
+        "man" => man_page::run(options),
         "soak" => soak::run(options),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");

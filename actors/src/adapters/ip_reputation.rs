@@ -2,7 +2,10 @@
 //! borrowed views become owned [`Verdict`]s inside the actor. The store keeps its own rules
 //! (source names, all-or-nothing batches, reject when full, deterministic conflict policy).
 
-use watchpost_core::ip_reputation::{IpReputationConfig, IpReputationStore, ReputationView};
+use watchpost_core::ip_reputation::{
+    IpReputationConfig, IpReputationStore, ReputationView, normalize_ip,
+};
+use watchpost_core::writable::{Rejection, WriteError};
 use watchpost_core::{DataStoreMetrics, EpochNanos, HealthInfo};
 
 use crate::seed::random_seed;
@@ -48,6 +51,72 @@ pub fn ip_reputation_factory(
     }
 }
 
+/// [`IpReputationWrite::ApplyFeed`]: everything or nothing. What `source` holds is copied first;
+/// the message is checked for repeated addresses across all its records (each chunk is checked by
+/// the store itself); then removals and chunked batch writes are applied, and if the store refuses
+/// a chunk, `source` is cleared and its copy written back, so the store is as before.
+fn apply_feed(
+    store: &mut IpReputationStore,
+    source: &str,
+    replace: bool,
+    records: &[watchpost_core::ip_reputation::IpReputation],
+    remove: &[std::net::IpAddr],
+    now: EpochNanos,
+) -> Result<IpReputationWritten, WriteError> {
+    const OP: &str = "apply_feed";
+    let store_name = watchpost_core::error::store_names::IP_REPUTATION;
+    let mut seen = std::collections::HashSet::with_capacity(records.len());
+    for (i, r) in records.iter().enumerate() {
+        if !seen.insert(normalize_ip(r.ip)) {
+            return Err(WriteError::new(
+                store_name,
+                OP,
+                Rejection::DuplicateKey,
+                Some(i),
+            ));
+        }
+    }
+    let before: Vec<_> = store
+        .entries()
+        .filter(|v| v.source() == source)
+        .map(|v| v.to_record())
+        .collect();
+    let chunk = store.max_batch().max(1);
+    let mut removed = 0usize;
+    let applied = (|| {
+        if replace {
+            removed += IpReputationStore::clear(store, source, now)?;
+        } else {
+            for ip in remove {
+                removed += usize::from(IpReputationStore::delete(store, source, ip, now)?);
+            }
+        }
+        for part in records.chunks(chunk) {
+            IpReputationStore::write_batch(store, source, part, now)?;
+        }
+        Ok::<(), WriteError>(())
+    })();
+    match applied {
+        Ok(()) => Ok(IpReputationWritten::FeedApplied {
+            removed,
+            written: records.len(),
+        }),
+        Err(e) => {
+            // Back to what the source held: it fitted before, and nothing else changed since.
+            let _ = IpReputationStore::clear(store, source, now);
+            for part in before.chunks(chunk) {
+                if IpReputationStore::write_batch(store, source, part, now).is_err() {
+                    tracing::error!(
+                        source,
+                        "apply_feed: restoring the source's previous records failed"
+                    );
+                }
+            }
+            Err(e)
+        }
+    }
+}
+
 impl WritableStore for IpReputationStore {
     type Read = IpReputationRead;
     type ReadReply = IpReputationAnswer;
@@ -90,6 +159,12 @@ impl WritableStore for IpReputationStore {
             IpReputationWrite::Clear { source } => {
                 IpReputationStore::clear(self, &source, now).map(IpReputationWritten::Cleared)
             }
+            IpReputationWrite::ApplyFeed {
+                source,
+                replace,
+                records,
+                remove,
+            } => apply_feed(self, &source, replace, &records, &remove, now),
         }
     }
 

@@ -67,8 +67,8 @@ fn scan_record(s: &ProcessStart) -> ScanRecord<'_> {
 }
 
 impl ProcessBackend for ProcessTable {
-    fn stats(&self) -> Option<watchpost_core::process::ProcessTableStats> {
-        Some(ProcessTable::stats(self))
+    fn stats(&self) -> Option<(watchpost_core::process::ProcessTableStats, usize)> {
+        Some((ProcessTable::stats(self), ProcessTable::capacity(self)))
     }
 
     fn get_process(&mut self, entity_id: u32, now: EpochNanos) -> Result<ProcessInfo, StoreError> {

@@ -9,10 +9,12 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
+use crate::detect::output::OutputContainer;
 use crate::detect::{
     Detector, DetectorError, DetectorLogger, DetectorOutput, DetectorParams, Event,
 };
 use crate::registry::Registry;
+use crate::stores::container::ContainerHandle;
 
 /// Engine limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,15 +56,44 @@ struct Counters {
     timeouts: AtomicU64,
 }
 
+/// One detector's counters.
+#[derive(Default)]
+struct DetectorCounters {
+    evaluations: AtomicU64,
+    outputs: AtomicU64,
+    errors: AtomicU64,
+    timeouts: AtomicU64,
+}
+
+/// One detector's counters, as reported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DetectorStats {
+    /// Events given to it.
+    pub evaluations: u64,
+    /// Findings it reported.
+    pub outputs: u64,
+    /// Calls that returned an error.
+    pub errors: u64,
+    /// Calls that ran out of time.
+    pub timeouts: u64,
+}
+
+/// One detector of the running set and its counters.
+type Judge = (Arc<dyn Detector>, Arc<DetectorCounters>);
+
 /// Runs a set of initialised detectors over events; the set can be replaced while it runs
 /// ([`DetectorEngine::replace_detectors`], e.g. on a configuration reload): an event is judged
 /// by the set current when it was taken.
 #[derive(Clone)]
 pub struct DetectorEngine {
-    detectors: Arc<arc_swap::ArcSwap<Vec<Arc<dyn Detector>>>>,
+    /// The running set, each detector with its own counters (kept across a reload for a
+    /// detector of the same name).
+    detectors: Arc<arc_swap::ArcSwap<Vec<Judge>>>,
     permits: Arc<Semaphore>,
     options: EngineOptions,
     counters: Arc<Counters>,
+    /// Describes each finding's container.
+    containers: ContainerHandle,
 }
 
 impl std::fmt::Debug for DetectorEngine {
@@ -82,11 +113,16 @@ impl DetectorEngine {
         options: EngineOptions,
     ) -> Result<DetectorEngine, DetectorError> {
         let ready = Self::init_all(registry, detectors).await?;
+        let ready = ready
+            .into_iter()
+            .map(|d| (d, Arc::new(DetectorCounters::default())))
+            .collect();
         Ok(DetectorEngine {
             detectors: Arc::new(arc_swap::ArcSwap::from_pointee(ready)),
             permits: Arc::new(Semaphore::new(options.max_in_flight.max(1))),
             options,
             counters: Arc::new(Counters::default()),
+            containers: registry.containers(),
         })
     }
 
@@ -98,6 +134,17 @@ impl DetectorEngine {
         detectors: Vec<Box<dyn Detector>>,
     ) -> Result<(), DetectorError> {
         let ready = Self::init_all(registry, detectors).await?;
+        let running = self.detectors.load_full();
+        let ready = ready
+            .into_iter()
+            .map(|d| {
+                let counters = running
+                    .iter()
+                    .find(|(old, _)| old.name() == d.name())
+                    .map_or_else(Default::default, |(_, c)| c.clone());
+                (d, counters)
+            })
+            .collect();
         self.detectors.store(Arc::new(ready));
         Ok(())
     }
@@ -121,7 +168,11 @@ impl DetectorEngine {
 
     /// Names of the detectors, in registration order.
     pub fn detector_names(&self) -> Vec<&'static str> {
-        self.detectors.load().iter().map(|d| d.name()).collect()
+        self.detectors
+            .load()
+            .iter()
+            .map(|(d, _)| d.name())
+            .collect()
     }
 
     /// Counters so far.
@@ -135,6 +186,26 @@ impl DetectorEngine {
         }
     }
 
+    /// Each detector's counters, by name, in registration order.
+    pub fn stats_by_detector(&self) -> Vec<(&'static str, DetectorStats)> {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        self.detectors
+            .load()
+            .iter()
+            .map(|(d, c)| {
+                (
+                    d.name(),
+                    DetectorStats {
+                        evaluations: get(&c.evaluations),
+                        outputs: get(&c.outputs),
+                        errors: get(&c.errors),
+                        timeouts: get(&c.timeouts),
+                    },
+                )
+            })
+            .collect()
+    }
+
     /// Gives `event` to every detector concurrently and returns all their findings (in
     /// detector order).
     pub async fn process(&self, event: Event) -> Vec<DetectorOutput> {
@@ -142,15 +213,16 @@ impl DetectorEngine {
         let event = Arc::new(event);
         let mut tasks = JoinSet::new();
         let detectors = self.detectors.load_full();
-        for (index, detector) in detectors.iter().enumerate() {
+        for (index, (detector, own)) in detectors.iter().enumerate() {
             let Ok(permit) = self.permits.clone().acquire_owned().await else {
                 break;
             };
             let detector = detector.clone();
+            let own = own.clone();
             let event = event.clone();
             let engine = self.clone();
             tasks.spawn(async move {
-                let found = engine.judge(detector.as_ref(), &event).await;
+                let found = engine.judge(&own, detector.as_ref(), &event).await;
                 drop(permit);
                 (index, found)
             });
@@ -169,21 +241,63 @@ impl DetectorEngine {
         results.into_iter().flat_map(|(_, o)| o).collect()
     }
 
-    async fn judge(&self, detector: &dyn Detector, event: &Event) -> Vec<DetectorOutput> {
+    /// Names each finding's container as the container store knows it now (one lookup per
+    /// container; an unknown one keeps its ID, marked `known: false`).
+    async fn describe_containers(&self, outputs: &mut [DetectorOutput]) {
+        let mut known: Vec<OutputContainer> = Vec::new();
+        for output in outputs.iter_mut() {
+            let Some(id) = output.container_id.clone() else {
+                continue;
+            };
+            if output.container.is_some() {
+                continue;
+            }
+            let described = match known.iter().find(|c| c.id == id) {
+                Some(c) => c.clone(),
+                None => {
+                    let c = match self.containers.get_container(&id).await {
+                        Ok(info) => OutputContainer::from(info),
+                        Err(_) => OutputContainer {
+                            id,
+                            ..OutputContainer::default()
+                        },
+                    };
+                    known.push(c.clone());
+                    c
+                }
+            };
+            output.container = Some(described);
+        }
+    }
+
+    async fn judge(
+        &self,
+        own: &DetectorCounters,
+        detector: &dyn Detector,
+        event: &Event,
+    ) -> Vec<DetectorOutput> {
+        let bump = |pick: fn(&DetectorCounters) -> &AtomicU64, n: u64| {
+            pick(own).fetch_add(n, Ordering::Relaxed);
+        };
+        bump(|c| &c.evaluations, 1);
         match tokio::time::timeout(self.options.detector_timeout, detector.on_event(event)).await {
-            Ok(Ok(outputs)) => {
+            Ok(Ok(mut outputs)) => {
                 self.counters
                     .outputs
                     .fetch_add(outputs.len() as u64, Ordering::Relaxed);
+                bump(|c| &c.outputs, outputs.len() as u64);
+                self.describe_containers(&mut outputs).await;
                 outputs
             }
             Ok(Err(e)) => {
                 self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                bump(|c| &c.errors, 1);
                 tracing::warn!(detector = detector.name(), error = %e, "detector failed on an event");
                 Vec::new()
             }
             Err(_) => {
                 self.counters.timeouts.fetch_add(1, Ordering::Relaxed);
+                bump(|c| &c.timeouts, 1);
                 tracing::warn!(detector = detector.name(), "detector timed out on an event");
                 Vec::new()
             }
@@ -203,17 +317,17 @@ impl DetectorEngine {
             self.counters.events.fetch_add(1, Ordering::Relaxed);
             let event = Arc::new(event);
             let detectors = self.detectors.load_full();
-            for detector in detectors.iter() {
+            for (detector, own) in detectors.iter() {
                 // Waiting for a permit here is the backpressure: no more events are taken.
                 let Ok(permit) = self.permits.clone().acquire_owned().await else {
                     return;
                 };
-                let detector = detector.clone();
+                let (detector, own) = (detector.clone(), own.clone());
                 let event = event.clone();
                 let engine = self.clone();
                 let outputs = outputs.clone();
                 running.spawn(async move {
-                    for found in engine.judge(detector.as_ref(), &event).await {
+                    for found in engine.judge(&own, detector.as_ref(), &event).await {
                         if outputs.send(found).await.is_err() {
                             break;
                         }

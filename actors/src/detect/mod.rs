@@ -11,9 +11,9 @@ pub mod tmp_exec_in_container;
 use std::future::Future;
 use std::pin::Pin;
 
-pub use engine::{DetectorEngine, EngineOptions, EngineStats};
+pub use engine::{DetectorEngine, DetectorStats, EngineOptions, EngineStats};
 pub use event::{Event, EventKind};
-pub use output::{DetectorOutput, OutputValue, Severity};
+pub use output::{DetectorOutput, OutputContainer, OutputValue, Severity};
 
 use crate::registry::Registry;
 

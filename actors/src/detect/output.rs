@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use watchpost_core::EpochNanos;
 
 use crate::detect::event::Event;
+use crate::stores::container::{ContainerInfo, PodInfo};
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -66,6 +67,41 @@ impl From<Vec<String>> for OutputValue {
     }
 }
 
+/// The container a finding happened in, as the container store knew it when the finding was
+/// reported (filled by the detector engine from the event's container ID).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct OutputContainer {
+    /// Full container ID.
+    pub id: String,
+    /// Whether the container store knew it (false: only the ID is known, from the cgroup).
+    pub known: bool,
+    /// Name (empty: unknown).
+    pub name: String,
+    /// Image (empty: unknown).
+    pub image: String,
+    /// Image digest (empty: unknown).
+    pub image_digest: String,
+    /// Runtime (empty: unknown).
+    pub runtime: String,
+    /// Kubernetes pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<PodInfo>,
+}
+
+impl From<ContainerInfo> for OutputContainer {
+    fn from(c: ContainerInfo) -> Self {
+        OutputContainer {
+            id: c.id,
+            known: true,
+            name: c.name,
+            image: c.image,
+            image_digest: c.image_digest,
+            runtime: c.runtime,
+            pod: c.pod,
+        }
+    }
+}
+
 /// One finding of one detector about one event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DetectorOutput {
@@ -85,6 +121,9 @@ pub struct DetectorOutput {
     pub exe: String,
     /// Its container, if any.
     pub container_id: Option<String>,
+    /// What the container store knows about that container (set by the engine).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<OutputContainer>,
     /// Detector-specific details.
     pub data: BTreeMap<String, OutputValue>,
 }
@@ -106,6 +145,7 @@ impl DetectorOutput {
             pid: event.pid,
             exe: event.exe.clone(),
             container_id: event.container_id.clone(),
+            container: None,
             data: BTreeMap::new(),
         }
     }

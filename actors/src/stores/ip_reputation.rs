@@ -189,6 +189,21 @@ pub enum IpReputationWrite {
         /// Whose verdicts.
         source: String,
     },
+    /// A feed message, applied whole or not at all, in one actor message (no reader sees it
+    /// half-applied): with `replace`, everything `source` held is replaced by `records`;
+    /// otherwise `remove` is forgotten and `records` written. Any number of records (the store's
+    /// batch limit is met by chunks; a chunk refused rolls everything back to what `source`
+    /// held before).
+    ApplyFeed {
+        /// Whose verdicts.
+        source: String,
+        /// Replace the source's whole set.
+        replace: bool,
+        /// What it says now.
+        records: Vec<IpReputation>,
+        /// Addresses it no longer says anything about.
+        remove: Vec<IpAddr>,
+    },
 }
 
 /// What an accepted [`IpReputationWrite`] did.
@@ -202,6 +217,13 @@ pub enum IpReputationWritten {
     Deleted(bool),
     /// `Clear`: how many entries were removed.
     Cleared(usize),
+    /// `ApplyFeed`: entries removed (cleared or deleted) and records written.
+    FeedApplied {
+        /// Entries removed.
+        removed: usize,
+        /// Records written.
+        written: usize,
+    },
 }
 
 /// An owner's write that did not happen.
@@ -396,6 +418,34 @@ impl WriteHandle<IpReputationStore> {
             IpReputationWritten::Deleted(found) => Ok(found),
             _ => Err(ReputationWriteError::Unavailable(
                 self.misanswered("delete"),
+            )),
+        }
+    }
+
+    /// Applies a feed message whole or not at all (see [`IpReputationWrite::ApplyFeed`]);
+    /// answers (entries removed, records written).
+    pub async fn apply_feed(
+        &self,
+        source: &str,
+        replace: bool,
+        records: Vec<IpReputation>,
+        remove: Vec<IpAddr>,
+    ) -> Result<(usize, usize), ReputationWriteError> {
+        match self
+            .write_request(
+                "apply_feed",
+                IpReputationWrite::ApplyFeed {
+                    source: source.to_owned(),
+                    replace,
+                    records,
+                    remove,
+                },
+            )
+            .await?
+        {
+            IpReputationWritten::FeedApplied { removed, written } => Ok((removed, written)),
+            _ => Err(ReputationWriteError::Unavailable(
+                self.misanswered("apply_feed"),
             )),
         }
     }

@@ -131,10 +131,10 @@ pub enum ProcessQuery {
         /// Answer.
         reply: RpcReplyPort<Result<Vec<ProcessInfo>, StoreError>>,
     },
-    /// The table's own counters (evictions by reason, ID collisions, pending overflows).
+    /// The table's own counters and capacity (evictions by reason, collisions, gauges).
     GetStats {
-        /// Answer.
-        reply: RpcReplyPort<Result<ProcessTableStats, StoreError>>,
+        /// Answer: the counters and the capacity in records.
+        reply: RpcReplyPort<Result<(ProcessTableStats, usize), StoreError>>,
     },
 }
 
@@ -167,8 +167,9 @@ pub trait ProcessBackend: Send + 'static {
     ) -> Result<Vec<ProcessInfo>, StoreError>;
     /// Applies one update; `false` if refused.
     fn apply(&mut self, update: ProcessUpdate, now: EpochNanos) -> bool;
-    /// The table's own counters; `None` (answered `NotImplemented`) if it keeps none.
-    fn stats(&self) -> Option<ProcessTableStats> {
+    /// The table's own counters and its capacity; `None` (answered `NotImplemented`) if it
+    /// keeps none.
+    fn stats(&self) -> Option<(ProcessTableStats, usize)> {
         None
     }
     /// Health.
@@ -226,12 +227,6 @@ impl<T: ProcessBackend> StoreBackend<ProcessProtocol> for T {
 pub type ProcessHandle = StoreHandle<ProcessProtocol>;
 
 impl StoreHandle<ProcessProtocol> {
-    /// The table's own counters; `NotImplemented` for a backend that keeps none.
-    pub async fn process_stats(&self) -> Result<ProcessTableStats, StoreError> {
-        self.ask("get_stats", |reply| ProcessQuery::GetStats { reply })
-            .await
-    }
-
     /// The process with `entity_id`; `NotFound` if the store does not hold it.
     pub async fn get_process(&self, entity_id: u32) -> Result<ProcessInfo, StoreError> {
         self.ask("get_process", |reply| ProcessQuery::GetProcess {
@@ -263,6 +258,13 @@ impl StoreHandle<ProcessProtocol> {
             ProcessQuery::GetChildProcesses { entity_id, reply }
         })
         .await
+    }
+
+    /// The table's counters (evictions by reason, collisions) and capacity; `NotImplemented`
+    /// for a backend that keeps none. Not counted as a request in the metrics.
+    pub async fn process_stats(&self) -> Result<(ProcessTableStats, usize), StoreError> {
+        self.ask("get_stats", |reply| ProcessQuery::GetStats { reply })
+            .await
     }
 
     /// `[self, parent, …]` up to `max_depth` entries (empty for `max_depth <= 0` or unknown).

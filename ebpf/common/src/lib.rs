@@ -7,7 +7,8 @@
 //! # Records
 //! Every ring-buffer record starts with a [`RecordHeader`] whose `kind` says which record type
 //! follows ([`record_kind`]). Two ring buffers exist:
-//! - [`KERNEL_EVENTS_MAP`]: [`ForkRecord`], [`ExecRecord`], [`ExitRecord`], [`ModuleLoadRecord`];
+//! - [`KERNEL_EVENTS_MAP`]: [`ForkRecord`], [`ExecRecord`], [`ExitRecord`], [`ModuleLoadRecord`],
+//!   [`CgroupRecord`];
 //! - [`DNS_EVENTS_MAP`]: [`DnsRecord`], written with its exact length (header + captured bytes).
 //!
 //! # Kernel layout
@@ -34,6 +35,10 @@ pub const MODULE_NAME_LEN: usize = 56;
 pub const DNS_PAYLOAD_CAPACITY: usize = 4096;
 /// The UDP source port whose datagrams are DNS answers.
 pub const DNS_PORT: u16 = 53;
+/// Bytes kept of a cgroup's path, including its NUL (longer paths are cut and flagged by
+/// [`CgroupRecord::path_len`] reaching this value). Container cgroup paths, systemd's included,
+/// are a few hundred bytes.
+pub const CGROUP_PATH_CAPACITY: usize = 1024;
 
 /// Name of the ring buffer of process and module records.
 pub const KERNEL_EVENTS_MAP: &str = "KERNEL_EVENTS";
@@ -42,7 +47,7 @@ pub const DNS_EVENTS_MAP: &str = "DNS_EVENTS";
 /// Name of the per-CPU `u64` array counting records dropped because a ring buffer was full.
 pub const LOST_EVENTS_MAP: &str = "LOST_EVENTS";
 /// Slots of [`LOST_EVENTS_MAP`]: one per [`record_kind`] value (slot 0 unused).
-pub const LOST_EVENTS_SLOTS: u32 = 6;
+pub const LOST_EVENTS_SLOTS: u32 = 8;
 /// Name of the [`KernelOffsets`] global.
 pub const KERNEL_OFFSETS_GLOBAL: &str = "KERNEL_OFFSETS";
 /// Name of the [`RingWakeup`] global.
@@ -60,6 +65,13 @@ pub mod program_name {
     pub const MODULE_LOAD: &str = "module_load";
     /// `cgroup_skb/ingress` capturing DNS answers.
     pub const DNS_INGRESS: &str = "dns_answers_ingress";
+    /// `raw_tp/cgroup_mkdir`: a cgroup was created (containers get theirs before they start).
+    pub const CGROUP_MKDIR: &str = "cgroup_mkdir";
+    /// `raw_tp/cgroup_rmdir`: a cgroup was removed.
+    pub const CGROUP_RMDIR: &str = "cgroup_rmdir";
+    /// `raw_tp/cgroup_notify_populated`: a cgroup got its first process or lost its last one
+    /// (itself or below it).
+    pub const CGROUP_POPULATED: &str = "cgroup_notify_populated";
 }
 
 /// Values of [`RecordHeader::kind`]; also the slot of [`LOST_EVENTS_MAP`] that counts the kind.
@@ -74,6 +86,20 @@ pub mod record_kind {
     pub const MODULE_LOAD: u32 = 4;
     /// A [`super::DnsRecord`].
     pub const DNS_ANSWER: u32 = 5;
+    /// A [`super::CgroupRecord`]. (6 is left for another record kind.)
+    pub const CGROUP: u32 = 7;
+}
+
+/// Values of [`CgroupRecord::op`].
+pub mod cgroup_op {
+    /// `cgroup_mkdir`.
+    pub const MKDIR: u32 = 1;
+    /// `cgroup_rmdir`.
+    pub const RMDIR: u32 = 2;
+    /// `cgroup_notify_populated` with `val = 1`: a first process entered it (or a descendant).
+    pub const POPULATED: u32 = 3;
+    /// `cgroup_notify_populated` with `val = 0`: its last process (and its descendants') left.
+    pub const EMPTIED: u32 = 4;
 }
 
 /// Bits of [`TaskRecord::flags`].
@@ -120,6 +146,11 @@ pub struct TaskRecord {
     pub parent_start_boottime: u64,
     /// `task->comm`, NUL-padded.
     pub comm: [u8; TASK_COMM_LEN],
+    /// cgroup v2 ID of the task that ran the program (`bpf_get_current_cgroup_id`: the cgroup
+    /// directory's inode number): the process itself for exec and exit; for fork the parent,
+    /// whose cgroup the child starts in (except with `clone3(CLONE_INTO_CGROUP)`). The root
+    /// cgroup's ID on hosts whose containers live in cgroup v1 only.
+    pub cgroup_id: u64,
 }
 
 /// A process was created: `sched_process_fork` whose child leads a new thread group.
@@ -166,6 +197,25 @@ pub struct ExitRecord {
     pub exit_code: u32,
     /// Zero.
     pub reserved: u32,
+}
+
+/// A cgroup of the cgroup v2 (default) hierarchy was created, removed, populated or emptied:
+/// `cgroup_mkdir`, `cgroup_rmdir`, `cgroup_notify_populated`. cgroups of v1 hierarchies are not
+/// reported.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CgroupRecord {
+    /// `kind` = [`record_kind::CGROUP`].
+    pub header: RecordHeader,
+    /// The cgroup's ID (`cgrp->kn->id`, what `bpf_get_current_cgroup_id` returns inside it).
+    pub cgroup_id: u64,
+    /// One of [`cgroup_op`].
+    pub op: u32,
+    /// Bytes of `path` written, including the NUL; 0 if the path could not be read. Equal to
+    /// [`CGROUP_PATH_CAPACITY`] means the path may have been cut.
+    pub path_len: u32,
+    /// The cgroup's path from the hierarchy's root (`/libpod_parent/libpod-<id>`).
+    pub path: [u8; CGROUP_PATH_CAPACITY],
 }
 
 /// A kernel module finished loading: `module_load`.
@@ -255,6 +305,14 @@ pub struct KernelOffsets {
     /// 1 if `sched_process_exit` passes `bool group_dead` as its second argument (Linux ≥ 6.16);
     /// otherwise the program reads `task->signal->live` instead.
     pub exit_has_group_dead: u32,
+    /// `cgroup.kn` (0: the cgroup programs are not loaded).
+    pub cgroup_kn: u32,
+    /// `cgroup.root`.
+    pub cgroup_root: u32,
+    /// `kernfs_node.id` (a `u64` since Linux 5.5).
+    pub kernfs_node_id: u32,
+    /// `cgroup_root.hierarchy_id` (0 for the v2 default hierarchy).
+    pub cgroup_root_hierarchy_id: u32,
 }
 
 /// When a program wakes the ring-buffer reader, per ring: after each record (0, the kernel's
@@ -288,6 +346,8 @@ mod pod {
     // SAFETY: as above.
     unsafe impl aya::Pod for super::ModuleLoadRecord {}
     // SAFETY: as above.
+    unsafe impl aya::Pod for super::CgroupRecord {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for super::DnsRecord {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::KernelOffsets {}
@@ -303,20 +363,22 @@ mod tests {
     #[test]
     fn layouts_have_no_padding_and_fit_ring_buffer_alignment() {
         assert_eq!(size_of::<RecordHeader>(), 16);
-        assert_eq!(size_of::<TaskRecord>(), 24 + 16 + TASK_COMM_LEN);
-        assert_eq!(size_of::<ForkRecord>(), 16 + 56 + 8);
-        assert_eq!(size_of::<ExitRecord>(), 16 + 56 + 8);
+        assert_eq!(size_of::<TaskRecord>(), 24 + 16 + TASK_COMM_LEN + 8);
+        assert_eq!(offset_of!(TaskRecord, cgroup_id), 56);
+        assert_eq!(size_of::<ForkRecord>(), 16 + 64 + 8);
+        assert_eq!(size_of::<ExitRecord>(), 16 + 64 + 8);
         assert_eq!(
             size_of::<ExecRecord>(),
-            16 + 56 + 8 + EXEC_FILENAME_CAPACITY
+            16 + 64 + 8 + EXEC_FILENAME_CAPACITY
         );
+        assert_eq!(size_of::<CgroupRecord>(), 16 + 16 + CGROUP_PATH_CAPACITY);
         assert_eq!(size_of::<ModuleLoadRecord>(), 16 + MODULE_NAME_LEN);
         assert_eq!(DnsRecord::PAYLOAD_OFFSET, 16 + 8 + 8 + 32 + 4 + 12);
         assert_eq!(
             size_of::<DnsRecord>(),
             DnsRecord::PAYLOAD_OFFSET + DNS_PAYLOAD_CAPACITY
         );
-        assert_eq!(size_of::<KernelOffsets>(), 16 * 4);
+        assert_eq!(size_of::<KernelOffsets>(), 20 * 4);
         // The kernel reserves ring-buffer records 8-byte aligned.
         for align in [
             align_of::<ForkRecord>(),
@@ -324,6 +386,7 @@ mod tests {
             align_of::<ExitRecord>(),
             align_of::<ModuleLoadRecord>(),
             align_of::<DnsRecord>(),
+            align_of::<CgroupRecord>(),
         ] {
             assert!(8 % align == 0);
         }
@@ -339,6 +402,7 @@ mod tests {
             record_kind::EXIT,
             record_kind::MODULE_LOAD,
             record_kind::DNS_ANSWER,
+            record_kind::CGROUP,
         ] {
             assert!(kind < LOST_EVENTS_SLOTS);
         }

@@ -41,6 +41,9 @@ pub struct CollectorOptions {
     pub dns_answers: bool,
     /// Attach `module_load` when the kernel has it (see [`ModuleLoadSignal`]).
     pub module_loads: bool,
+    /// Attach `cgroup_mkdir`/`cgroup_rmdir` when the kernel has them: cgroup v2 directories
+    /// created and removed, with their IDs (containers are known when their cgroup appears).
+    pub cgroup_events: bool,
     /// Bytes of the process/module ring buffer: a power of two, at least one page. Fork and exit
     /// records take 88 bytes, exec records 600 (plus 8 bytes of ring header each).
     pub kernel_ring_bytes: u32,
@@ -97,6 +100,7 @@ impl Default for CollectorOptions {
             process_events: true,
             dns_answers: true,
             module_loads: true,
+            cgroup_events: true,
             kernel_ring_bytes: 4 << 20,
             dns_ring_bytes: 1 << 20,
             cgroup_root: None,
@@ -131,6 +135,10 @@ pub struct Attachments {
     pub dns_cgroup_root: Option<PathBuf>,
     /// The module-load signal.
     pub module_loads: ModuleLoadSignal,
+    /// `cgroup_mkdir`/`cgroup_rmdir` are attached.
+    pub cgroup_events: bool,
+    /// `cgroup_notify_populated` is attached too.
+    pub cgroup_populated_events: bool,
 }
 
 /// Records the kernel dropped because a ring buffer was full, by kind, summed over CPUs.
@@ -146,6 +154,8 @@ pub struct LostEvents {
     pub module_load: u64,
     /// DNS answers lost.
     pub dns_answer: u64,
+    /// cgroup creations/removals lost.
+    pub cgroup: u64,
 }
 
 impl LostEvents {
@@ -156,6 +166,7 @@ impl LostEvents {
             .saturating_add(self.exit)
             .saturating_add(self.module_load)
             .saturating_add(self.dns_answer)
+            .saturating_add(self.cgroup)
     }
 }
 
@@ -187,6 +198,7 @@ impl LostEventCounter {
             exit: sum(record_kind::EXIT)?,
             module_load: sum(record_kind::MODULE_LOAD)?,
             dns_answer: sum(record_kind::DNS_ANSWER)?,
+            cgroup: sum(record_kind::CGROUP)?,
         })
     }
 }
@@ -409,7 +421,8 @@ impl Collector {
         let btf_done = started.elapsed();
 
         let want_modules = options.module_loads && layout.has_module_load_tracepoint;
-        let want_kernel_ring = options.process_events || want_modules;
+        let want_cgroups = options.cgroup_events && layout.has_cgroup_tracepoints;
+        let want_kernel_ring = options.process_events || want_modules || want_cgroups;
         // Unused rings get one page: the object declares them, so they exist anyway.
         let kernel_ring_bytes = if want_kernel_ring {
             options.kernel_ring_bytes
@@ -451,6 +464,18 @@ impl Collector {
         } else {
             ModuleLoadSignal::KernelWithoutModules
         };
+
+        if want_cgroups {
+            attach_raw_tracepoint(&mut ebpf, program_name::CGROUP_MKDIR, "cgroup_mkdir")?;
+            attach_raw_tracepoint(&mut ebpf, program_name::CGROUP_RMDIR, "cgroup_rmdir")?;
+            if layout.has_populated_tracepoint {
+                attach_raw_tracepoint(
+                    &mut ebpf,
+                    program_name::CGROUP_POPULATED,
+                    "cgroup_notify_populated",
+                )?;
+            }
+        }
 
         let dns_cgroup_root = if options.dns_answers {
             let root = match options.cgroup_root.clone() {
@@ -518,6 +543,8 @@ impl Collector {
             process_events: options.process_events,
             dns_cgroup_root,
             module_loads,
+            cgroup_events: want_cgroups,
+            cgroup_populated_events: want_cgroups && layout.has_populated_tracepoint,
         };
         tracing::info!(
             ?attachments,
@@ -653,6 +680,7 @@ impl Collector {
         let (sender, receiver) = mpsc::channel(queue_batches.max(1));
         let lost = self.lost_event_counter();
         let reload = self.symbol_reload_trigger();
+        let attachments = self.attachments.clone();
         let mut collector = self;
         let handle = tokio::spawn(async move {
             loop {
@@ -666,6 +694,7 @@ impl Collector {
             receiver,
             lost,
             reload,
+            attachments,
             handle,
         }
     }
@@ -682,6 +711,7 @@ pub struct CollectorTask {
     receiver: mpsc::Receiver<Vec<KernelEvent>>,
     lost: LostEventCounter,
     reload: SymbolReloadTrigger,
+    attachments: Attachments,
     handle: JoinHandle<Result<(), ReadError>>,
 }
 
@@ -705,6 +735,11 @@ impl CollectorTask {
     /// A handle to request a kernel-symbol reload event.
     pub fn symbol_reload_trigger(&self) -> SymbolReloadTrigger {
         self.reload.clone()
+    }
+
+    /// What the collector attached.
+    pub fn attachments(&self) -> &Attachments {
+        &self.attachments
     }
 
     /// Stops the task and waits until the programs are detached; returns the task's error if

@@ -9,15 +9,15 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use watchpost_core::process::Comm;
 use watchpost_core::start_time::{BootClock, StartTimeError};
 use watchpost_ebpf_common::{
-    DNS_PAYLOAD_CAPACITY, DnsRecord, EXEC_FILENAME_CAPACITY, ExecRecord, ExitRecord, ForkRecord,
-    MODULE_NAME_LEN, ModuleLoadRecord, RecordHeader, TASK_COMM_LEN, TaskRecord, record_kind,
-    task_flag,
+    CGROUP_PATH_CAPACITY, CgroupRecord, DNS_PAYLOAD_CAPACITY, DnsRecord, EXEC_FILENAME_CAPACITY,
+    ExecRecord, ExitRecord, ForkRecord, MODULE_NAME_LEN, ModuleLoadRecord, RecordHeader,
+    TASK_COMM_LEN, TaskRecord, cgroup_op, record_kind, task_flag,
 };
 
 use crate::clock::instant_from_boot_ns;
 use crate::event::{
-    DnsAnswer, KernelEvent, ModuleLoad, ProcessExec, ProcessExit, ProcessFork, ProcessIdentity,
-    SymbolReloadCause,
+    CgroupChange, CgroupOp, DnsAnswer, KernelEvent, ModuleLoad, ProcessExec, ProcessExit,
+    ProcessFork, ProcessIdentity, SymbolReloadCause,
 };
 
 /// Why a record could not be decoded.
@@ -39,6 +39,9 @@ pub enum DecodeError {
     /// A DNS record names an IP version other than 4 or 6.
     #[error("DNS record with IP version {0}, expected 4 or 6")]
     IpVersion(u32),
+    /// A cgroup record with an operation other than mkdir or rmdir.
+    #[error("cgroup record with operation {0}, expected 1 to 4 (mkdir, rmdir, populated, emptied)")]
+    CgroupOp(u32),
     /// A start time does not convert to epoch nanoseconds.
     #[error("start time: {0}")]
     StartTime(#[source] StartTimeError),
@@ -108,6 +111,7 @@ impl<'a> Fields<'a> {
             start_boottime_ns,
             comm: Comm::from_bytes(&comm),
             kernel_thread: flags & task_flag::KERNEL_THREAD != 0,
+            cgroup_id: self.u64(at + offset_of!(TaskRecord, cgroup_id))?,
         })
     }
 }
@@ -196,6 +200,28 @@ pub fn decode_record(bytes: &[u8], clock: &BootClock) -> Result<KernelEvent, Dec
                 message: message.to_vec(),
             }))
         }
+        record_kind::CGROUP => {
+            fields.require(size_of::<CgroupRecord>())?;
+            let op = match fields.u32(offset_of!(CgroupRecord, op))? {
+                cgroup_op::MKDIR => CgroupOp::Created,
+                cgroup_op::RMDIR => CgroupOp::Removed,
+                cgroup_op::POPULATED => CgroupOp::Populated,
+                cgroup_op::EMPTIED => CgroupOp::Emptied,
+                other => return Err(DecodeError::CgroupOp(other)),
+            };
+            let written = fields.u32(offset_of!(CgroupRecord, path_len))? as usize;
+            let raw = fields.slice(
+                offset_of!(CgroupRecord, path),
+                written.min(CGROUP_PATH_CAPACITY),
+            )?;
+            Ok(KernelEvent::Cgroup(CgroupChange {
+                time,
+                op,
+                cgroup_id: fields.u64(offset_of!(CgroupRecord, cgroup_id))?,
+                path: c_string(raw),
+                path_truncated: written >= CGROUP_PATH_CAPACITY,
+            }))
+        }
         other => Err(DecodeError::UnknownKind(other)),
     }
 }
@@ -220,6 +246,7 @@ mod tests {
         let mut comm = [0u8; TASK_COMM_LEN];
         comm[..4].copy_from_slice(b"true");
         b.extend_from_slice(&comm);
+        b.extend_from_slice(&4242u64.to_ne_bytes()); // cgroup id
         b
     }
 
@@ -250,6 +277,7 @@ mod tests {
         assert_eq!(exec.process.tid, 43);
         assert_eq!(exec.process.uid, 65534);
         assert_eq!(exec.process.comm.as_str(), "true");
+        assert_eq!(exec.process.cgroup_id, 4242);
         // 12.345678901 s after boot, floored to the 10 ms tick.
         assert_eq!(
             exec.process.start_time,
@@ -257,6 +285,29 @@ mod tests {
         );
         assert_eq!(exec.time, BTIME * 1_000_000_000 + 5_000_000_000);
         assert_eq!(exec.to_core().exe_path, "/bin/true");
+    }
+
+    #[test]
+    fn cgroup_records_decode_and_bad_ops_are_errors() {
+        let mut rec = header_bytes(record_kind::CGROUP, 9);
+        rec.extend_from_slice(&1234u64.to_ne_bytes());
+        rec.extend_from_slice(&cgroup_op::MKDIR.to_ne_bytes());
+        let path = b"/libpod_parent/libpod-abc\0";
+        rec.extend_from_slice(&(path.len() as u32).to_ne_bytes());
+        let mut buf = [0u8; CGROUP_PATH_CAPACITY];
+        buf[..path.len()].copy_from_slice(path);
+        rec.extend_from_slice(&buf);
+        assert_eq!(rec.len(), size_of::<CgroupRecord>());
+        let KernelEvent::Cgroup(c) = decode_record(&rec, &clock()).unwrap() else {
+            panic!("not a cgroup record");
+        };
+        assert_eq!(c.op, CgroupOp::Created);
+        assert_eq!(c.cgroup_id, 1234);
+        assert_eq!(c.path, "/libpod_parent/libpod-abc");
+        assert!(!c.path_truncated);
+        let op_at = offset_of!(CgroupRecord, op);
+        rec[op_at..op_at + 4].copy_from_slice(&9u32.to_ne_bytes());
+        assert_eq!(decode_record(&rec, &clock()), Err(DecodeError::CgroupOp(9)));
     }
 
     #[test]

@@ -30,6 +30,9 @@ pub struct ProcessIdentity {
     pub comm: Comm,
     /// A kernel thread (`PF_KTHREAD`).
     pub kernel_thread: bool,
+    /// cgroup v2 ID the event fired in (see `TaskRecord::cgroup_id`: the process's own for exec
+    /// and exit, the parent's for fork).
+    pub cgroup_id: u64,
 }
 
 impl ProcessIdentity {
@@ -133,6 +136,34 @@ impl DnsAnswer {
     }
 }
 
+/// Whether a cgroup appeared or went away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgroupOp {
+    /// `cgroup_mkdir`.
+    Created,
+    /// `cgroup_rmdir`.
+    Removed,
+    /// `cgroup_notify_populated(1)`: a first process entered it or a descendant.
+    Populated,
+    /// `cgroup_notify_populated(0)`: its last process left (and its descendants').
+    Emptied,
+}
+
+/// A cgroup v2 directory was created, removed, populated or emptied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CgroupChange {
+    /// When, epoch ns.
+    pub time: EpochNanos,
+    /// Created or removed.
+    pub op: CgroupOp,
+    /// The cgroup's ID (its directory's inode number; what exec/exit events carry).
+    pub cgroup_id: u64,
+    /// Its path from the hierarchy root (invalid UTF-8 replaced by U+FFFD); empty if unread.
+    pub path: String,
+    /// The path was longer than the capture buffer and was cut.
+    pub path_truncated: bool,
+}
+
 /// Why kernel symbols should be re-read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SymbolReloadCause {
@@ -156,6 +187,8 @@ pub enum KernelEvent {
     SymbolReload(SymbolReloadCause),
     /// A DNS answer was received.
     DnsAnswer(DnsAnswer),
+    /// A cgroup v2 directory was created or removed.
+    Cgroup(CgroupChange),
 }
 
 impl ProcessFork {

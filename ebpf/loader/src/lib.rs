@@ -57,6 +57,6 @@ pub use collector::{
 };
 pub use error::{LoadError, LoadStage, ReadError};
 pub use event::{
-    DnsAnswer, KernelEvent, ModuleLoad, ProcessExec, ProcessExit, ProcessFork, ProcessIdentity,
-    SymbolReloadCause,
+    CgroupChange, CgroupOp, DnsAnswer, KernelEvent, ModuleLoad, ProcessExec, ProcessExit,
+    ProcessFork, ProcessIdentity, SymbolReloadCause,
 };

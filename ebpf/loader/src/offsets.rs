@@ -12,6 +12,11 @@ pub struct KernelLayout {
     pub offsets: KernelOffsets,
     /// Whether the kernel has the `module_load` tracepoint (`CONFIG_MODULES`).
     pub has_module_load_tracepoint: bool,
+    /// Whether the kernel has the `cgroup_mkdir`/`cgroup_rmdir` tracepoints and the cgroup
+    /// members their program reads.
+    pub has_cgroup_tracepoints: bool,
+    /// Whether it also has `cgroup_notify_populated` (Linux ≥ 5.3).
+    pub has_populated_tracepoint: bool,
 }
 
 /// Reads every offset the programs use. A member the process programs need and the kernel lacks
@@ -20,6 +25,33 @@ pub fn kernel_layout(btf: &KernelBtf) -> Result<KernelLayout, BtfError> {
     let task = |member: &str| btf.member_offset("task_struct", member);
     let exit_args = btf.tracepoint_arg_count("sched_process_exit")?;
     let has_module_load_tracepoint = btf.tracepoint_arg_count("module_load")?.is_some();
+    // Optional: without them containers are found by /proc scans only.
+    let cgroup_members = (|| -> Result<[u32; 4], BtfError> {
+        Ok([
+            btf.member_offset("cgroup", "kn")?,
+            btf.member_offset("cgroup", "root")?,
+            btf.member_offset("kernfs_node", "id")?,
+            btf.member_offset("cgroup_root", "hierarchy_id")?,
+        ])
+    })()
+    .ok();
+    let has_cgroup_tracepoints = cgroup_members.is_some()
+        && btf.tracepoint_arg_count("cgroup_mkdir")?.is_some()
+        && btf.tracepoint_arg_count("cgroup_rmdir")?.is_some();
+    let has_populated_tracepoint = has_cgroup_tracepoints
+        && btf
+            .tracepoint_arg_count("cgroup_notify_populated")?
+            .is_some();
+    let [
+        cgroup_kn,
+        cgroup_root,
+        kernfs_node_id,
+        cgroup_root_hierarchy_id,
+    ] = if has_cgroup_tracepoints {
+        cgroup_members.unwrap_or_default()
+    } else {
+        [0; 4]
+    };
     let offsets = KernelOffsets {
         task_pid: task("pid")?,
         task_tgid: task("tgid")?,
@@ -42,9 +74,15 @@ pub fn kernel_layout(btf: &KernelBtf) -> Result<KernelLayout, BtfError> {
         },
         // sched_process_exit(struct task_struct *p, bool group_dead) since Linux 6.16.
         exit_has_group_dead: u32::from(exit_args.is_some_and(|args| args >= 2)),
+        cgroup_kn,
+        cgroup_root,
+        kernfs_node_id,
+        cgroup_root_hierarchy_id,
     };
     Ok(KernelLayout {
         offsets,
         has_module_load_tracepoint,
+        has_cgroup_tracepoints,
+        has_populated_tracepoint,
     })
 }

@@ -28,8 +28,8 @@ use watchpost_core::start_time::{BootClock, parse_proc_stat};
 use watchpost_core::system_info::parse_boot_time;
 use watchpost_core::time::NANOS_PER_SEC;
 use watchpost_ebpf::{
-    Collector, CollectorOptions, DnsAnswer, KernelEvent, LoadError, ModuleLoadSignal, ProcessExec,
-    ProcessExit, ProcessFork, SymbolReloadCause,
+    CgroupOp, Collector, CollectorOptions, DnsAnswer, KernelEvent, LoadError, ModuleLoadSignal,
+    ProcessExec, ProcessExit, ProcessFork, SymbolReloadCause,
 };
 
 const SKIP_VAR: &str = "WATCHPOST_SKIP_EBPF_TESTS";
@@ -807,6 +807,83 @@ fn own_cgroup_v2_inode(ctx: &Context) -> Option<u64> {
     Some(std::fs::metadata(dir).ok()?.ino())
 }
 
+/// A cgroup v2 directory created and removed is reported with its inode as ID and its path; a
+/// process exec'd inside it carries that ID.
+fn cgroup_changes_and_exec_cgroup_ids(ctx: &Context) {
+    assert!(
+        ctx.collector.attachments.cgroup_events,
+        "cgroup_mkdir/cgroup_rmdir not attached"
+    );
+    let root = watchpost_ebpf::cgroup_root::cgroup2_mount_point(
+        &std::fs::read_to_string("/proc/mounts").unwrap(),
+    )
+    .expect("a cgroup2 mount");
+    let name = format!("wp-kernel-test-{}", std::process::id());
+    let dir = root.join(&name);
+    let path = format!("/{name}");
+    let mark = ctx.log.mark();
+    std::fs::create_dir(&dir).unwrap();
+    let inode = std::fs::metadata(&dir).unwrap().ino();
+    let created = |ev: &[KernelEvent]| {
+        ev.iter().any(|e| {
+            matches!(e, KernelEvent::Cgroup(c)
+                if c.op == CgroupOp::Created && c.path == path && c.cgroup_id == inode)
+        })
+    };
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        ctx.log.wait_until(mark, "the cgroup's creation", created);
+        // A shell that moves itself into the cgroup, then execs.
+        let script = format!("echo $$ > {}/cgroup.procs && exec /bin/true", dir.display());
+        let mut child = Command::new("/bin/sh")
+            .args(["-c", &script])
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        assert!(child.wait().unwrap().success());
+        let events = ctx
+            .log
+            .wait_until(mark, "the exec inside the cgroup", |ev| {
+                execs_of(ev, pid).iter().any(|x| x.filename == "/bin/true")
+            });
+        let exec = execs_of(&events, pid)
+            .into_iter()
+            .find(|x| x.filename == "/bin/true")
+            .unwrap();
+        assert_eq!(
+            exec.process.cgroup_id, inode,
+            "exec carries its cgroup's ID"
+        );
+        let outside = own_cgroup_v2_inode(ctx);
+        assert_ne!(Some(inode), outside);
+        if ctx.collector.attachments.cgroup_populated_events {
+            for (op, what) in [
+                (CgroupOp::Populated, "the cgroup populated"),
+                (CgroupOp::Emptied, "the cgroup emptied"),
+            ] {
+                ctx.log.wait_until(mark, what, |ev| {
+                    ev.iter().any(|e| {
+                        matches!(e, KernelEvent::Cgroup(c)
+                            if c.op == op && c.path == path && c.cgroup_id == inode)
+                    })
+                });
+            }
+        }
+    }));
+    // Empty once the child is reaped; the kernel may need a moment.
+    poll_until("the test cgroup to be removable", || {
+        std::fs::remove_dir(&dir).ok()
+    });
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+    ctx.log.wait_until(mark, "the cgroup's removal", |ev| {
+        ev.iter().any(|e| {
+            matches!(e, KernelEvent::Cgroup(c)
+                if c.op == CgroupOp::Removed && c.path == path && c.cgroup_id == inode)
+        })
+    });
+}
+
 /// Module loads (or, without module support, the direct trigger) produce a symbol-reload event.
 fn symbol_reload_signal(ctx: &Context) {
     let modules_supported = Path::new("/proc/modules").exists();
@@ -1008,6 +1085,10 @@ const TESTS: &[Test] = &[
         dns_answers_from_a_real_server,
     ),
     ("symbol_reload_signal", symbol_reload_signal),
+    (
+        "cgroup_changes_and_exec_cgroup_ids",
+        cgroup_changes_and_exec_cgroup_ids,
+    ),
     ("lost_records_are_counted", lost_records_are_counted),
     ("drop_detaches", drop_detaches),
     ("refusal_without_privilege", refusal_without_privilege),

@@ -1,4 +1,5 @@
-//! watchpost's eBPF programs: process lifecycle, kernel module loads and DNS answers.
+//! watchpost's eBPF programs: process lifecycle, kernel module loads, cgroup creation and
+//! removal, and DNS answers.
 //!
 //! Every program writes `watchpost_ebpf_common` records into a ring buffer and, when the ring
 //! buffer is full, counts the loss in `LOST_EVENTS` instead of dropping silently.
@@ -30,9 +31,10 @@ use aya_ebpf::macros::{cgroup_skb, map, raw_tracepoint};
 use aya_ebpf::maps::{PerCpuArray, RingBuf};
 use aya_ebpf::programs::{RawTracePointContext, SkBuffContext};
 use watchpost_ebpf_common::{
-    DNS_PAYLOAD_CAPACITY, DNS_PORT, DnsRecord, EXEC_FILENAME_CAPACITY, ExecRecord, ExitRecord,
-    ForkRecord, KernelOffsets, LOST_EVENTS_SLOTS, MODULE_NAME_LEN, ModuleLoadRecord, PF_KTHREAD,
-    RecordHeader, RingWakeup, TASK_COMM_LEN, TaskRecord, record_kind, task_flag,
+    CGROUP_PATH_CAPACITY, CgroupRecord, DNS_PAYLOAD_CAPACITY, DNS_PORT, DnsRecord,
+    EXEC_FILENAME_CAPACITY, ExecRecord, ExitRecord, ForkRecord, KernelOffsets, LOST_EVENTS_SLOTS,
+    MODULE_NAME_LEN, ModuleLoadRecord, PF_KTHREAD, RecordHeader, RingWakeup, TASK_COMM_LEN,
+    TaskRecord, cgroup_op, record_kind, task_flag,
 };
 
 /// Member offsets of the running kernel, written by the loader before loading (read-only data).
@@ -54,6 +56,10 @@ static KERNEL_OFFSETS: KernelOffsets = KernelOffsets {
     binprm_filename: 0,
     module_name: 0,
     exit_has_group_dead: 0,
+    cgroup_kn: 0,
+    cgroup_root: 0,
+    kernfs_node_id: 0,
+    cgroup_root_hierarchy_id: 0,
 };
 
 /// Wake-up thresholds of the ring buffers, written by the loader (read-only data).
@@ -145,7 +151,8 @@ fn count_lost(kind: u32) {
     }
 }
 
-/// Who `task` is: its process, parent process, start times, credentials and name.
+/// Who `task` is: its process, parent process, start times, credentials and name; and the
+/// cgroup v2 ID of the task running the program (see `TaskRecord::cgroup_id`).
 #[inline(always)]
 fn describe_task(task: *const u8, o: &KernelOffsets) -> TaskRecord {
     let leader = read_pointer(task, o.task_group_leader);
@@ -167,6 +174,8 @@ fn describe_task(task: *const u8, o: &KernelOffsets) -> TaskRecord {
         start_boottime: read_kernel(leader, o.task_start_boottime),
         parent_start_boottime: read_kernel(parent_leader, o.task_start_boottime),
         comm: [0; TASK_COMM_LEN],
+        // SAFETY: a helper without memory arguments.
+        cgroup_id: unsafe { helper::bpf_get_current_cgroup_id() },
     };
     // SAFETY: reads TASK_COMM_LEN bytes of kernel memory into the local array of that size.
     unsafe {
@@ -294,6 +303,69 @@ pub fn module_load(ctx: RawTracePointContext) -> i32 {
     }
     entry.submit(kernel_events_flags());
     0
+}
+
+/// A cgroup was created or removed: its ID and path, for the default (v2) hierarchy only
+/// (`cgroup_root.hierarchy_id == 0`); v1 hierarchies repeat the same paths with other IDs.
+#[inline(always)]
+fn report_cgroup(ctx: &RawTracePointContext, op: u32) -> i32 {
+    let cgroup: *const u8 = ctx.arg(0);
+    let path: *const u8 = ctx.arg(1);
+    let o = offsets();
+    if o.cgroup_kn == 0 {
+        return 0;
+    }
+    let root = read_pointer(cgroup, o.cgroup_root);
+    let hierarchy: u32 = read_kernel(root, o.cgroup_root_hierarchy_id);
+    if root.is_null() || hierarchy != 0 {
+        return 0;
+    }
+    let kn = read_pointer(cgroup, o.cgroup_kn);
+    let id: u64 = read_kernel(kn, o.kernfs_node_id);
+    let Some(mut entry) = KERNEL_EVENTS.reserve::<CgroupRecord>(0) else {
+        count_lost(record_kind::CGROUP);
+        return 0;
+    };
+    let record = entry.as_mut_ptr();
+    // SAFETY: as in `sched_process_exec`: raw-pointer writes into the reserved slot, the string
+    // helper bounded by the size of `path`.
+    unsafe {
+        addr_of_mut!((*record).header).write(header(record_kind::CGROUP));
+        addr_of_mut!((*record).cgroup_id).write(id);
+        addr_of_mut!((*record).op).write(op);
+        let written = helper::bpf_probe_read_kernel_str(
+            addr_of_mut!((*record).path).cast::<c_void>(),
+            CGROUP_PATH_CAPACITY as u32,
+            path.cast(),
+        );
+        addr_of_mut!((*record).path_len).write(if written > 0 { written as u32 } else { 0 });
+    }
+    entry.submit(kernel_events_flags());
+    0
+}
+
+/// `cgroup_mkdir(struct cgroup *cgrp, const char *path)`.
+#[raw_tracepoint(tracepoint = "cgroup_mkdir")]
+pub fn cgroup_mkdir(ctx: RawTracePointContext) -> i32 {
+    report_cgroup(&ctx, cgroup_op::MKDIR)
+}
+
+/// `cgroup_rmdir(struct cgroup *cgrp, const char *path)`.
+#[raw_tracepoint(tracepoint = "cgroup_rmdir")]
+pub fn cgroup_rmdir(ctx: RawTracePointContext) -> i32 {
+    report_cgroup(&ctx, cgroup_op::RMDIR)
+}
+
+/// `cgroup_notify_populated(struct cgroup *cgrp, const char *path, int val)`.
+#[raw_tracepoint(tracepoint = "cgroup_notify_populated")]
+pub fn cgroup_notify_populated(ctx: RawTracePointContext) -> i32 {
+    let populated: u64 = ctx.arg(2);
+    let op = if populated as u32 != 0 {
+        cgroup_op::POPULATED
+    } else {
+        cgroup_op::EMPTIED
+    };
+    report_cgroup(&ctx, op)
 }
 
 /// Verdict of a cgroup_skb program that lets the packet through (we only observe).

@@ -22,6 +22,14 @@ pub enum Command {
     Query(QueryArgs),
     /// Show or check the configuration.
     Config(ConfigArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff); `cargo xtask man` writes it to a file.
+    #[command(hide = true)]
+    Man,
     /// Ask the running daemon to snapshot every restorable store now.
     Snapshot(ClientArgs),
     /// Write, delete or clear IP reputation verdicts (root or the socket group).
@@ -256,6 +264,12 @@ pub enum Query {
         /// Runtime: docker, containerd, crio, podman, garden, unknown.
         #[arg(long)]
         runtime: Option<String>,
+    },
+    /// Detection records as they happen (JSON lines with --json, one line each otherwise).
+    Events {
+        /// Keep streaming until interrupted (required: past detections are not kept).
+        #[arg(long, required = true)]
+        follow: bool,
     },
 }
 

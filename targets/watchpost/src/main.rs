@@ -7,7 +7,7 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use watchpost::cli::{Cli, Command, ConfigArgs, Query, QueryArgs, RunArgs};
 use watchpost::client::command::{self, EXIT_ERROR};
-use watchpost::config::{Config, DEFAULT_TOML};
+use watchpost::config::{Config, DEFAULT_TOML, LogFormat};
 
 fn main() -> ExitCode {
     watchpost::memory::trim::tune_allocator();
@@ -28,6 +28,21 @@ fn main() -> ExitCode {
             runtime.block_on(command::run(args))
         }
         Command::Config(args) => config(args),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "watchpost", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::Man => {
+            let command = <Cli as clap::CommandFactory>::command();
+            match clap_mangen::Man::new(command).render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("watchpost: {e}");
+                    ExitCode::from(EXIT_ERROR)
+                }
+            }
+        }
         Command::Snapshot(client) => ask(client.asking(Query::Snapshot)),
         Command::Reputation(args) => ask(args.client.asking(Query::ReputationChange {
             action: args.action,
@@ -128,13 +143,20 @@ fn run(args: RunArgs) -> ExitCode {
         .unwrap_or_else(|_| EnvFilter::new(&config.daemon.log_level));
     // The filter sits behind a reload handle so SIGHUP can change `daemon.log_level`.
     let (filter, filter_handle) = tracing_subscriber::reload::Layer::new(filter);
+    let json = config.daemon.log_format == LogFormat::Json;
     tracing_subscriber::registry()
         .with(filter)
-        .with(
+        .with((!json).then(|| {
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
-                .with_ansi(std::io::stderr().is_terminal()),
-        )
+                .with_ansi(std::io::stderr().is_terminal())
+        }))
+        .with(json.then(|| {
+            tracing_subscriber::fmt::layer()
+                .json()
+                .with_writer(std::io::stderr)
+                .with_ansi(false)
+        }))
         .init();
     let set_log_filter: watchpost::daemon::reload::LogFilterSetter =
         std::sync::Arc::new(move |level: &str| {

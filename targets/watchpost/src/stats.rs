@@ -63,6 +63,12 @@ pub struct DaemonCounters {
     pub kernel_events_lost: AtomicU64,
     /// Why the collection is degraded (`None`: it is not).
     pub degraded: Mutex<Option<String>>,
+    /// Kernel events whose container came from their cgroup ID.
+    pub kernel_container_lookups: AtomicU64,
+    /// Kernel events whose container had to be read from `/proc/<pid>/cgroup`.
+    pub kernel_container_proc_reads: AtomicU64,
+    /// Container enrichment: endpoint states and counters.
+    pub enrichment: crate::runtimes::status::EnrichmentStatus,
     /// Restarts of the daemon's supervised tasks, by task.
     pub task_restart_counts: Mutex<BTreeMap<&'static str, u64>>,
     /// When a supervised task last restarted (epoch ns; 0: never).
@@ -222,6 +228,9 @@ impl DaemonCounters {
             kernel_events_lost: get(&self.kernel_events_lost),
             module_checks: get(&self.module_checks),
             kernel_module_loads: get(&self.kernel_module_loads),
+            kernel_container_lookups: get(&self.kernel_container_lookups),
+            kernel_container_proc_reads: get(&self.kernel_container_proc_reads),
+            container_enrichment: Box::new(self.enrichment.snapshot()),
             task_restarts: self.task_restarts(),
             kernel_feed_errors: get(&self.kernel_feed_errors),
             replies_too_large: get(&self.replies_too_large),

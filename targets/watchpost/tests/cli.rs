@@ -101,3 +101,28 @@ fn usage_errors_exit_2() {
         assert_eq!(out.code, Some(2), "{args:?}: {out:?}");
     }
 }
+
+#[test]
+fn completions_and_man_page_come_from_the_cli_definition() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = support::watchpost(&["completions", shell]);
+        assert_eq!(out.code, Some(0), "{out:?}");
+        assert!(out.stdout.contains("watchpost"), "{shell}: {}", out.stdout);
+        assert!(
+            out.stdout.contains("follow"),
+            "{shell} completes query events --follow"
+        );
+    }
+    assert_ne!(support::watchpost(&["completions", "tcsh"]).code, Some(0));
+    let man = support::watchpost(&["man"]);
+    assert_eq!(man.code, Some(0));
+    assert!(man.stdout.contains(".TH watchpost"), "{}", man.stdout);
+    assert!(man.stdout.contains("query"));
+}
+
+#[test]
+fn events_without_follow_is_a_usage_error() {
+    let out = support::watchpost(&["query", "events"]);
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(out.stderr.contains("--follow"), "{}", out.stderr);
+}

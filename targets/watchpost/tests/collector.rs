@@ -78,6 +78,7 @@ async fn rescans_turn_processes_into_events_and_refill_a_restarted_store() {
             containers,
             container_store: registry.containers(),
             events: events_tx,
+            enrich: None,
         },
         stats.clone(),
         65_536,

@@ -101,10 +101,17 @@ fn shell_under_a_service_is_reported_as_a_json_line() {
         .unwrap();
     assert_eq!(found["severity"], "high");
     // The reported process is the shell: its parent is nginx, per /proc.
-    let shell_pid = found["pid"].as_u64().unwrap() as u32;
+    let shell_pid = found["process"]["pid"].as_u64().unwrap() as u32;
     let facts = support::ProcFacts::new();
     assert_eq!(facts.stat(shell_pid).map(|(ppid, _)| ppid), Some(nginx_pid));
-    assert_eq!(found["entity_id"], facts.entity_id(shell_pid).unwrap());
+    assert_eq!(
+        found["process"]["entity_id"],
+        facts.entity_id(shell_pid).unwrap()
+    );
+    // Enriched from the stores: the ancestry summary starts with the shell, then nginx.
+    assert_eq!(found["process"]["ancestry"][0]["pid"], shell_pid);
+    assert_eq!(found["process"]["ancestry"][1]["pid"], nginx_pid);
+    assert_eq!(found["schema"], "watchpost.detection.v1");
     // Only JSON lines on stdout; logs went to stderr.
     assert!(daemon.stderr().contains("watchpost ready"));
 }
@@ -173,8 +180,8 @@ fn container_from_a_real_cgroup_and_tmp_exec_inside_it() {
     let reported = eventually(Duration::from_secs(20), || {
         detections(&daemon).iter().any(|d| {
             d["detector"] == "tmp_exec_in_container"
-                && d["pid"] == inside_pid
-                && d["container_id"] == container_id.as_str()
+                && d["process"]["pid"] == inside_pid
+                && d["container"]["id"] == container_id.as_str()
         })
     });
     assert!(

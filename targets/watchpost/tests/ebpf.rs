@@ -81,7 +81,7 @@ fn a_burst_of_short_lived_processes_reaches_the_store() {
     assert!(zombie);
     let id = facts.entity_id(pid).unwrap().to_string();
     child.wait().unwrap();
-    let known = eventually(Duration::from_secs(10), || {
+    let known = eventually(Duration::from_secs(30), || {
         let out = daemon.query(&["process", &id, "--json"]);
         out.code == Some(0) && {
             let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::cli::{Query, QueryArgs, ReputationAction, hex_address};
-use crate::client::{QueryClient, render};
+use crate::client::{QueryClient, follow, render};
 use crate::config::Config;
 use crate::wire::reputation::WireVerdict;
 use crate::wire::{Answer, ErrorCode, ErrorReply, Request, Response};
@@ -100,6 +100,7 @@ pub fn request_for(query: &Query) -> Request {
             image: image.clone(),
             runtime: runtime.clone(),
         },
+        Query::Events { .. } => Request::Events {},
     }
 }
 
@@ -154,6 +155,9 @@ pub async fn run(args: QueryArgs) -> ExitCode {
         return ExitCode::from(EXIT_ERROR);
     }
     let timeout = Duration::from_millis(args.timeout_ms.max(1));
+    if matches!(request, Request::Events {}) {
+        return follow::run(&path, timeout, args.json).await;
+    }
     let reply = match QueryClient::connect(&path, timeout).await {
         Ok(mut client) => client.ask(&request).await,
         Err(e) => Err(e),

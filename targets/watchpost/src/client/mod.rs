@@ -2,6 +2,7 @@
 //! rendering of answers ([`render`]).
 
 pub mod command;
+pub mod follow;
 pub mod render;
 pub mod render_persist;
 
@@ -52,6 +53,13 @@ pub enum ClientError {
 pub struct QueryClient {
     stream: UnixStream,
     timeout: Duration,
+}
+
+impl QueryClient {
+    /// The connection, for a streamed answer.
+    pub fn into_stream(self) -> UnixStream {
+        self.stream
+    }
 }
 
 impl QueryClient {

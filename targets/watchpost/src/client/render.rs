@@ -9,7 +9,7 @@ use watchpost_actors::stores::symbols::SymbolInfo;
 use watchpost_core::EpochNanos;
 
 use crate::wire::Answer;
-use crate::wire::response::{DaemonStats, StoreMetricsReport};
+use crate::wire::response::{DaemonStats, ProcessAnswer, StoreMetricsReport};
 
 /// `ns` since the epoch as UTC `YYYY-MM-DDTHH:MM:SS.mmmZ`; `-` for 0.
 pub fn format_time(ns: EpochNanos) -> String {
@@ -90,8 +90,30 @@ pub(crate) fn or_dash(s: &str) -> String {
     }
 }
 
-fn process(p: &ProcessInfo) -> String {
-    block(&[
+fn process_answer(a: &ProcessAnswer) -> String {
+    let mut rows = process_rows(&a.process);
+    let container = a.container.as_ref().map_or_else(
+        || "-".to_owned(),
+        |c| {
+            let mut text = format!("{} {}", c.id.get(..12).unwrap_or(&c.id), c.runtime);
+            for extra in [&c.name, &c.image] {
+                if !extra.is_empty() {
+                    text.push(' ');
+                    text.push_str(extra);
+                }
+            }
+            if let Some(pod) = &c.pod {
+                text.push_str(&format!(" pod {}/{}", pod.namespace, pod.name));
+            }
+            text
+        },
+    );
+    rows.push(("container", container));
+    block(&rows)
+}
+
+fn process_rows(p: &ProcessInfo) -> Vec<(&'static str, String)> {
+    vec![
         ("entity id", p.entity_id.to_string()),
         ("pid", p.pid.to_string()),
         ("ppid", p.ppid.to_string()),
@@ -111,7 +133,7 @@ fn process(p: &ProcessInfo) -> String {
                 Some(t) => format_time(t),
             },
         ),
-    ])
+    ]
 }
 
 fn processes(list: &[ProcessInfo]) -> String {
@@ -223,8 +245,58 @@ fn daemon_stats(d: &DaemonStats) -> String {
         ),
         ("kernel dns answers", d.kernel_dns_answers.to_string()),
         ("kernel events lost", d.kernel_events_lost.to_string()),
+        (
+            "containers by cgroup id",
+            d.kernel_container_lookups.to_string(),
+        ),
+        (
+            "containers by /proc read",
+            d.kernel_container_proc_reads.to_string(),
+        ),
     ]);
     for line in body.lines() {
+        let _ = writeln!(out, "  {line}");
+    }
+    out.push_str(&enrichment_stats(&d.container_enrichment));
+    out
+}
+
+fn enrichment_stats(e: &crate::runtimes::status::EnrichmentStats) -> String {
+    let mut out = "container enrichment\n".to_owned();
+    let mut rows = vec![
+        ("enabled", e.enabled.to_string()),
+        ("containers described", e.enriched.to_string()),
+        ("removals", e.removed.to_string()),
+        ("not found", e.not_found.to_string()),
+        ("pending", e.pending.to_string()),
+        ("queue overflow", e.queue_overflow.to_string()),
+        ("coalesced", e.coalesced.to_string()),
+        ("runtime events", e.events.to_string()),
+        ("api calls", e.requests.to_string()),
+        ("failures", e.failures.to_string()),
+        ("timeouts", e.timeouts.to_string()),
+        ("garbage", e.garbage.to_string()),
+        ("too large", e.too_large.to_string()),
+        ("fields cut", e.fields_cut.to_string()),
+        ("labels cut", e.labels_cut.to_string()),
+        ("reconnects", e.reconnects.to_string()),
+    ];
+    for endpoint in &e.endpoints {
+        let state = match &endpoint.state {
+            crate::runtimes::status::EndpointState::Down(why) => format!("down: {why}"),
+            other => format!("{other:?}").to_lowercase(),
+        };
+        let name = if endpoint.engine.is_empty() {
+            endpoint.kind.label().to_owned()
+        } else {
+            endpoint.engine.clone()
+        };
+        rows.push((
+            "endpoint",
+            format!("{} {name}: {state}", endpoint.socket.display()),
+        ));
+    }
+    for line in block(&rows).lines() {
         let _ = writeln!(out, "  {line}");
     }
     out
@@ -293,7 +365,7 @@ pub fn render(answer: &Answer) -> String {
                 ("init namespaces", or_dash(&namespaces)),
             ])
         }
-        Answer::Process(p) => process(p),
+        Answer::Process(p) => process_answer(p),
         Answer::Processes(list) if list.is_empty() => "(none)\n".to_owned(),
         Answer::Processes(list) => processes(list),
         Answer::Syscall(s) => format!("{} = {} ({})\n", s.name, s.id, s.arch),
@@ -323,6 +395,15 @@ pub fn render(answer: &Answer) -> String {
                 .collect();
             table(&["ID", "NAME", "RUNTIME", "IMAGE"], &rows)
         }
+        Answer::Detection(r) => format!(
+            "{} {} {} {}: {}\n",
+            r["time"].as_str().unwrap_or("-"),
+            r["host"]["name"].as_str().unwrap_or("-"),
+            r["severity"].as_str().unwrap_or("-"),
+            r["detector"].as_str().unwrap_or("-"),
+            r["description"].as_str().unwrap_or("")
+        ),
+        Answer::Skipped(n) => format!("(skipped {n} detections: this follower read too slowly)\n"),
     }
 }
 
@@ -374,7 +455,10 @@ mod tests {
             exit_time: None,
             exit_time_unknown: false,
         };
-        let text = render(&Answer::Process(p.clone()));
+        let text = render(&Answer::Process(ProcessAnswer {
+            process: p.clone(),
+            container: None,
+        }));
         assert!(text.contains("exe        /usr/bin/sleep"), "{text}");
         let text = render(&Answer::Processes(vec![p]));
         assert!(

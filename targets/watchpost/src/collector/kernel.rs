@@ -6,6 +6,11 @@
 //! `collector.lost_check_interval_ms` into the daemon's counters (shown by `query metrics`,
 //! and as a warning by `query health`).
 //!
+//! Containers: each event carries the cgroup v2 ID it fired in, which [`CgroupMap`] turns into
+//! the process's container (a `/proc/<pid>/cgroup` read only when the map cannot tell, counted);
+//! the kernel's cgroup creations and removals become container discoveries (with an enrichment
+//! request) and removals as they happen.
+//!
 //! Races with the `/proc` scans are settled by the process table: a fork for a process a scan
 //! already described merges into it (nothing duplicated) and corrects the scan's parent; a scan
 //! never changes a parent. The rescan that keeps running as a slow reconciliation only sends
@@ -17,14 +22,18 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use watchpost_actors::detect::{Event, EventKind};
+use watchpost_actors::stores::container::ContainerUpdate;
 use watchpost_actors::stores::dns::DnsPacket;
 use watchpost_actors::stores::process::{
     ProcessExec, ProcessExit, ProcessHandle, ProcessStart, ProcessUpdate,
 };
 use watchpost_actors::{IntakeError, IntakeSender};
 use watchpost_core::entity_id::entity_id;
-use watchpost_ebpf::{CollectorTask, KernelEvent, ProcessIdentity, SymbolReloadCause};
+use watchpost_ebpf::{
+    CgroupChange, CgroupOp, CollectorTask, KernelEvent, ProcessIdentity, SymbolReloadCause,
+};
 
+use crate::collector::cgroup_map::{CgroupMap, Change, Lookup};
 use crate::collector::symbol_reload::ReloadSignal;
 use crate::collector::wait_applied;
 use crate::procfs::container_of;
@@ -43,6 +52,10 @@ pub struct KernelOutputs {
     pub symbol_reload: Option<Arc<ReloadSignal>>,
     /// The detectors' event queue.
     pub events: mpsc::Sender<Event>,
+    /// The container store's intake (containers whose cgroup appeared or went away).
+    pub containers: IntakeSender<ContainerUpdate>,
+    /// Container enrichment, asked about every container whose cgroup appears.
+    pub enrich: Option<crate::runtimes::EnrichRequests>,
 }
 
 /// The running eBPF collector and where its events go.
@@ -55,6 +68,8 @@ pub struct KernelFeed {
     pub stats: Arc<DaemonCounters>,
     /// How long detector events wait for their process updates to be applied.
     pub apply_wait: Duration,
+    /// cgroup ID → container (filled when the cgroup programs are attached).
+    pub cgroups: CgroupMap,
 }
 
 fn parent_entity(p: &ProcessIdentity) -> u32 {
@@ -81,12 +96,35 @@ fn detector_event(kind: EventKind, p: &ProcessIdentity, exe: String, time: u64) 
     }
 }
 
-/// The container a running process belongs to, from its `/proc/<pid>/cgroup` (one small read
-/// per exec, on the blocking pool; `None` if it already exited or runs in no container). The kernel event carries
-/// only the cgroup ID, and detectors judge execs by the container's ID.
+/// The container a running process belongs to, from its `/proc/<pid>/cgroup` (`None` if it
+/// already exited or runs in no container): the fallback when the cgroup map cannot tell. Runs
+/// inside [`sort`], on the blocking pool.
 fn container_of_pid(pid: u32) -> Option<String> {
     let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
     container_of(&cgroup).map(|c| c.id.as_str().to_owned())
+}
+
+/// The container of the process an event is about: from its cgroup ID when the map knows,
+/// else from `/proc` (counted in `stats`).
+fn container_of_event(
+    cgroups: &CgroupMap,
+    p: &ProcessIdentity,
+    stats: &DaemonCounters,
+) -> Option<String> {
+    match cgroups.lookup(p.cgroup_id) {
+        Lookup::Container(c) => {
+            bump(&stats.kernel_container_lookups);
+            Some(c.id.as_str().to_owned())
+        }
+        Lookup::NotContainer => {
+            bump(&stats.kernel_container_lookups);
+            None
+        }
+        Lookup::Unknown => {
+            bump(&stats.kernel_container_proc_reads);
+            container_of_pid(p.pid)
+        }
+    }
 }
 
 /// One batch sorted by destination.
@@ -95,11 +133,36 @@ struct Sorted {
     processes: Vec<ProcessUpdate>,
     dns: Vec<DnsPacket>,
     events: Vec<Event>,
+    containers: Vec<ContainerUpdate>,
     module_loads: u64,
     reload_requested: bool,
 }
 
-fn sort(batch: Vec<KernelEvent>) -> Sorted {
+/// What a cgroup change means for the container store.
+fn container_change(cgroups: &mut CgroupMap, c: &CgroupChange, out: &mut Sorted) {
+    if c.path_truncated {
+        return;
+    }
+    let change = match c.op {
+        CgroupOp::Created => cgroups.created(c.cgroup_id, &c.path),
+        CgroupOp::Removed => cgroups.removed(c.cgroup_id, &c.path),
+        CgroupOp::Populated => cgroups.populated(c.cgroup_id, &c.path, true),
+        CgroupOp::Emptied => cgroups.populated(c.cgroup_id, &c.path, false),
+    };
+    match change {
+        Change::ContainerCreated(found) => out.containers.push(ContainerUpdate::Observe(found)),
+        // Timed by the store's wall clock when applied (a few ms later): the kernel's clock
+        // converts to epoch time through the whole-second `btime` and can run up to a second
+        // early, which would cut the removal grace short.
+        Change::ContainerRemoved(gone) => out.containers.push(ContainerUpdate::Remove {
+            id: gone.id.as_str().to_owned(),
+            removed_at: 0,
+        }),
+        Change::Nothing => {}
+    }
+}
+
+fn sort(batch: Vec<KernelEvent>, cgroups: &mut CgroupMap, stats: &DaemonCounters) -> Sorted {
     let mut s = Sorted::default();
     for event in batch {
         match event {
@@ -128,7 +191,7 @@ fn sort(batch: Vec<KernelEvent>) -> Sorted {
                 }));
                 let mut event =
                     detector_event(EventKind::Exec, &x.process, x.filename.clone(), x.time);
-                event.container_id = container_of_pid(x.process.pid);
+                event.container_id = container_of_event(cgroups, &x.process, stats);
                 s.events.push(event);
             }
             KernelEvent::Exit(x) => {
@@ -147,6 +210,7 @@ fn sort(batch: Vec<KernelEvent>) -> Sorted {
             }
             KernelEvent::SymbolReload(SymbolReloadCause::ModuleLoaded(_)) => s.module_loads += 1,
             KernelEvent::SymbolReload(SymbolReloadCause::Requested) => s.reload_requested = true,
+            KernelEvent::Cgroup(c) => container_change(cgroups, &c, &mut s),
             KernelEvent::DnsAnswer(a) => s.dns.push(DnsPacket {
                 payload: a.message,
                 observed_at: a.time,
@@ -165,6 +229,9 @@ impl KernelFeed {
         lost_interval: Duration,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), String> {
+        if self.task.attachments().cgroup_events {
+            self.walk_cgroups().await;
+        }
         let mut ticker = tokio::time::interval(lost_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut failure = None;
@@ -210,9 +277,59 @@ impl KernelFeed {
         true
     }
 
-    fn check_lost(&self) {
+    /// Fills the cgroup map from the cgroup v2 hierarchy (the programs are attached already, so
+    /// nothing created meanwhile is missed) and describes the containers found to the store.
+    async fn walk_cgroups(&mut self) {
+        let Some(root) = std::fs::read_to_string("/proc/mounts")
+            .ok()
+            .and_then(|m| watchpost_ebpf::cgroup_root::cgroup2_mount_point(&m))
+        else {
+            tracing::info!("no cgroup2 mount: containers of kernel events come from /proc");
+            return;
+        };
+        let mut map = std::mem::replace(&mut self.cgroups, CgroupMap::new(1));
+        let walked = tokio::task::spawn_blocking(move || {
+            let found = map.walk(&root);
+            (map, found)
+        })
+        .await;
+        let Ok((map, found)) = walked else {
+            return;
+        };
+        self.cgroups = map;
+        match found {
+            Ok(found) => {
+                tracing::info!(
+                    containers = found.len(),
+                    cgroups = self.cgroups.len(),
+                    complete = self.cgroups.is_complete(),
+                    "cgroup map filled: kernel events name their container by cgroup ID"
+                );
+                if let Some(enrich) = &self.out.enrich {
+                    found.iter().for_each(|c| enrich.request(c));
+                }
+                let updates: Vec<ContainerUpdate> =
+                    found.into_iter().map(ContainerUpdate::Observe).collect();
+                for chunk in updates.chunks(self.out.containers.max_batch_len().max(1)) {
+                    let _ = self.out.containers.submit(chunk.to_vec()).await;
+                }
+            }
+            Err(e) => {
+                tracing::warn!("reading the cgroup hierarchy: {e}; containers come from /proc")
+            }
+        }
+    }
+
+    fn check_lost(&mut self) {
         match self.task.lost_events() {
             Ok(lost) => {
+                if lost.cgroup > 0 && self.cgroups.is_complete() {
+                    tracing::warn!(
+                        "the kernel dropped cgroup records: containers of kernel events are \
+                         read from /proc where the cgroup map cannot tell"
+                    );
+                    self.cgroups.mark_incomplete();
+                }
                 let total = lost.total();
                 let before = self
                     .stats
@@ -233,16 +350,42 @@ impl KernelFeed {
     /// Applies one batch; false when an intake closed (the registry shut down).
     async fn apply(&mut self, batch: Vec<KernelEvent>) -> bool {
         add(&self.stats.kernel_events, batch.len() as u64);
-        // Sorting reads `/proc/<pid>/cgroup` for every exec (the container of the process):
-        // file reads belong on the blocking pool, not on a runtime thread.
-        let sorted = match tokio::task::spawn_blocking(move || sort(batch)).await {
-            Ok(sorted) => sorted,
+        // Sorting may read `/proc/<pid>/cgroup` (an exec whose cgroup the map cannot name): file
+        // reads belong on the blocking pool, not on a runtime thread. The map travels with it.
+        let mut map = std::mem::replace(&mut self.cgroups, CgroupMap::new(1));
+        let stats = self.stats.clone();
+        let sorted = match tokio::task::spawn_blocking(move || {
+            let sorted = sort(batch, &mut map, &stats);
+            (sorted, map)
+        })
+        .await
+        {
+            Ok((sorted, map)) => {
+                self.cgroups = map;
+                sorted
+            }
             Err(e) => {
+                // The map went with the failed task: containers come from /proc until a walk.
+                self.cgroups.mark_incomplete();
                 self.stats
                     .record_kernel_feed_error(format!("sorting a kernel batch failed: {e}"));
                 return true;
             }
         };
+        if !sorted.containers.is_empty() {
+            if let Some(enrich) = &self.out.enrich {
+                for update in &sorted.containers {
+                    if let ContainerUpdate::Observe(found) = update {
+                        enrich.request(found);
+                    }
+                }
+            }
+            match self.out.containers.submit(sorted.containers).await {
+                Ok(()) => {}
+                Err(e) if self.refused(&e) => {}
+                Err(_) => return false,
+            }
+        }
         let max = self.out.processes.max_batch_len().max(1);
         let mut processes = sorted.processes.into_iter().peekable();
         while processes.peek().is_some() {

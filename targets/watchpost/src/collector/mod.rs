@@ -12,6 +12,7 @@
 //! A store that restarted after a crash comes back empty; the collector notices the restart
 //! count change and sends the whole last scan again.
 
+pub mod cgroup_map;
 pub mod kernel;
 pub mod symbol_reload;
 pub mod synthetic;
@@ -57,6 +58,8 @@ pub struct CollectorOutputs {
     pub container_store: ContainerHandle,
     /// The detectors' event queue.
     pub events: mpsc::Sender<Event>,
+    /// Container enrichment: every container a scan discovers is described by its runtime.
+    pub enrich: Option<crate::runtimes::EnrichRequests>,
 }
 
 /// The `/proc` collector.
@@ -201,6 +204,13 @@ impl Collector {
                 .await
                 .map_err(|_| CollectorError::IntakeClosed("process"))?;
             add(&self.stats.process_updates_submitted, n);
+        }
+        if let Some(enrich) = &self.out.enrich {
+            for update in &containers {
+                if let ContainerUpdate::Observe(found) = update {
+                    enrich.request(found);
+                }
+            }
         }
         let max = self.out.containers.max_batch_len().max(1);
         let mut containers = containers.into_iter().peekable();

@@ -7,6 +7,7 @@
 //! [`DEFAULT_TOML`] is the commented default `watchpost config --print-default` prints; a unit
 //! test keeps it equal to [`Config::default`].
 
+pub mod fleet;
 pub mod limits;
 pub mod system;
 
@@ -37,6 +38,19 @@ pub struct DaemonSection {
     pub log_level: String,
     /// Longest a clean shutdown may take.
     pub shutdown_timeout_ms: u64,
+    /// Log lines as `text` or `json` (one object per line).
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// For people.
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
 }
 
 impl Default for DaemonSection {
@@ -45,6 +59,7 @@ impl Default for DaemonSection {
             data_dir: PathBuf::from("/var/lib/watchpost"),
             log_level: "info".to_owned(),
             shutdown_timeout_ms: 10_000,
+            log_format: LogFormat::Text,
         }
     }
 }
@@ -176,6 +191,10 @@ pub struct ContainerSection {
     pub capacity: usize,
     /// How long a removed container stays gettable (0 allowed).
     pub removal_grace_ms: u64,
+    /// Describe containers from their runtimes' APIs (off: ID and runtime from cgroups only).
+    pub enrichment: bool,
+    /// `[container.runtimes]`: the runtimes' sockets and the bounds on asking them.
+    pub runtimes: crate::runtimes::settings::RuntimesSection,
 }
 
 impl Default for ContainerSection {
@@ -183,6 +202,8 @@ impl Default for ContainerSection {
         ContainerSection {
             capacity: 512,
             removal_grace_ms: 30_000,
+            enrichment: true,
+            runtimes: Default::default(),
         }
     }
 }
@@ -390,6 +411,16 @@ pub struct Config {
     pub persist: PersistSection,
     /// `[ip_reputation]`
     pub ip_reputation: IpReputationSection,
+    /// `[metrics]`
+    pub metrics: fleet::MetricsSection,
+    /// `[sinks]`
+    pub sinks: fleet::SinksSection,
+    /// `[mqtt]`
+    pub mqtt: fleet::MqttSection,
+    /// `[intel]`
+    pub intel: fleet::IntelSection,
+    /// `[follow]`
+    pub follow: fleet::FollowSection,
 }
 
 /// Why a configuration was refused.
@@ -600,6 +631,10 @@ impl Config {
                     &format!("{dir:?} is not an absolute path"),
                 );
             }
+        }
+        problems.extend(self.container.runtimes.problems());
+        for (key, reason) in fleet::problems(self) {
+            problems.push(Problem { key, reason });
         }
         limits::check(self, &mut problems);
         persist::validate(self, &mut problems);

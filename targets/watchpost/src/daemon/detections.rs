@@ -1,18 +1,12 @@
-//! The detectors: the engine with the built-in detectors the configuration enables, and the
-//! printer that writes every detection as one JSON line on stdout (logs go to stderr).
+//! The detectors: the engine with the built-in detectors the configuration enables. Their
+//! findings go to the sinks ([`crate::sinks`]).
 
-use std::io::Write as _;
-
-use tokio::sync::mpsc;
 use watchpost_actors::Registry;
 use watchpost_actors::detect::shell_from_service::ShellFromService;
 use watchpost_actors::detect::tmp_exec_in_container::TmpExecInContainer;
-use watchpost_actors::detect::{
-    Detector, DetectorEngine, DetectorError, DetectorOutput, EngineOptions,
-};
+use watchpost_actors::detect::{Detector, DetectorEngine, DetectorError, EngineOptions};
 
 use crate::config::{Config, ms};
-use crate::stats::{DaemonCounters, bump};
 
 /// The built-in detectors `config` enables, not yet initialised.
 pub fn enabled_detectors(config: &Config) -> Vec<Box<dyn Detector>> {
@@ -44,27 +38,4 @@ pub async fn start_engine(
         },
     )
     .await
-}
-
-/// Prints detections as JSON lines until every sender is gone. Runs on the blocking pool
-/// (`spawn_blocking`): writing and flushing stdout may block, which a runtime thread must not.
-pub fn print_detections(mut outputs: mpsc::Receiver<DetectorOutput>, stats: &DaemonCounters) {
-    let mut stdout_broken = false;
-    while let Some(found) = outputs.blocking_recv() {
-        bump(&stats.detections);
-        let line = match serde_json::to_string(&found) {
-            Ok(line) => line,
-            Err(e) => {
-                tracing::error!(detector = %found.detector, error = %e, "detection not encodable");
-                continue;
-            }
-        };
-        let mut out = std::io::stdout().lock();
-        if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush())
-            && !stdout_broken
-        {
-            tracing::error!(error = %e, "stdout is not writable: detections are being lost");
-            stdout_broken = true;
-        }
-    }
 }

@@ -82,6 +82,9 @@ pub enum DaemonError {
     /// The bootstrap scan failed.
     #[error("bootstrap: {0}")]
     Collector(#[from] CollectorError),
+    /// A fleet part (outbox, metrics endpoint, intel feed) could not start.
+    #[error("{0}")]
+    Fleet(#[from] crate::fleet::start::FleetError),
     /// Another daemon uses the data directory.
     #[error("{0}")]
     DataDirInUse(watchpost_persist::OpenError),
@@ -216,9 +219,9 @@ pub async fn run_with(config: Config, live: reload::LiveReload) -> Result<(), Da
     let engine = detections::start_engine(&registry, &config).await?;
     let (events_tx, events_rx) = mpsc::channel(config.detectors.event_queue);
     let (outputs_tx, outputs_rx) = mpsc::channel(config.detectors.output_queue);
-    // The detector engine and the printer own their queues' receivers, so they are not
-    // restarted: if either dies (panics) the daemon stops with an error instead of running on
-    // without detections.
+    // The detector engine and the detection dispatcher own their queues' receivers, so they are
+    // not restarted: if either dies (panics) the daemon stops with an error instead of running
+    // on without detections.
     let (critical_tx, critical_rx) = mpsc::channel::<supervise::Fatal>(2);
     let engine_task = {
         let engine = engine.clone();
@@ -240,24 +243,16 @@ pub async fn run_with(config: Config, live: reload::LiveReload) -> Result<(), Da
             }
         })
     };
-    let printer_task = {
-        let stats = stats.clone();
-        let critical = critical_tx;
-        tokio::spawn(async move {
-            let run = tokio::task::spawn_blocking(move || {
-                detections::print_detections(outputs_rx, &stats)
-            });
-            if let Err(e) = run.await {
-                let reason = format!("ended: {e}");
-                let _ = critical
-                    .send(supervise::Fatal {
-                        task: "detection printer",
-                        reason,
-                    })
-                    .await;
-            }
-        })
-    };
+    let fleet = crate::fleet::start::start(crate::fleet::start::FleetInputs {
+        config: &config,
+        registry: &registry,
+        stats: stats.clone(),
+        engine: engine.clone(),
+        started_at,
+        outputs: outputs_rx,
+        critical: critical_tx,
+    })
+    .await?;
 
     let group = config
         .socket
@@ -277,6 +272,8 @@ pub async fn run_with(config: Config, live: reload::LiveReload) -> Result<(), Da
         socket,
         group,
         stats,
+        fleet_state: fleet.state.clone(),
+        follow: fleet.follow.clone(),
         critical: critical_rx,
         persistence: persistence.clone(),
     };
@@ -299,9 +296,7 @@ pub async fn run_with(config: Config, live: reload::LiveReload) -> Result<(), Da
     if tokio::time::timeout(left(), engine_task).await.is_err() {
         tracing::warn!("detectors did not finish in time");
     }
-    if tokio::time::timeout(left(), printer_task).await.is_err() {
-        tracing::warn!("detections still queued at shutdown were not printed");
-    }
+    fleet.stop(deadline).await;
     if tokio::time::timeout(left(), registry.shutdown())
         .await
         .is_err()
@@ -321,7 +316,9 @@ struct Parts {
     socket: listener::BoundSocket,
     group: Option<u32>,
     stats: Arc<DaemonCounters>,
-    /// Reports of the unsupervised tasks (detector engine, printer) dying.
+    fleet_state: crate::fleet::FleetState,
+    follow: tokio::sync::broadcast::Sender<Arc<str>>,
+    /// Reports of the unsupervised tasks (detector engine, detection dispatcher) dying.
     critical: mpsc::Receiver<supervise::Fatal>,
     persistence: Arc<crate::persistence::Persistence>,
 }
@@ -343,15 +340,27 @@ async fn serve(
         socket,
         group,
         stats,
+        fleet_state,
+        follow,
         mut critical,
         persistence,
     } = parts;
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    // Started before the bootstrap scan, so runtimes are listed while /proc is read.
+    let enricher = crate::runtimes::start_if_enabled(
+        config,
+        stores.containers.clone(),
+        stats.clone(),
+        reader.clone(),
+        shutdown_rx.clone(),
+    );
     let outputs = CollectorOutputs {
         processes: stores.processes.clone(),
         process_store: registry.processes(),
         containers: stores.containers.clone(),
         container_store: registry.containers(),
         events: events.clone(),
+        enrich: enricher.as_ref().map(|e| e.requests.clone()),
     };
     let new_collector = {
         let (reader, stats) = (reader.clone(), stats.clone());
@@ -367,6 +376,7 @@ async fn serve(
         n = collector.bootstrap() => n?,
         name = signals.stop_requested() => {
             tracing::info!(signal = name, "stopped during start-up");
+            let _ = shutdown_tx.send(true);
             return Ok(());
         }
     };
@@ -386,7 +396,7 @@ async fn serve(
         (collector, config.collector.rescan_interval_ms)
     };
 
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let fleet_state_for_intel = fleet_state.clone();
     let (supervisor, mut fatal) = supervise::Supervisor::new(
         supervise::RestartBudget {
             max_restarts: config.stores.max_restarts,
@@ -403,6 +413,9 @@ async fn serve(
         host_arch: stores.host_arch,
         stats: stats.clone(),
         engine: Some(engine),
+        fleet: Some(fleet_state),
+        follow: Some(follow),
+        follow_counters: fleet_state_for_intel.follow.clone(),
         persistence: Some(persistence.clone()),
         reputation: stores.ip_reputation.clone(),
     });
@@ -476,10 +489,13 @@ async fn serve(
             process_store: registry.processes(),
             dns: stores.dns.clone(),
             symbol_reload: reload_signal.clone(),
+            containers: stores.containers.clone(),
+            enrich: enricher.as_ref().map(|e| e.requests.clone()),
             events,
         };
         let (stats, apply_wait) = (stats.clone(), ms(config.stores.call_timeout_ms));
         let lost_interval = ms(config.collector.lost_check_interval_ms);
+        let cgroup_capacity = config.container.capacity.saturating_mul(8);
         let shutdown = shutdown_rx.clone();
         let config = config.clone();
         let mut first = Some(task);
@@ -506,6 +522,7 @@ async fn serve(
                     out,
                     stats,
                     apply_wait,
+                    cgroups: crate::collector::cgroup_map::CgroupMap::new(cgroup_capacity),
                 };
                 match feed.run(lost_interval, shutdown).await {
                     Ok(()) => supervise::TaskExit::Done,
@@ -514,6 +531,12 @@ async fn serve(
             }
         })
     });
+    let intel_task = crate::fleet::start::start_intel(
+        config,
+        &fleet_state_for_intel,
+        stores.ip_reputation.clone(),
+        shutdown_rx.clone(),
+    );
     let symbols_task = reload_signal.map(|signal| {
         let (intake, stats) = (stores.symbols.clone(), stats.clone());
         let interval = ms(config.symbols.module_check_interval_ms);
@@ -631,11 +654,17 @@ async fn serve(
         if let Some(t) = symbols_task {
             let _ = t.await;
         }
+        if let Some(t) = intel_task {
+            let _ = t.await;
+        }
         if let Some(t) = persist_task {
             let _ = t.await;
         }
         if let Some(t) = synthetic_task {
             let _ = t.await;
+        }
+        if let Some(e) = enricher {
+            e.stopped().await;
         }
     })
     .await;

@@ -78,6 +78,52 @@ impl ReputationWriter {
         Ok(n)
     }
 
+    /// Applies a feed message of `source` whole or not at all (the store's
+    /// [`apply_feed`](IpReputationOwner::apply_feed)): with `replace`, everything `source` said
+    /// before is forgotten first; `remove` lists addresses it no longer judges. Then the same
+    /// change goes to the file. Answers (entries removed, records written).
+    pub async fn apply_feed(
+        &self,
+        source: &str,
+        replace: bool,
+        records: Vec<IpReputation>,
+        remove: Vec<std::net::IpAddr>,
+    ) -> Result<(usize, usize), ReputationFailure> {
+        let mut state = self.persistence.writer.lock().await;
+        let upserts: Vec<_> = records
+            .iter()
+            .filter_map(|r| {
+                let mut reputation = r.clone();
+                reputation.ip = normalize_ip(reputation.ip);
+                codec::encode_reputation(&ReputationRecord { source, reputation }).ok()
+            })
+            .collect();
+        let deletes = remove
+            .iter()
+            .map(|ip| codec::reputation_key(source, *ip))
+            .collect();
+        let delete_ranges = if replace {
+            vec![codec::reputation_source_range(source)]
+        } else {
+            Vec::new()
+        };
+        let done = self
+            .owner
+            .apply_feed(source, replace, records, remove)
+            .await?;
+        self.persist(
+            &mut state,
+            StoreWrite {
+                upserts,
+                deletes,
+                delete_ranges,
+                ..StoreWrite::default()
+            },
+        )
+        .await?;
+        Ok(done)
+    }
+
     /// Forgets what `source` said about `ip`; whether there was something.
     pub async fn delete(&self, source: &str, ip: &str) -> Result<bool, ReputationFailure> {
         let mut state = self.persistence.writer.lock().await;

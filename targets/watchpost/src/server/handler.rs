@@ -10,7 +10,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use watchpost_actors::detect::{DetectorEngine, EngineStats};
-use watchpost_actors::stores::container::ContainerFilter;
+use watchpost_actors::stores::container::{ContainerFilter, ContainerInfo};
+use watchpost_actors::stores::process::ProcessInfo;
 use watchpost_actors::{ErrorKind, Registry, StoreError};
 use watchpost_core::entity_id::entity_id;
 use watchpost_core::syscall::Arch;
@@ -19,8 +20,8 @@ use crate::procfs::ProcReader;
 use crate::stats::DaemonCounters;
 use crate::wire::request::parse_arch;
 use crate::wire::response::{
-    MemoryReport, MetricsReport, StoreHealth, StoreMetricsReport, StoreSummary, SymbolAddress,
-    SymbolBatchEntry, SyscallAnswer,
+    MemoryReport, MetricsReport, ProcessAnswer, StoreHealth, StoreMetricsReport, StoreSummary,
+    SymbolAddress, SymbolBatchEntry, SyscallAnswer,
 };
 use crate::wire::{Answer, ErrorCode, ErrorReply, Request, Response};
 
@@ -37,10 +38,29 @@ pub struct QueryContext {
     pub stats: Arc<DaemonCounters>,
     /// The detector engine, for its counters.
     pub engine: Option<DetectorEngine>,
+    /// The fleet parts, for their health.
+    pub fleet: Option<crate::fleet::FleetState>,
+    /// Detection records for `events --follow`.
+    pub follow: Option<tokio::sync::broadcast::Sender<Arc<str>>>,
+    /// Counters of the follow streams.
+    pub follow_counters: Arc<crate::server::follow::FollowCounters>,
     /// The snapshot file (`persistence`, `snapshot`, the `persist` health entry).
     pub persistence: Option<Arc<crate::persistence::Persistence>>,
     /// The IP reputation write path (`reputation …`).
     pub reputation: Option<Arc<crate::persistence::reputation::ReputationWriter>>,
+}
+
+/// Adds the runtimes' state to the container store's health entry: a healthy store whose
+/// runtimes fail is reported degraded, with why (`degraded: containerd unreachable (…)`).
+fn with_enrichment(entry: &mut StoreHealth, (status, message): (&'static str, String)) {
+    if status != "healthy" && entry.status == "healthy" {
+        entry.status = status.to_owned();
+    }
+    entry.message = if entry.message.is_empty() {
+        message
+    } else {
+        format!("{}; {message}", entry.message)
+    };
 }
 
 /// Why a request has no answer: a reply already worded, or a store error still to be explained
@@ -152,6 +172,14 @@ impl QueryContext {
                         message,
                         last_check: watchpost_actors::clock::now(),
                     });
+                    for (name, status, message) in self.fleet.iter().flat_map(|f| f.health()) {
+                        out.push(StoreHealth {
+                            store: name.to_owned(),
+                            status: status.to_owned(),
+                            message,
+                            last_check: watchpost_actors::clock::now(),
+                        });
+                    }
                     if let Some(p) = &self.persistence {
                         let (status, message) = p.status().health();
                         out.push(StoreHealth {
@@ -167,12 +195,16 @@ impl QueryContext {
                         .health(&name)
                         .await
                         .map_err(|e| store_error(e, || format!("store {name} vanished")))?;
-                    out.push(StoreHealth {
+                    let mut entry = StoreHealth {
                         store: name,
                         status: h.status.as_str().to_owned(),
                         message: h.message.as_str().to_owned(),
                         last_check: h.last_check,
-                    });
+                    };
+                    if entry.store == watchpost_core::error::store_names::CONTAINER {
+                        with_enrichment(&mut entry, self.stats.enrichment.health());
+                    }
+                    out.push(entry);
                 }
                 Ok(Answer::Health(out))
             }
@@ -244,12 +276,12 @@ impl QueryContext {
                     .map_err(|e| store_error(e, String::new))?;
                 Ok(Answer::System((*info).clone()))
             }
-            Request::Process { entity_id } => r
-                .processes()
-                .get_process(entity_id)
-                .await
-                .map(Answer::Process)
-                .map_err(|e| store_error(e, || format!("no process with entity id {entity_id}"))),
+            Request::Process { entity_id } => {
+                let info = r.processes().get_process(entity_id).await.map_err(|e| {
+                    store_error(e, || format!("no process with entity id {entity_id}"))
+                })?;
+                Ok(Answer::Process(self.with_container(info).await))
+            }
             Request::ProcessByPid { pid } => self.process_by_pid(pid).await,
             Request::Ancestry { entity_id, depth } => {
                 let chain = r
@@ -389,6 +421,10 @@ impl QueryContext {
                 .await
                 .map(Answer::Containers)
                 .map_err(|e| store_error(e, String::new)),
+            Request::Events {} => Err(reply(
+                ErrorCode::BadRequest,
+                "events are streamed on their own connection",
+            )),
         }
     }
 
@@ -405,7 +441,7 @@ impl QueryContext {
         }
         let r = &self.registry;
         match name {
-            "process" => r.processes().process_stats().await.map(flat),
+            "process" => r.processes().process_stats().await.map(|(s, _)| flat(s)),
             "dns" => r.dns().dns_stats().await.map(flat),
             "container" => r.containers().container_stats().await.map(flat),
             _ => return Default::default(),
@@ -460,7 +496,52 @@ impl QueryContext {
             }
             Err(e) => return Err(Failure::Store(e)),
         };
-        Ok(Answer::Process(info))
+        Ok(Answer::Process(self.with_container(info).await))
+    }
+
+    /// `info` with its container, while the process runs (the same pid with the same start
+    /// time) in one: from `/proc/<pid>/cgroup`, described by the container store when it knows
+    /// the container.
+    async fn with_container(&self, info: ProcessInfo) -> ProcessAnswer {
+        let found = if info.exit_time.is_none() {
+            // /proc reads: on the blocking pool, not on a runtime thread.
+            let (reader, pid, start_time) = (self.reader.clone(), info.pid, info.start_time);
+            tokio::task::spawn_blocking(move || {
+                if !reader.start_time(pid).is_ok_and(|t| t == start_time) {
+                    return None;
+                }
+                std::fs::read_to_string(reader.root().join(format!("{pid}/cgroup")))
+                    .ok()
+                    .and_then(|cgroup| crate::procfs::container_of(&cgroup))
+            })
+            .await
+            .ok()
+            .flatten()
+        } else {
+            None
+        };
+        let container = match found {
+            None => None,
+            Some(found) => Some(
+                match self
+                    .registry
+                    .containers()
+                    .get_container(found.id.as_str())
+                    .await
+                {
+                    Ok(c) => c,
+                    Err(_) => ContainerInfo {
+                        id: found.id.as_str().to_owned(),
+                        runtime: found.runtime.as_str().to_owned(),
+                        ..ContainerInfo::default()
+                    },
+                },
+            ),
+        };
+        ProcessAnswer {
+            process: info,
+            container: container.map(Box::new),
+        }
     }
 
     /// Why a running process is not in the store, as far as the daemon can know: a process
@@ -476,7 +557,7 @@ impl QueryContext {
             .processes()
             .process_stats()
             .await
-            .map_or(0, |s| s.evicted_live);
+            .map_or(0, |(s, _)| s.evicted_live);
         if start_time < started_at && evicted_live > 0 {
             format!(
                 "pid {pid} (entity id {id}) was evicted from the process store: it is full and \

@@ -15,6 +15,7 @@
 //! the memory all replies take together is bounded whatever the number of clients.
 
 pub mod access;
+pub mod follow;
 pub mod handler;
 pub mod listener;
 pub mod peer_groups;
@@ -298,6 +299,30 @@ impl Connection {
                 continue;
             }
             bump(&self.stats.requests);
+            if matches!(request, Request::Events {}) {
+                match &self.ctx.follow {
+                    Some(records) => {
+                        follow::stream_events(
+                            stream,
+                            records,
+                            limits.write_timeout,
+                            &self.ctx.follow_counters,
+                        )
+                        .await;
+                        return;
+                    }
+                    None => {
+                        let _ = self
+                            .refuse(
+                                &mut stream,
+                                ErrorCode::NotImplemented,
+                                "this daemon streams no events".to_owned(),
+                            )
+                            .await;
+                        return;
+                    }
+                }
+            }
             let Ok(_answering) = self.answers.acquire().await else {
                 return; // closed: the server is stopping
             };

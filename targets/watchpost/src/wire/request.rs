@@ -141,6 +141,8 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         runtime: Option<String>,
     },
+    /// Stream every detection record from now on, one frame each (`query events --follow`).
+    Events {},
 }
 
 /// Why a decoded request is refused.
@@ -260,6 +262,7 @@ impl Request {
                 optional_text("image", image)?;
                 optional_text("runtime", runtime)
             }
+            Request::Events {} => Ok(()),
         }
     }
 }

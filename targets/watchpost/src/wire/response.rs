@@ -193,6 +193,16 @@ pub struct DaemonStats {
     /// Module loads the kernel reported (eBPF); each should cause exactly one symbol reload.
     #[serde(default)]
     pub kernel_module_loads: u64,
+    /// Exec events whose container came from their cgroup ID (no `/proc` read).
+    #[serde(default)]
+    pub kernel_container_lookups: u64,
+    /// Exec events whose container had to be read from `/proc/<pid>/cgroup` (the cgroup map
+    /// could not tell: not attached, incomplete, or no cgroup ID).
+    #[serde(default)]
+    pub kernel_container_proc_reads: u64,
+    /// Container enrichment from the runtimes' APIs: counters and endpoints.
+    #[serde(default)]
+    pub container_enrichment: Box<crate::runtimes::status::EnrichmentStats>,
     /// Restarts of the daemon's supervised tasks (server, collector, kernel feed, …), by task.
     #[serde(default)]
     pub task_restarts: std::collections::BTreeMap<String, u64>,
@@ -261,6 +271,18 @@ pub struct SymbolBatchEntry {
     pub symbols: Vec<SymbolInfo>,
 }
 
+/// One process, with the container it runs in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessAnswer {
+    /// The process store's record.
+    #[serde(flatten)]
+    pub process: ProcessInfo,
+    /// Its container, while it runs in one: read from `/proc/<pid>/cgroup` at query time and
+    /// described by the container store (ID and runtime only when the store does not know it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<Box<ContainerInfo>>,
+}
+
 /// An answer, typed by what was asked.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data", rename_all = "snake_case")]
@@ -274,7 +296,7 @@ pub enum Answer {
     /// `system`
     System(SystemInfo),
     /// `process`, `process --pid`
-    Process(ProcessInfo),
+    Process(ProcessAnswer),
     /// `ancestry`, `children`
     Processes(Vec<ProcessInfo>),
     /// `syscall`
@@ -291,6 +313,10 @@ pub enum Answer {
     Container(ContainerInfo),
     /// `containers`
     Containers(Vec<ContainerInfo>),
+    /// `events --follow`: one detection record (schema `watchpost.detection.v1`).
+    Detection(serde_json::Value),
+    /// `events --follow`: records this follower missed because it read too slowly.
+    Skipped(u64),
     /// `persistence`, `snapshot`
     Persistence(Box<crate::persistence::PersistStatus>),
     /// `reputation IP`

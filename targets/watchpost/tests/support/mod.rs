@@ -5,6 +5,9 @@
 
 #![allow(dead_code)]
 
+pub mod fake_runtime;
+pub mod runtimes;
+
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -114,6 +117,7 @@ impl Daemon {
         let mut config: toml::Table = toml::from_str(&format!(
             "[daemon]\ndata_dir = \"{}\"\nlog_level = \"info\"\n\
              [socket]\npath = \"{}\"\n\
+             [metrics]\nlisten = \"127.0.0.1:0\"\n\
              [collector]\nrescan_interval_ms = 100\n",
             dir.join("data").display(),
             socket.display()
@@ -207,6 +211,14 @@ impl Daemon {
     /// What it logged so far.
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(self.dir.join("stderr")).unwrap_or_default()
+    }
+
+    /// The address its metrics endpoint bound (from its log line).
+    pub fn metrics_address(&self) -> Option<String> {
+        let log = self.stderr();
+        let line = log.lines().find(|l| l.contains("Prometheus metrics at"))?;
+        let at = line.find("address=")? + "address=".len();
+        Some(line[at..].split_whitespace().next()?.to_owned())
     }
 
     /// What it printed on stdout (detections) so far.
