@@ -61,6 +61,8 @@ pub struct DaemonCounters {
     pub kernel_dns_answers: AtomicU64,
     /// Records the kernel dropped (full ring buffer), as last read.
     pub kernel_events_lost: AtomicU64,
+    /// The eBPF programs attached, and those this kernel lacks.
+    pub ebpf_programs: Mutex<crate::collector::ebpf_programs::EbpfPrograms>,
     /// Why the collection is degraded (`None`: it is not).
     pub degraded: Mutex<Option<String>>,
     /// Kernel events whose container came from their cgroup ID.
@@ -188,7 +190,15 @@ impl DaemonCounters {
             );
         }
         if self.ebpf_active.load(Ordering::Relaxed) != 0 {
-            ("healthy", "collecting with eBPF".to_owned())
+            let lacking = self
+                .ebpf_programs
+                .lock()
+                .ok()
+                .and_then(|p| p.lacking_note());
+            match lacking {
+                None => ("healthy", "collecting with eBPF".to_owned()),
+                Some(note) => ("healthy", format!("collecting with eBPF; {note}")),
+            }
         } else {
             (
                 "healthy",
@@ -226,6 +236,16 @@ impl DaemonCounters {
             kernel_process_updates: get(&self.kernel_process_updates),
             kernel_dns_answers: get(&self.kernel_dns_answers),
             kernel_events_lost: get(&self.kernel_events_lost),
+            ebpf_attached: self
+                .ebpf_programs
+                .lock()
+                .map(|p| p.attached.clone())
+                .unwrap_or_default(),
+            ebpf_unavailable: self
+                .ebpf_programs
+                .lock()
+                .map(|p| p.unavailable.clone())
+                .unwrap_or_default(),
             module_checks: get(&self.module_checks),
             kernel_module_loads: get(&self.kernel_module_loads),
             kernel_container_lookups: get(&self.kernel_container_lookups),

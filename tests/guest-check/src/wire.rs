@@ -45,6 +45,8 @@ pub enum Request {
         /// Name.
         name: String,
     },
+    /// The live containers.
+    Containers,
 }
 
 impl Request {
@@ -59,6 +61,7 @@ impl Request {
             }
             Request::Dns { query } => json!({"command": "dns", "query": query}),
             Request::SymbolByName { name } => json!({"command": "symbol_by_name", "name": name}),
+            Request::Containers => json!({"command": "containers"}),
         }
     }
 }
@@ -91,11 +94,24 @@ pub struct DnsAnswer {
     pub domains: Vec<String>,
 }
 
+/// A live container as the store describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerInfo {
+    /// Full ID.
+    pub id: String,
+    /// `docker`, `containerd`, …
+    pub runtime: String,
+}
+
 /// The daemon's counters the checks read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DaemonStats {
     /// The eBPF collector feeds the stores.
     pub ebpf_active: bool,
+    /// eBPF programs attached, by attach point.
+    pub ebpf_attached: Vec<String>,
+    /// Attach points the kernel lacks, each with the daemon's fallback.
+    pub ebpf_unavailable: Vec<String>,
     /// Symbol table reloads.
     pub symbol_reloads: u64,
     /// Checks of `/proc/modules`.
@@ -130,6 +146,8 @@ pub enum Answer {
     Dns(DnsAnswer),
     /// `symbol_address`: the address.
     SymbolAddress(u64),
+    /// `containers`
+    Containers(Vec<ContainerInfo>),
     /// `metrics`: the daemon's counters.
     Metrics(DaemonStats),
     /// `health`
@@ -218,10 +236,24 @@ pub fn decode(reply: &Value) -> Result<Answer, String> {
             domains: strings(data, "domains")?,
         }),
         "symbol_address" => Answer::SymbolAddress(u64_field(data, "address")?),
+        "containers" => Answer::Containers(
+            data.as_array()
+                .ok_or("`containers` is not a list")?
+                .iter()
+                .map(|c| {
+                    Ok(ContainerInfo {
+                        id: str_field(c, "id")?,
+                        runtime: str_field(c, "runtime")?,
+                    })
+                })
+                .collect::<Result<_, String>>()?,
+        ),
         "metrics" => {
             let d = field(data, "daemon")?;
             Answer::Metrics(DaemonStats {
                 ebpf_active: field(d, "ebpf_active")?.as_bool().ok_or("ebpf_active")?,
+                ebpf_attached: strings(d, "ebpf_attached")?,
+                ebpf_unavailable: strings(d, "ebpf_unavailable")?,
                 symbol_reloads: u64_field(d, "symbol_reloads")?,
                 module_checks: u64_field(d, "module_checks")?,
                 kernel_module_loads: u64_field(d, "kernel_module_loads")?,
@@ -322,5 +354,15 @@ mod tests {
             decode(&json!({"status": "ok", "answer": {"type": "process", "data": {}}})).is_err()
         );
         assert!(decode(&json!([1])).is_err());
+        let containers = json!({"status": "ok", "answer": {"type": "containers", "data": [
+            {"id": "ab", "name": "", "image": "", "image_digest": "", "runtime": "docker",
+             "start_time": 0, "pod": null}]}});
+        assert_eq!(
+            decode(&containers).unwrap(),
+            Answer::Containers(vec![ContainerInfo {
+                id: "ab".into(),
+                runtime: "docker".into()
+            }])
+        );
     }
 }

@@ -245,6 +245,8 @@ fn daemon_stats(d: &DaemonStats) -> String {
         ),
         ("kernel dns answers", d.kernel_dns_answers.to_string()),
         ("kernel events lost", d.kernel_events_lost.to_string()),
+        ("ebpf attached", d.ebpf_attached.join(" ")),
+        ("ebpf unavailable", d.ebpf_unavailable.join("; ")),
         (
             "containers by cgroup id",
             d.kernel_container_lookups.to_string(),

@@ -123,11 +123,20 @@ fn start_ebpf(
     let started = Instant::now();
     match watchpost_ebpf::Collector::load(options) {
         Ok(collector) => {
+            let programs =
+                crate::collector::ebpf_programs::EbpfPrograms::from(collector.attachments());
             tracing::info!(
                 ms = started.elapsed().as_millis() as u64,
                 module_loads = ?collector.attachments().module_loads,
+                attached = ?programs.attached,
                 "eBPF collector attached: the kernel feeds the stores"
             );
+            if let Some(note) = programs.lacking_note() {
+                tracing::warn!("eBPF collector: {note}");
+            }
+            if let Ok(mut p) = stats.ebpf_programs.lock() {
+                *p = programs;
+            }
             let max_batch = config.intake.max_batch_len.max(1);
             stats.ebpf_active.store(1, Ordering::Relaxed);
             Ok(Some(collector.spawn(c.reader_queue_batches, max_batch)))

@@ -187,6 +187,12 @@ pub struct DaemonStats {
     /// Records the kernel dropped because a ring buffer was full.
     #[serde(default)]
     pub kernel_events_lost: u64,
+    /// eBPF programs attached, by attach point (empty while polling).
+    #[serde(default)]
+    pub ebpf_attached: Vec<String>,
+    /// Attach points this kernel lacks, each with what the daemon does instead.
+    #[serde(default)]
+    pub ebpf_unavailable: Vec<String>,
     /// Checks of `/proc/modules` for a changed module list (each reload follows one).
     #[serde(default)]
     pub module_checks: u64,

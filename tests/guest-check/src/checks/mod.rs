@@ -1,8 +1,11 @@
 //! The checks, in the order the guest runs them: the kernel booted is the one asked for; the
 //! daemon starts and says how it collects; a process chain, a burst of short-lived processes,
-//! an exec path, a DNS answer and a module load and unload reach its stores; it exits cleanly;
+//! an exec path, a DNS answer and a module load and unload reach its stores; the cgroup programs
+//! are attached and container cgroups created, emptied, filled and removed reach the container
+//! store; it exits cleanly;
 //! and, started again without cgroup v2, it says why it cannot use eBPF and polls instead.
 
+mod containers;
 mod dns;
 mod lifecycle;
 mod modules;
@@ -129,6 +132,7 @@ fn run(results: &mut Results) -> bool {
             processes::exec_path(&daemon, &facts, results);
             dns::answer(&daemon, &mode, results);
             modules::load_and_unload(&daemon, &expect, &mode, results);
+            containers::cgroup_events(&daemon, &mode, results);
             lifecycle::clean_exit(&mut daemon, results);
         }
     }

@@ -73,11 +73,12 @@ fn one_change_one_reload(
 ) -> Result<DaemonStats, String> {
     let before = daemon.client.daemon_stats()?;
     change()?;
-    let mut now = before;
+    let mut now = before.clone();
     let reloaded = eventually(LIMIT, || {
         daemon.client.daemon_stats().is_ok_and(|s| {
+            let reloaded = s.symbol_reloads > before.symbol_reloads;
             now = s;
-            s.symbol_reloads > before.symbol_reloads
+            reloaded
         })
     });
     if !reloaded {
@@ -92,12 +93,13 @@ fn one_change_one_reload(
             daemon.log_lines("symbol")
         ));
     }
-    let at_reload = now;
+    let at_reload = now.clone();
     let quiet = eventually(LIMIT, || {
         daemon.client.daemon_stats().is_ok_and(|s| {
+            let quiet = s.module_checks >= at_reload.module_checks + QUIET_CHECKS
+                && (!expect_kernel_event || s.kernel_module_loads > before.kernel_module_loads);
             now = s;
-            s.module_checks >= at_reload.module_checks + QUIET_CHECKS
-                && (!expect_kernel_event || s.kernel_module_loads > before.kernel_module_loads)
+            quiet
         })
     });
     if !quiet {
