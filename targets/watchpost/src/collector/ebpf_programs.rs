@@ -53,12 +53,8 @@ impl From<&Attachments> for EbpfPrograms {
         );
         match a.module_loads {
             ModuleLoadSignal::Attached => note(true, &["module_load"], ""),
-            ModuleLoadSignal::KernelWithoutModules => note(
-                false,
-                &["module_load"],
-                "a kernel without modules; symbols reload on a /proc/modules change",
-            ),
-            ModuleLoadSignal::NotRequested => {}
+            // A kernel without modules has no module load to miss: nothing is lacking.
+            ModuleLoadSignal::KernelWithoutModules | ModuleLoadSignal::NotRequested => {}
         }
         note(
             a.cgroup_events,
@@ -115,8 +111,9 @@ mod tests {
             module_loads: ModuleLoadSignal::KernelWithoutModules,
             ..all()
         });
-        assert_eq!(p.unavailable.len(), 3, "{:?}", p.unavailable);
-        assert!(p.unavailable[1].starts_with("cgroup_mkdir/cgroup_rmdir: "));
+        assert_eq!(p.unavailable.len(), 2, "{:?}", p.unavailable);
+        assert!(p.unavailable[0].starts_with("cgroup_mkdir/cgroup_rmdir: "));
+        assert!(!p.attached.iter().any(|a| a == "module_load"));
         assert!(
             !p.attached
                 .iter()
