@@ -1,7 +1,7 @@
-//! The programs that go into a guest: the release daemon and the check program of that
+//! The programs that go into a guest: the shipped daemon and the check program of that
 //! architecture, stripped, with the shared libraries they load.
 //!
-//! Both are built with `cargo build --release` (native for x86_64; for aarch64 with the
+//! Both are built with `cargo build --profile dist-release` (what ships; native for x86_64; for aarch64 with the
 //! `aarch64-linux-gnu-gcc` linker and the x86_64 build's eBPF object, whose bytecode is the
 //! same, so the eBPF programs are not built twice). Libraries are found from each ELF's
 //! `NEEDED` entries and interpreter (`readelf`), in the host's directories for that
@@ -35,14 +35,17 @@ fn ensure_rust_target(arch: Arch) -> Result<(), String> {
     output("rustup", &["target", "add", arch.rust_target()], None).map(drop)
 }
 
+/// The cargo profile of the guest programs: the shipped one.
+const PROFILE: &str = "dist-release";
+
 /// Builds the guest programs for `arch`; their paths in `target`. One `cargo build` per
-/// package, so each gets exactly its own features: the daemon's build is then the very one
-/// `cargo xtask soak` makes (`--release -p watchpost`), and CI builds it once.
+/// package, so each gets exactly its own features: the x86_64 daemon's build is then the very
+/// one `cargo xtask soak` makes (`--profile dist-release -p watchpost`), and CI builds it once.
 pub fn build(root: &Path, target: &Path, arch: Arch) -> Result<Vec<PathBuf>, String> {
     ensure_rust_target(arch)?;
     let out_dir = match arch {
-        Arch::X86_64 => target.join("release"),
-        Arch::Aarch64 => target.join(arch.rust_target()).join("release"),
+        Arch::X86_64 => target.join(PROFILE),
+        Arch::Aarch64 => target.join(arch.rust_target()).join(PROFILE),
     };
     let object = match arch {
         Arch::X86_64 => None,
@@ -58,7 +61,7 @@ pub fn build(root: &Path, target: &Path, arch: Arch) -> Result<Vec<PathBuf>, Str
         let mut command = Command::new(env!("CARGO"));
         command
             .current_dir(root)
-            .args(["build", "--locked", "--release", "-p", package]);
+            .args(["build", "--locked", "--profile", PROFILE, "-p", package]);
         if arch == Arch::Aarch64 {
             command.args(["--target", arch.rust_target()]);
             command.env(
