@@ -4,6 +4,7 @@
 
 mod cpu_hog;
 mod gen_syscalls;
+mod kernels;
 mod man_page;
 mod soak;
 mod syscall_tbl;
@@ -19,6 +20,9 @@ commands:
   gen-syscalls [--check]   generate core/src/syscall/{x86_64,aarch64}.rs from the kernel's
                            syscall tables in core/syscall-tables/; with --check, write nothing
                            and fail if the committed files are stale
+  kernels [--arch A]... [--kernel K]... [--timeout S]
+                           boot Debian's kernels (default: 6.1 and the newest, x86_64 and
+                           aarch64) under qemu and run the eBPF checks inside each
   test [--fuzz-seconds N]  run every test suite, the bare-metal builds, the generated-code
                            check and a fuzz smoke run of N seconds per target (default 10)
                            and a 3-minute soak (--no-soak leaves it out)
@@ -39,6 +43,7 @@ fn main() -> ExitCode {
     };
     match command.as_str() {
         "gen-syscalls" => gen_syscalls::run(options),
+        "kernels" => kernels::run(options),
         "test" => test_command::run(options),
         "man" => man_page::run(options),
         "soak" => soak::run(options),

@@ -33,6 +33,10 @@ pub struct DaemonCounters {
     pub events_dropped: AtomicU64,
     /// Symbol table reloads.
     pub symbol_reloads: AtomicU64,
+    /// Checks of `/proc/modules` for a changed module list.
+    pub module_checks: AtomicU64,
+    /// Module loads reported by the kernel (eBPF `module_load`).
+    pub kernel_module_loads: AtomicU64,
     /// Detections printed.
     pub detections: AtomicU64,
     /// Accepted query connections.
@@ -59,6 +63,8 @@ pub struct DaemonCounters {
     pub kernel_events_lost: AtomicU64,
     /// The kernel's DNS verdicts, as last read.
     pub kernel_dns: Mutex<KernelDnsCounters>,
+    /// The eBPF programs attached, and those this kernel lacks.
+    pub ebpf_programs: Mutex<crate::collector::ebpf_programs::EbpfPrograms>,
     /// Why the collection is degraded (`None`: it is not).
     pub degraded: Mutex<Option<String>>,
     /// Kernel events whose container came from their cgroup ID.
@@ -193,7 +199,15 @@ impl DaemonCounters {
             );
         }
         if self.ebpf_active.load(Ordering::Relaxed) != 0 {
-            ("healthy", "collecting with eBPF".to_owned())
+            let lacking = self
+                .ebpf_programs
+                .lock()
+                .ok()
+                .and_then(|p| p.lacking_note());
+            match lacking {
+                None => ("healthy", "collecting with eBPF".to_owned()),
+                Some(note) => ("healthy", format!("collecting with eBPF; {note}")),
+            }
         } else {
             (
                 "healthy",
@@ -234,6 +248,18 @@ impl DaemonCounters {
             kernel_dns: self.kernel_dns.lock().map(|d| *d).unwrap_or_default(),
             dns_messages_rate_limited: 0,
             dns_messages_no_namespace_slot: 0,
+            ebpf_attached: self
+                .ebpf_programs
+                .lock()
+                .map(|p| p.attached.clone())
+                .unwrap_or_default(),
+            ebpf_unavailable: self
+                .ebpf_programs
+                .lock()
+                .map(|p| p.unavailable.clone())
+                .unwrap_or_default(),
+            module_checks: get(&self.module_checks),
+            kernel_module_loads: get(&self.kernel_module_loads),
             kernel_container_lookups: get(&self.kernel_container_lookups),
             kernel_container_proc_reads: get(&self.kernel_container_proc_reads),
             container_enrichment: Box::new(self.enrichment.snapshot()),

@@ -116,6 +116,23 @@ fn a_burst_of_short_lived_processes_reaches_the_store() {
         .unwrap_or_else(|| panic!("no daemon entry: {health}"));
     assert_eq!(entry["status"], "healthy", "{entry}");
     assert_eq!(entry["message"], "collecting with eBPF");
+    // This kernel (6.18, built without modules) has every other attach point: all attached,
+    // none reported missing (no modules is nothing lacking).
+    let metrics = daemon.query_json(&["metrics"]);
+    let attached = metrics["daemon"]["ebpf_attached"].to_string();
+    for program in [
+        "sched_process_exec",
+        "cgroup_mkdir",
+        "cgroup_rmdir",
+        "cgroup_notify_populated",
+    ] {
+        assert!(attached.contains(program), "{program} in {attached}");
+    }
+    assert_eq!(
+        metrics["daemon"]["ebpf_unavailable"],
+        serde_json::json!([]),
+        "{metrics}"
+    );
 }
 
 /// dnsmasq on a loopback address, stopped (by PID) on drop.

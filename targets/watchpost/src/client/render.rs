@@ -266,6 +266,8 @@ fn daemon_stats(d: &DaemonStats) -> String {
         ("detections", d.detections.to_string()),
         ("detector failures", d.detector_failures.to_string()),
         ("symbol reloads", d.symbol_reloads.to_string()),
+        ("module checks", d.module_checks.to_string()),
+        ("kernel module loads", d.kernel_module_loads.to_string()),
         ("connections", d.connections.to_string()),
         ("denied", d.connections_denied.to_string()),
         ("busy", d.connections_busy.to_string()),
@@ -282,6 +284,8 @@ fn daemon_stats(d: &DaemonStats) -> String {
         ),
         ("kernel dns answers", d.kernel_dns_answers.to_string()),
         ("kernel events lost", d.kernel_events_lost.to_string()),
+        ("ebpf attached", d.ebpf_attached.join(" ")),
+        ("ebpf unavailable", d.ebpf_unavailable.join("; ")),
         (
             "dns queries tracked",
             d.kernel_dns.queries_tracked.to_string(),

@@ -1,6 +1,7 @@
 //! Feeding the stores from the kernel: the eBPF collector's batches become process-store
-//! updates (fork, exec, exit), DNS-store packets (answers delivered to local sockets), symbol
-//! table swaps (a module was loaded), and exec/exit events for the detectors — through the same
+//! updates (fork, exec, exit), DNS-store packets (answers delivered to local sockets), a signal
+//! to the symbol reloader (a module was loaded; [`super::symbol_reload`] reloads once per
+//! change), and exec/exit events for the detectors — through the same
 //! bounded intakes the `/proc` collector uses. The kernel's lost-record counters are read every
 //! `collector.lost_check_interval_ms` into the daemon's counters (shown by `query metrics`,
 //! and as a warning by `query health`), and so are the kernel's DNS verdicts (answers refused
@@ -17,28 +18,25 @@
 //! never changes a parent. The rescan that keeps running as a slow reconciliation only sends
 //! store updates, no detector events (the kernel already delivered them).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
-use watchpost_actors::adapters::symbols::KernelSymbols;
 use watchpost_actors::detect::{Event, EventKind};
+use watchpost_actors::stores::container::ContainerUpdate;
 use watchpost_actors::stores::dns::DnsPacket;
 use watchpost_actors::stores::process::{
     ProcessExec, ProcessExit, ProcessHandle, ProcessRename, ProcessStart, ProcessUpdate,
 };
-use watchpost_actors::stores::symbols::SymbolTableSwap;
 use watchpost_actors::{IntakeError, IntakeSender};
 use watchpost_core::entity_id::entity_id;
-use watchpost_ebpf::{CollectorTask, KernelEvent, ProcessIdentity};
+use watchpost_ebpf::{
+    CgroupChange, CgroupOp, CollectorTask, KernelEvent, ProcessIdentity, SymbolReloadCause,
+};
 
-use watchpost_actors::stores::container::ContainerUpdate;
-use watchpost_ebpf::{CgroupChange, CgroupOp};
-
-use crate::bootstrap::symbols::load_kallsyms;
 use crate::collector::cgroup_map::{CgroupMap, Change, Lookup};
+use crate::collector::symbol_reload::ReloadSignal;
 use crate::collector::wait_applied;
 use crate::procfs::container_of;
 use crate::stats::{DaemonCounters, add, bump};
@@ -52,10 +50,8 @@ pub struct KernelOutputs {
     pub process_store: ProcessHandle,
     /// The DNS store's intake.
     pub dns: IntakeSender<DnsPacket>,
-    /// The symbol store's intake.
-    pub symbols: IntakeSender<SymbolTableSwap>,
-    /// `/proc/kallsyms`, re-read on a module load.
-    pub kallsyms: PathBuf,
+    /// The symbol reloader, told of module loads (`None`: reloads are switched off).
+    pub symbol_reload: Option<Arc<ReloadSignal>>,
     /// The detectors' event queue.
     pub events: mpsc::Sender<Event>,
     /// The container store's intake (containers whose cgroup appeared or went away).
@@ -143,7 +139,8 @@ struct Sorted {
     dns: Vec<DnsPacket>,
     events: Vec<Event>,
     containers: Vec<ContainerUpdate>,
-    reload_symbols: bool,
+    module_loads: u64,
+    reload_requested: bool,
 }
 
 /// What a cgroup change means for the container store.
@@ -226,7 +223,8 @@ fn sort(batch: Vec<KernelEvent>, cgroups: &mut CgroupMap, stats: &DaemonCounters
                     x.time,
                 ));
             }
-            KernelEvent::SymbolReload(_) => s.reload_symbols = true,
+            KernelEvent::SymbolReload(SymbolReloadCause::ModuleLoaded(_)) => s.module_loads += 1,
+            KernelEvent::SymbolReload(SymbolReloadCause::Requested) => s.reload_requested = true,
             KernelEvent::Cgroup(c) => container_change(cgroups, &c, &mut s),
             KernelEvent::DnsAnswer(a) => s.dns.push(DnsPacket {
                 payload: a.message,
@@ -434,8 +432,16 @@ impl KernelFeed {
                 Err(_) => return false,
             }
         }
-        if sorted.reload_symbols && !self.reload_symbols().await {
-            return false;
+        if sorted.module_loads > 0 {
+            add(&self.stats.kernel_module_loads, sorted.module_loads);
+            if let Some(signal) = &self.out.symbol_reload {
+                signal.module_loaded();
+            }
+        }
+        if sorted.reload_requested
+            && let Some(signal) = &self.out.symbol_reload
+        {
+            signal.force();
         }
         if !sorted.events.is_empty() {
             wait_applied(&self.out.process_store, &self.stats, self.apply_wait).await;
@@ -444,29 +450,6 @@ impl KernelFeed {
                     bump(&self.stats.events_dropped);
                 }
             }
-        }
-        true
-    }
-
-    async fn reload_symbols(&self) -> bool {
-        let path = self.out.kallsyms.clone();
-        match tokio::task::spawn_blocking(move || load_kallsyms(&path)).await {
-            Ok(Ok(table)) => {
-                let symbols = table.len();
-                if self
-                    .out
-                    .symbols
-                    .submit(vec![KernelSymbols::swap(table)])
-                    .await
-                    .is_err()
-                {
-                    return false;
-                }
-                bump(&self.stats.symbol_reloads);
-                tracing::info!(symbols, "kernel module loaded: symbol table reloaded");
-            }
-            Ok(Err(e)) => tracing::warn!("module loaded but symbols could not be reloaded: {e}"),
-            Err(e) => tracing::warn!("symbol reload task failed: {e}"),
         }
         true
     }

@@ -13,6 +13,7 @@
 //! count change and sends the whole last scan again.
 
 pub mod cgroup_map;
+pub mod ebpf_programs;
 pub mod kernel;
 pub mod netns_trust;
 pub mod symbol_reload;

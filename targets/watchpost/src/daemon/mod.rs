@@ -34,7 +34,7 @@ use crate::bootstrap;
 use crate::bootstrap::symbols::ModuleWatch;
 use crate::collector::kernel::{KernelFeed, KernelOutputs};
 use crate::collector::netns_trust::NetnsTrust;
-use crate::collector::symbol_reload::SymbolReloader;
+use crate::collector::symbol_reload::{ReloadSignal, SymbolReloader};
 use crate::collector::{Collector, CollectorError, CollectorOutputs};
 use crate::config::{Config, EbpfMode, ms};
 use crate::procfs::{ProcError, ProcReader};
@@ -125,11 +125,20 @@ fn start_ebpf(
     let started = Instant::now();
     match watchpost_ebpf::Collector::load(options) {
         Ok(collector) => {
+            let programs =
+                crate::collector::ebpf_programs::EbpfPrograms::from(collector.attachments());
             tracing::info!(
                 ms = started.elapsed().as_millis() as u64,
                 module_loads = ?collector.attachments().module_loads,
+                attached = ?programs.attached,
                 "eBPF collector attached: the kernel feeds the stores"
             );
+            if let Some(note) = programs.lacking_note() {
+                tracing::warn!("eBPF collector: {note}");
+            }
+            if let Ok(mut p) = stats.ebpf_programs.lock() {
+                *p = programs;
+            }
             let max_batch = config.intake.max_batch_len.max(1);
             stats.ebpf_active.store(1, Ordering::Relaxed);
             Ok(Some(collector.spawn(c.reader_queue_batches, max_batch)))
@@ -487,15 +496,20 @@ async fn serve(
             }
         })
     };
+    // One reloader for both signals (kernel module-load events, /proc/modules checks): one
+    // module load, one reload. Off: the first symbol table stays.
+    let reload_signal = config
+        .symbols
+        .reload_on_module_change
+        .then(|| Arc::new(ReloadSignal::default()));
     let kernel_task = kernel.map(|task| {
         let out = KernelOutputs {
             processes: stores.processes.clone(),
             process_store: registry.processes(),
             dns: stores.dns.clone(),
-            symbols: stores.symbols.clone(),
+            symbol_reload: reload_signal.clone(),
             containers: stores.containers.clone(),
             enrich: enricher.as_ref().map(|e| e.requests.clone()),
-            kallsyms: PathBuf::from(stores::KALLSYMS),
             events,
         };
         let (stats, apply_wait) = (stats.clone(), ms(config.stores.call_timeout_ms));
@@ -552,16 +566,24 @@ async fn serve(
         stores.ip_reputation.clone(),
         shutdown_rx.clone(),
     );
-    let symbols_task = config.symbols.reload_on_module_change.then(|| {
+    let symbols_task = reload_signal.map(|signal| {
         let (intake, stats) = (stores.symbols.clone(), stats.clone());
         let interval = ms(config.symbols.module_check_interval_ms);
         let shutdown = shutdown_rx.clone();
+        // The first run compares against the module list the first table reflects; a restarted
+        // reloader cannot know what changed while it was down, so it reloads once.
+        let mut first_watch = Some(stores.module_watch);
         supervisor.spawn("symbol reloader", move || {
+            let modules = first_watch.take().unwrap_or_else(|| {
+                signal.force();
+                ModuleWatch::new(stores::PROC_MODULES)
+            });
             let reloader = SymbolReloader {
                 kallsyms: PathBuf::from(stores::KALLSYMS),
-                modules: ModuleWatch::new("/proc/modules"),
+                modules,
                 intake: intake.clone(),
                 stats: stats.clone(),
+                signal: signal.clone(),
             };
             let run = reloader.run(interval, shutdown.clone());
             async move {

@@ -20,7 +20,7 @@ use watchpost_core::symbols::KernelSymbolTable;
 use watchpost_core::syscall::{Arch, SyscallStore};
 use watchpost_core::system_info::SystemInfo;
 
-use crate::bootstrap::symbols::load_kallsyms;
+use crate::bootstrap::symbols::{ModuleWatch, load_kallsyms};
 use crate::config::Config;
 use crate::memory::budget::{Budget, view_of};
 use crate::persistence::reputation::ReputationWriter;
@@ -33,6 +33,8 @@ use crate::stats::DaemonCounters;
 
 /// `/proc/kallsyms`.
 pub const KALLSYMS: &str = "/proc/kallsyms";
+/// `/proc/modules`.
+pub const PROC_MODULES: &str = "/proc/modules";
 
 /// What the daemon keeps after registration.
 #[derive(Debug)]
@@ -47,6 +49,9 @@ pub struct RegisteredStores {
     pub dns: IntakeSender<DnsPacket>,
     /// The architecture the syscall store serves, if this machine's has a table.
     pub host_arch: Option<Arch>,
+    /// The module list as it was just before the first kallsyms read (what the first symbol
+    /// table reflects).
+    pub module_watch: ModuleWatch,
     /// The IP reputation store's write path: its `WriteHandle` (`.owner()`) with every write
     /// written through to the snapshot file. Feeds write through this (`write_batch`, `delete`,
     /// `clear`); `None` when `ip_reputation.enabled = false`.
@@ -106,6 +111,8 @@ pub async fn register_all(
         ),
     }
 
+    // Fingerprint first: a module loaded during the read below is then a change to reload for.
+    let module_watch = ModuleWatch::new(PROC_MODULES);
     let first_table = tokio::task::spawn_blocking(kallsyms_or_empty)
         .await
         .unwrap_or_else(|_| KernelSymbolTable::empty());
@@ -200,6 +207,7 @@ pub async fn register_all(
         symbols,
         dns,
         host_arch,
+        module_watch,
         ip_reputation,
     })
 }

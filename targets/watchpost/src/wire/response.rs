@@ -196,6 +196,18 @@ pub struct DaemonStats {
     /// DNS answer messages the store refused: no namespace slot free.
     #[serde(default)]
     pub dns_messages_no_namespace_slot: u64,
+    /// eBPF programs attached, by attach point (empty while polling).
+    #[serde(default)]
+    pub ebpf_attached: Vec<String>,
+    /// Attach points this kernel lacks, each with what the daemon does instead.
+    #[serde(default)]
+    pub ebpf_unavailable: Vec<String>,
+    /// Checks of `/proc/modules` for a changed module list (each reload follows one).
+    #[serde(default)]
+    pub module_checks: u64,
+    /// Module loads the kernel reported (eBPF); each should cause exactly one symbol reload.
+    #[serde(default)]
+    pub kernel_module_loads: u64,
     /// Exec events whose container came from their cgroup ID (no `/proc` read).
     #[serde(default)]
     pub kernel_container_lookups: u64,
