@@ -215,17 +215,53 @@ fn ancestry_stops_at_any_cycle() {
     assert_eq!(ancestry_pids(&mut table, 9, 10, T0), [9]);
     // Marks were cleared: repeating the query gives the same answer.
     assert_eq!(ancestry_pids(&mut table, 4, 10, T0), [4, 3, 2, 1]);
-    // A 2-cycle whose members exit stays pinned by itself (documented; evicted under pressure),
-    // while an unrelated exited process is purged after its grace.
+    // A 2-cycle whose members exit does not pin itself: both are purged after their grace,
+    // like an unrelated exited process.
     table.apply_scan(&scan(20, 21), T0);
     table.apply_scan(&scan(21, 20), T0);
     table.apply_scan(&scan(30, 0), T0);
     table.apply_exit(&exit(20, T0), T0);
-    table.apply_exit(&exit(21, T0), T0);
+    table.apply_exit(&exit(21, T0 + 1), T0 + 1);
     table.apply_exit(&exit(30, T0), T0);
+    assert_eq!(ancestry_pids(&mut table, 20, 10, T0 + GRACE), [20, 21]);
     let later = T0 + 100 * GRACE;
-    assert_eq!(ancestry_pids(&mut table, 20, 10, later), [20, 21]);
+    assert!(table.get(id(20), later).is_err());
+    assert!(table.get(id(21), later).is_err());
     assert!(table.get(id(30), later).is_err());
+}
+
+/// A parent loop stays while a member or a descendant outside it runs, and its members start
+/// their grace when the last of those exits (pid reuse can build such loops; they must not pin
+/// themselves forever).
+#[test]
+fn a_parent_loop_is_held_only_by_running_processes() {
+    let mut table = ProcessTable::new(config(16));
+    // 1 -> 2 -> 3 -> 1, and 4 a child of 2 outside the loop.
+    table.apply_scan(&scan(1, 3), T0);
+    table.apply_scan(&scan(2, 1), T0);
+    table.apply_scan(&scan(3, 2), T0);
+    table.apply_scan(&scan(4, 2), T0);
+    for pid in 1..=3 {
+        table.apply_exit(&exit(pid, T0 + u64::from(pid)), T0 + u64::from(pid));
+    }
+    // 4 runs: the whole loop is its ancestry and stays.
+    let later = T0 + 100 * GRACE;
+    assert_eq!(table.purge_expired(later), 0);
+    assert_eq!(ancestry_pids(&mut table, 4, 10, later), [4, 2, 1, 3]);
+    // 4 exits: every member's grace counts from there.
+    table.apply_exit(&exit(4, later), later);
+    assert_eq!(table.purge_expired(later + GRACE - 1), 0);
+    assert_eq!(table.purge_expired(later + GRACE), 4);
+    assert!(held_pids(&table).is_empty());
+    // A loop whose last running member exits is freed at that exit.
+    table.apply_fork(&fork(5, 6), later);
+    table.apply_fork(&fork(6, 5), later);
+    table.apply_exit(&exit(5, later + 1), later + 1);
+    assert_eq!(table.purge_expired(later + 1 + 100 * GRACE), 0, "6 runs");
+    let end = later + 200 * GRACE;
+    table.apply_exit(&exit(6, end), end);
+    assert_eq!(table.purge_expired(end + GRACE - 1), 0);
+    assert_eq!(table.purge_expired(end + GRACE), 2);
 }
 
 #[test]

@@ -79,8 +79,9 @@
 //! probe, and the parent's arrival adopts the whole group by moving its head.
 //!
 //! **Cycles.** Scan records can describe a parent loop (pid reuse races). Ancestry stops before
-//! any process it already listed, however long the loop. An exited process pinned only by a
-//! loop stays pinned (it is evicted under pressure in step 2).
+//! any process it already listed, however long the loop. A loop keeps its exited members only
+//! while one of them, or a descendant outside the loop, runs: when the last of those exits,
+//! every member starts its grace period (a restore from records computes the same).
 //!
 //! **Paths.** Executable paths are interned in a bounded [`crate::intern_arena::InternArena`]:
 //! records sharing a binary share one copy, released with the last record (or parked exec) that

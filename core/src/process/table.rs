@@ -172,7 +172,8 @@ pub(crate) struct Record {
     pub(crate) release_time: EpochNanos,
     /// Invariant: the number of occupied records `c` with `c.parent_slot == this slot` that are
     /// "holding" (running, or exited with `holding_children > 0`). An exited record with a
-    /// non-zero count has live descendants and is kept ("pinned").
+    /// non-zero count has live descendants and is kept ("pinned"); the members of a parent
+    /// cycle with no running descendant count 0 (see `release_unsupported_cycle`).
     pub(crate) holding_children: u32,
     /// The executable: paths owned by this record, and flags.
     pub(crate) exe: ExeRef,
@@ -1082,6 +1083,9 @@ impl ProcessTable {
         self.exits.push(slot, exit_order(&self.records));
         if !pinned && parent != NO_SLOT {
             self.unhold(parent, exit_time);
+        } else if pinned {
+            // On a parent cycle, its own run may have been all that held the cycle.
+            self.release_unsupported_cycle(slot, exit_time);
         }
     }
 
@@ -1163,9 +1167,59 @@ impl ProcessTable {
                 return;
             }
             r.holding_children = before - 1;
-            if before != 1 || r.is_live() {
+            if r.is_live() {
                 return;
             }
+            if before != 1 {
+                if before == 2 {
+                    // Its last holding child may be the next record of a parent cycle that
+                    // only the child just lost held.
+                    self.release_unsupported_cycle(cursor, cause_time);
+                }
+                return;
+            }
+            r.release_time = r.exit_time.max(cause_time);
+            r.dirty = true;
+            let parent = r.parent_slot;
+            self.exits.update(cursor, exit_order(&self.records));
+            cursor = parent;
+        }
+    }
+
+    /// Frees a parent cycle through `slot` that holds only itself. Hostile or reused pids can
+    /// link records into a cycle (each the other's parent); while any of them runs, each holds
+    /// the next, and the counts stay at one per member after the last one exits. A record
+    /// holds only while it has a running descendant, so once every member has exited and none
+    /// has a holding child outside the cycle, every member is freed at `cause_time` (a restore
+    /// computes the same from the records). Walks up from `slot` until a running record, a
+    /// root, or `slot` again: one step in the usual tree, whose parents run.
+    fn release_unsupported_cycle(&mut self, slot: u32, cause_time: EpochNanos) {
+        let mut cursor = slot;
+        let mut steps = 0usize;
+        loop {
+            let Some(r) = self.record(cursor) else {
+                return;
+            };
+            // A running member, or a member held from outside (its cycle child is one of its
+            // holding children): the cycle keeps its ancestors.
+            if r.is_live() || r.holding_children != 1 {
+                return;
+            }
+            cursor = r.parent_slot;
+            steps += 1;
+            if cursor == slot {
+                break;
+            }
+            if cursor == NO_SLOT || steps > self.len {
+                return;
+            }
+        }
+        // Every member exited and holds only the next one: none holds.
+        for _ in 0..steps {
+            let Some(r) = self.records.get_mut(cursor as usize) else {
+                return;
+            };
+            r.holding_children = 0;
             r.release_time = r.exit_time.max(cause_time);
             r.dirty = true;
             let parent = r.parent_slot;
