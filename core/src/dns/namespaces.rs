@@ -521,28 +521,16 @@ impl NamespaceTable {
         if len < 2 {
             return;
         }
-        let head = crate::list_sort::sort_list(
-            &mut ForwardLinks(&mut self.next),
+        let (head, tail) = crate::list_sort::sort_doubly_linked(
+            &mut self.next,
+            &mut self.prev,
             entry.oldest,
-            NIL,
             len,
-            |_, a, b| key(a) < key(b),
+            key,
         );
-        let mut prev = NIL;
-        let mut cursor = head;
-        for _ in 0..len {
-            if cursor == NIL {
-                break;
-            }
-            if let Some(p) = self.prev.get_mut(cursor as usize) {
-                *p = prev;
-            }
-            prev = cursor;
-            cursor = self.next.get(cursor as usize).copied().unwrap_or(NIL);
-        }
         if let Some(entry) = self.get_mut(ns) {
             entry.oldest = head;
-            entry.newest = prev;
+            entry.newest = tail;
         }
     }
 
@@ -577,20 +565,6 @@ impl NamespaceTable {
             .iter()
             .enumerate()
             .filter_map(|(slot, e)| e.as_ref().map(|n| (slot as u16, n)))
-    }
-}
-
-/// The forward links of the name recency lists as [`crate::list_sort::NextLinks`].
-struct ForwardLinks<'a>(&'a mut [u32]);
-
-impl crate::list_sort::NextLinks for ForwardLinks<'_> {
-    fn next(&self, slot: u32) -> u32 {
-        self.0.get(slot as usize).copied().unwrap_or(NIL)
-    }
-    fn set_next(&mut self, slot: u32, next: u32) {
-        if let Some(n) = self.0.get_mut(slot as usize) {
-            *n = next;
-        }
     }
 }
 
