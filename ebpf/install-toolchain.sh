@@ -3,7 +3,8 @@
 # nothing: LLVM 22 development files (bpf-linker links against them), bpf-linker 0.13.0 built for
 # LLVM 22, and the nightly toolchain's rust-src (the eBPF crate builds `core` with -Z build-std).
 # Never runs `rustup update` (the installed stable/nightly are pinned; see ebpf/README.md).
-# Also installs what the eBPF tests use (dnsmasq, dig, setpriv) when WATCHPOST_EBPF_TEST_TOOLS=1.
+# Also installs what the eBPF tests use (dnsmasq, dig, setpriv, nsenter, ip, perl) when
+# WATCHPOST_EBPF_TEST_TOOLS=1.
 set -euo pipefail
 
 BPF_LINKER_VERSION=0.13.0
@@ -54,6 +55,10 @@ if [ "${WATCHPOST_EBPF_TEST_TOOLS:-0}" = 1 ]; then
     command -v dnsmasq >/dev/null 2>&1 || missing+=(dnsmasq)
     command -v dig >/dev/null 2>&1 || missing+=(bind9-dnsutils)
     command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
+    # The DNS and exec integrity tests: namespaces (unshare, nsenter), `ip`, perl (prctl rename).
+    command -v nsenter >/dev/null 2>&1 || missing+=(util-linux)
+    command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+    command -v perl >/dev/null 2>&1 || missing+=(perl-base)
     if [ "${#missing[@]}" -gt 0 ]; then
         log "installing test tools: ${missing[*]}"
         apt_install "${missing[@]}"

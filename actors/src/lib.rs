@@ -1,5 +1,6 @@
-//! watchpost-actors: every datastore as a ractor actor owning its core store, the registry actor
-//! that registers and supervises them, the typed handles detectors query, the bounded intake
+//! watchpost-actors: every datastore as a ractor actor owning its core store (its only writer),
+//! the read view each store publishes, the registry actor that registers and supervises them,
+//! the typed handles detectors query (from the view, in their own task), the bounded intake
 //! collectors feed, and the detector engine.
 //!
 //! # Layout
@@ -7,8 +8,10 @@
 //!   `containers()`, `system()`, `syscalls()`, `kernel_symbols()`, `dns()` (never fail; null
 //!   stores until registered), `register_*_store`, `register_writable_store`, `get_custom`,
 //!   `list`, `is_available`, `metadata`, `metrics`, `health`, `supervision`, `shutdown`.
-//! - [`handle`]: [`StoreHandle`], the typed handle (one hop to the store's actor, a timeout on
-//!   every call, `get_health`, `get_metrics`, `supervision`).
+//! - [`handle`]: [`StoreHandle`], the typed handle (queries read the store's published view in
+//!   the caller's task; writes, `get_health`, `get_metrics` are one hop to the store's actor with
+//!   a timeout; `supervision`, `inspect` for snapshots, `view_bytes`).
+//! - [`view`]: the published read view (two copies, per-thread reader records, recency marks).
 //! - [`stores`]: one module per store kind: owned reply types (`ProcessInfo`, `ContainerInfo`,
 //!   `SystemInfo`, `SymbolInfo`, `DnsResponse`, `Verdict`), updates (`ProcessUpdate`,
 //!   `ContainerUpdate`, ...), query messages, the backend trait a core store implements, and the
@@ -18,8 +21,9 @@
 //! - [`intake`]: bounded intake queues (`IntakeSender`) and their drain tasks.
 //! - [`supervision`]: factories (`StoreFactory`, with `BuildContext` as the seam for snapshot
 //!   restore) and the restart policy.
-//! - [`protocol`], `store_actor`, `slot`: the generic store actor, its messages, and the shared
-//!   slot handles send through (null store, restarts, handle-side counters).
+//! - [`protocol`], `store_actor`, `slot`: the generic store actor (the view's writer), its
+//!   messages, and the shared slot handles use (actor, view, null store, restarts, handle-side
+//!   counters).
 //! - [`adapters`]: the core stores behind the backend traits (`ProcessTable`, `ContainerTable`,
 //!   `DnsCache`, `SyscallStore`, `SystemFacts` over the core `SystemStore`, `KernelSymbols` over the core
 //!   `KernelSymbolTable`, `IpReputationStore` as a writable store), converting borrowed views to
@@ -43,6 +47,7 @@ mod slot;
 mod store_actor;
 pub mod stores;
 pub mod supervision;
+pub mod view;
 pub mod writable;
 
 pub use handle::StoreHandle;

@@ -1,6 +1,8 @@
-//! The place a store's actor lives, shared by the registry (which fills and empties it) and every
-//! handle (which sends through it). Handles hold the slot, never the actor, so a handle taken
-//! before a store registered or before it restarted keeps working once the store is back.
+//! The place a store lives, shared by the registry (which fills and empties it) and every handle:
+//! the store's actor (its only writer, reached for writes, health and metrics) and its published
+//! read view (which handles read without a message). Handles hold the slot, never the actor, so
+//! a handle taken before a store registered or before it restarted keeps working once the store
+//! is back; while it restarts, reads keep answering from its last published copy.
 //!
 //! The slot also keeps the counters only the handle side can see: calls that found no actor,
 //! calls that timed out, restarts, intake overflow. They survive restarts and are merged into the
@@ -17,6 +19,7 @@ use watchpost_core::{DataStoreMetrics, EpochNanos, HealthInfo, HealthStatus, Sto
 
 use crate::clock::now;
 use crate::protocol::{Protocol, StoreMsg};
+use crate::view::{EXTRA_COUNTERS, Reads, ViewCell};
 
 /// Where a store is in its life, as handles see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -136,6 +139,8 @@ pub(crate) struct StoreSlot<P: Protocol> {
     /// The name the store is registered under (leaked once per name, see [`crate::names`]).
     pub name: &'static str,
     actor: ArcSwapOption<ActorRef<StoreMsg<P>>>,
+    /// The store's two copies; the actor writes them, handles read the published one.
+    pub view: ViewCell<P::Backend>,
     lifecycle: AtomicU8,
     /// Why the store last went down.
     last_failure: Mutex<Option<String>>,
@@ -154,6 +159,7 @@ impl<P: Protocol> StoreSlot<P> {
         StoreSlot {
             name,
             actor: ArcSwapOption::empty(),
+            view: ViewCell::new(),
             lifecycle: AtomicU8::new(Lifecycle::NotRegistered as u8),
             last_failure: Mutex::new(None),
             installed: Notify::new(),
@@ -186,10 +192,18 @@ impl<P: Protocol> StoreSlot<P> {
         self.installed.notify_waiters();
     }
 
-    /// Empties the slot: from now on calls answer `StoreUnhealthy` at once.
+    /// Empties the slot: from now on writes answer `StoreUnhealthy` at once. A restarting store
+    /// keeps its last published copy for readers; a stopped or failed one is removed (its
+    /// memory freed) and reads answer `StoreUnhealthy` too.
     pub fn vacate(&self, lifecycle: Lifecycle, reason: Option<String>) {
         self.actor.store(None);
         self.lifecycle.store(lifecycle as u8, Ordering::Release);
+        if lifecycle != Lifecycle::Restarting {
+            let mut w = self.view.writer();
+            *w.back() = None;
+            w.publish();
+            *w.back() = None;
+        }
         if let Some(reason) = reason {
             *self.last_failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
         }
@@ -240,14 +254,37 @@ impl<P: Protocol> StoreSlot<P> {
             .fetch_max(now(), Ordering::Relaxed);
     }
 
-    /// Sends a query built around a fresh reply port and waits at most `timeout` for the answer.
-    /// No actor, an actor that dies before answering, or no answer in time: `StoreUnhealthy`,
-    /// counted as an error of this store.
+    /// Answers a query from the published read view, in the caller's task: no message, no
+    /// waiting. A store that is not registered, stopped or failed (or that never published)
+    /// answers `StoreUnhealthy`, counted as an error; a restarting one answers from its last
+    /// published copy.
+    #[inline]
+    pub fn read<R>(
+        &self,
+        operation: &'static str,
+        f: impl FnOnce(&P::Backend, &mut Reads<'_>) -> R,
+    ) -> Result<R, StoreError> {
+        if !matches!(self.lifecycle(), Lifecycle::Running | Lifecycle::Restarting) {
+            self.touch();
+            return Err(self.unavailable(operation));
+        }
+        match self.view.read(f) {
+            Some(answer) => Ok(answer),
+            None => {
+                self.touch();
+                Err(self.unavailable(operation))
+            }
+        }
+    }
+
+    /// Sends a message built around a fresh reply port (a write) and waits at most `timeout` for
+    /// the answer. No actor, an actor that dies before answering, or no answer in time:
+    /// `StoreUnhealthy`, counted as an error of this store.
     pub async fn call<R: Send + 'static>(
         &self,
         operation: &'static str,
         timeout: Duration,
-        build: impl FnOnce(RpcReplyPort<R>) -> P::Query,
+        build: impl FnOnce(RpcReplyPort<R>) -> StoreMsg<P>,
     ) -> Result<R, StoreError> {
         let (tx, rx) = oneshot::channel();
         {
@@ -256,10 +293,7 @@ impl<P: Protocol> StoreSlot<P> {
                 self.touch();
                 return Err(self.unavailable(operation));
             };
-            if actor
-                .send_message(StoreMsg::Query(build(tx.into())))
-                .is_err()
-            {
+            if actor.send_message(build(tx.into())).is_err() {
                 self.touch();
                 return Err(self.unavailable(operation));
             }
@@ -355,8 +389,9 @@ impl<P: Protocol> StoreSlot<P> {
         base
     }
 
-    /// Metrics: the backend's counters plus the errors only the handle side saw (no actor,
-    /// timeouts). A null or crashed store reports item count 0 and its handle-side errors.
+    /// Metrics: the backend's counters (its writes), the reads its view counted, plus the
+    /// errors only the handle side saw (no store, timeouts). A null or crashed store reports
+    /// item count 0, its reads so far and its handle-side errors.
     pub async fn metrics(&self, timeout: Duration) -> DataStoreMetrics {
         let mut m = if self.lifecycle() == Lifecycle::Running {
             self.control(timeout, StoreMsg::Metrics)
@@ -365,6 +400,12 @@ impl<P: Protocol> StoreSlot<P> {
         } else {
             DataStoreMetrics::default()
         };
+        let (reads, _) = self.view.read_counts();
+        m.success_count = m.success_count.saturating_add(reads.success_count);
+        m.error_count = m.error_count.saturating_add(reads.error_count);
+        m.cache_hits = m.cache_hits.saturating_add(reads.cache_hits);
+        m.cache_misses = m.cache_misses.saturating_add(reads.cache_misses);
+        m.last_access = m.last_access.max(reads.last_access);
         let c = &self.counters;
         m.error_count = m
             .error_count
@@ -372,6 +413,11 @@ impl<P: Protocol> StoreSlot<P> {
             .saturating_add(c.timeouts.load(Ordering::Relaxed));
         m.last_access = m.last_access.max(c.last_access.load(Ordering::Relaxed));
         m
+    }
+
+    /// The store-specific counters its readers kept (see each store's `*_stats`).
+    pub fn read_extras(&self) -> [u64; EXTRA_COUNTERS] {
+        self.view.read_counts().1
     }
 
     pub fn last_failure(&self) -> Option<String> {

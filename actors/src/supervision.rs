@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorCell};
 
-use crate::protocol::{Protocol, StoreBackend};
+use crate::protocol::{IntoCopies, Protocol};
 use crate::slot::{SlotView, StoreSlot};
-use crate::store_actor::StoreActor;
+use crate::store_actor::{StoreActor, StoreStart};
 
 /// Why and how often a store is being built.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,34 +122,40 @@ pub(crate) struct TypedRuntime<P: Protocol, B> {
     pub factory: Box<dyn StoreFactory<B>>,
 }
 
-impl<P: Protocol, B: StoreBackend<P>> StoreRuntime for TypedRuntime<P, B> {
+impl<P: Protocol, B: IntoCopies<P>> StoreRuntime for TypedRuntime<P, B> {
     fn slot(&self) -> Arc<dyn SlotView> {
         self.slot.clone()
     }
 
     fn build(&self, ctx: &BuildContext) -> Result<Box<dyn PreparedStore>, BuildError> {
-        let backend = self.factory.build(ctx)?;
+        // Both copies of the read view are made here, off the registry actor: the second is a
+        // clone of the first (same hash seeds, same contents), so the copies stay equal.
+        let copies = self.factory.build(ctx)?.into_copies();
         Ok(Box::new(Prepared {
             slot: self.slot.clone(),
-            backend,
+            copies,
         }))
     }
 }
 
-struct Prepared<P: Protocol, B> {
+struct Prepared<P: Protocol> {
     slot: Arc<StoreSlot<P>>,
-    backend: B,
+    copies: [Box<P::Backend>; 2],
 }
 
-impl<P: Protocol, B: StoreBackend<P>> PreparedStore for Prepared<P, B> {
+impl<P: Protocol> PreparedStore for Prepared<P> {
     fn spawn(
         self: Box<Self>,
         supervisor: ActorCell,
     ) -> BoxFuture<'static, Result<ActorCell, String>> {
-        let Prepared { slot, backend } = *self;
+        let Prepared { slot, copies } = *self;
         Box::pin(async move {
+            let start = StoreStart {
+                slot: slot.clone(),
+                copies,
+            };
             let (actor, _join) =
-                Actor::spawn_linked(None, StoreActor::<P, B>::new(), backend, supervisor)
+                Actor::spawn_linked(None, StoreActor::<P>::new(), start, supervisor)
                     .await
                     .map_err(|e| e.to_string())?;
             let cell = actor.get_cell();

@@ -9,19 +9,24 @@ use std::marker::PhantomData;
 use std::ops::Deref;
 use std::sync::Arc;
 
-use ractor::RpcReplyPort;
 use watchpost_core::{DataStoreMetrics, EpochNanos, HealthInfo, StoreError};
 
 use crate::handle::StoreHandle;
 use crate::intake::IntakeSender;
-use crate::protocol::{Protocol, StoreBackend, answer};
+use crate::protocol::{IntoCopies, Protocol, StoreBackend};
+use crate::view::Reads;
 
 /// A store detectors can register, own and write; everybody else reads it.
-pub trait WritableStore: Send + 'static {
+///
+/// Reads run in the reader's task on the store's published copy (`&self`: count each one in
+/// `reads` by the metrics rule, never in the store); writes run in the store's actor, twice
+/// (once per copy of the read view, same `now`), so they must be deterministic; the second copy
+/// is a `clone` of the first.
+pub trait WritableStore: Clone + Send + Sync + 'static {
     /// A read request.
-    type Read: Send + 'static;
+    type Read;
     /// The answer to a read request.
-    type ReadReply: Send + 'static;
+    type ReadReply;
     /// A write request.
     type Write: Send + 'static;
     /// The answer to a write request.
@@ -29,45 +34,51 @@ pub trait WritableStore: Send + 'static {
     /// What the store holds, for `metadata(name)`.
     const DESCRIPTION: &'static str;
 
-    /// Answers a read.
-    fn read(&mut self, request: Self::Read, now: EpochNanos) -> Self::ReadReply;
+    /// Answers a read, recording its outcome in `reads`.
+    fn read(&self, request: Self::Read, reads: &mut Reads<'_>) -> Self::ReadReply;
     /// Performs a write.
-    fn write(&mut self, request: Self::Write, now: EpochNanos) -> Self::WriteReply;
+    fn write(&mut self, request: &Self::Write, now: EpochNanos) -> Self::WriteReply;
     /// Whether a write's answer means it was accepted (for intake counters).
     fn accepted(reply: &Self::WriteReply) -> bool;
     /// Health as the store sees itself.
     fn health(&self, now: EpochNanos) -> HealthInfo;
-    /// Metrics as the store counted them.
+    /// Metrics as the store counted them (its writes; the view counts reads).
     fn metrics(&self) -> DataStoreMetrics;
+    /// Bytes the store reserved (the read view holds two copies). 0 if unknown.
+    fn bytes_reserved(&self) -> usize {
+        0
+    }
 }
 
-/// The protocol of writable store `S`: reads and writes as queries, writes through the intake.
+/// The protocol of writable store `S`: writes as updates (single, or batches through the
+/// intake); reads from the view.
 pub struct WritableProtocol<S>(PhantomData<fn() -> S>);
 
 impl<S: WritableStore> Protocol for WritableProtocol<S> {
-    type Query = CustomQuery<S>;
     type Update = S::Write;
-}
+    type Applied = S::WriteReply;
+    type Backend = S;
 
-/// A query to writable store `S`.
-pub enum CustomQuery<S: WritableStore> {
-    /// A read.
-    Read(S::Read, RpcReplyPort<S::ReadReply>),
-    /// A write (only a [`WriteHandle`] sends these).
-    Write(S::Write, RpcReplyPort<S::WriteReply>),
+    fn accepted(applied: &S::WriteReply) -> bool {
+        S::accepted(applied)
+    }
 }
 
 impl<S: WritableStore> StoreBackend<WritableProtocol<S>> for S {
-    fn handle_query(&mut self, query: CustomQuery<S>, now: EpochNanos) {
-        match query {
-            CustomQuery::Read(request, reply) => answer(reply, self.read(request, now)),
-            CustomQuery::Write(request, reply) => answer(reply, self.write(request, now)),
-        }
+    fn apply_update(&mut self, update: &S::Write, now: EpochNanos) -> S::WriteReply {
+        self.write(update, now)
     }
 
-    fn apply_update(&mut self, update: S::Write, now: EpochNanos) -> bool {
-        let reply = self.write(update, now);
-        S::accepted(&reply)
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+
+    fn bytes_reserved(&self) -> usize {
+        WritableStore::bytes_reserved(self)
     }
 
     fn health(&self, now: EpochNanos) -> HealthInfo {
@@ -79,23 +90,49 @@ impl<S: WritableStore> StoreBackend<WritableProtocol<S>> for S {
     }
 }
 
+impl<S: WritableStore> IntoCopies<WritableProtocol<S>> for S {
+    fn into_copies(self) -> [Box<S>; 2] {
+        [Box::new(self.clone()), Box::new(self)]
+    }
+}
+
 /// Read-only access to writable store `S`: what `get_custom` hands to everybody but the owner.
 pub type ReadHandle<S> = StoreHandle<WritableProtocol<S>>;
 
 impl<S: WritableStore> StoreHandle<WritableProtocol<S>> {
-    /// Sends a read request; `operation` names it in errors (`"get_reputation"`).
+    /// Answers a read request from the published copy; `operation` names it in errors
+    /// (`"get_reputation"`).
+    pub fn read_now(
+        &self,
+        operation: &'static str,
+        request: S::Read,
+    ) -> Result<S::ReadReply, StoreError> {
+        self.read_view(operation, |store, reads| store.read(request, reads))
+    }
+
+    /// Answers a read request; `operation` names it in errors (`"get_reputation"`). Never waits
+    /// (see [`Self::read_now`]); `async` for callers written against the message-based handle.
     pub async fn read_as(
         &self,
         operation: &'static str,
         request: S::Read,
     ) -> Result<S::ReadReply, StoreError> {
-        self.call(operation, |reply| CustomQuery::Read(request, reply))
-            .await
+        self.read_now(operation, request)
     }
 
-    /// Sends a read request.
+    /// Answers a read request (operation `"read"` in errors).
     pub async fn read(&self, request: S::Read) -> Result<S::ReadReply, StoreError> {
-        self.read_as("read", request).await
+        self.read_now("read", request)
+    }
+
+    /// Borrowing access: runs `f` on the published copy, which must count what it asks in
+    /// `reads` (the metrics rule). For detectors that need a field, not a copy of a record.
+    pub fn with_store<R>(
+        &self,
+        operation: &'static str,
+        f: impl FnOnce(&S, &mut Reads<'_>) -> R,
+    ) -> Result<R, StoreError> {
+        self.read_view(operation, f)
     }
 }
 
@@ -131,9 +168,7 @@ impl<S: WritableStore> WriteHandle<S> {
         operation: &'static str,
         request: S::Write,
     ) -> Result<S::WriteReply, StoreError> {
-        self.read
-            .call(operation, |reply| CustomQuery::Write(request, reply))
-            .await
+        self.read.write_update(operation, request).await
     }
 
     /// Performs a write and waits for its answer.

@@ -84,12 +84,12 @@ impl Message {
     fn packet(mut self, observed_at: u64) -> DnsPacket {
         let count = self.answers.to_be_bytes();
         self.bytes[6..8].copy_from_slice(&count);
-        DnsPacket {
-            payload: self.bytes,
-            observed_at,
-        }
+        DnsPacket::trusted(self.bytes, observed_at, HOST_NETNS)
     }
 }
+
+/// The host's network namespace (inode number), trusted.
+const HOST_NETNS: u32 = 4_026_531_840;
 
 async fn store() -> (Registry, DnsHandle, IntakeSender<DnsPacket>) {
     let reg = registry().await;
@@ -274,5 +274,31 @@ async fn answers_expire_with_their_ttl_and_are_swept() {
     let stats = dns.dns_stats().await.unwrap();
     assert_eq!(stats.links_expired, 2, "{stats:?}");
     assert!(dns.get_dns_response("192.0.2.7").await.is_ok());
+    reg.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_from_an_untrusted_namespace_are_asked_for_by_namespace() {
+    let (reg, dns, intake) = store().await;
+    let now = watchpost_actors::clock::now();
+    let mut planted = Message::response(1, 0, "planted.example", TYPE_A)
+        .address("planted.example", 60, "203.0.113.9")
+        .packet(now);
+    planted.netns = 4_026_533_333;
+    planted.trusted = false;
+    submit_and_wait(&dns, &intake, vec![planted]).await;
+    assert!(
+        dns.get_dns_response("planted.example")
+            .await
+            .is_err_and(|e| e.is(ErrorKind::NotFound)),
+        "not in the default (trusted) view"
+    );
+    assert_eq!(
+        dns.get_dns_response_in("planted.example", 4_026_533_333)
+            .await
+            .unwrap()
+            .ips,
+        ["203.0.113.9"]
+    );
     reg.shutdown().await;
 }

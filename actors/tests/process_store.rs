@@ -42,6 +42,7 @@ impl Tree {
             gid: 1000,
             comm: comm.into(),
             exe_path: Some(format!("/usr/bin/{comm}")),
+            exe_flags: Default::default(),
         })
     }
     fn exit(&self, pid: u32) -> ProcessUpdate {

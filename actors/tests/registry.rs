@@ -8,8 +8,8 @@ mod support;
 use std::time::Duration;
 
 use support::{
-    Counter, Gate, Notes, NotesRead, NotesWrite, notes_factory, register_syscalls, register_system,
-    registry,
+    Counter, Gate, Notes, NotesRead, NotesWrite, eventually, notes_factory, register_syscalls,
+    register_system, registry,
 };
 use watchpost_actors::{ErrorKind, HealthStatus, RegistrationError, StoreKind, StoreOptions};
 
@@ -283,7 +283,7 @@ async fn many_concurrent_callers_all_get_answers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stalled_store_times_out_as_unhealthy_and_counts_the_error() {
+async fn a_stalled_store_times_out_writes_as_unhealthy_but_reads_never_wait() {
     let reg = registry().await;
     let options = StoreOptions {
         call_timeout: Some(Duration::from_millis(50)),
@@ -295,24 +295,40 @@ async fn a_stalled_store_times_out_as_unhealthy_and_counts_the_error() {
         .unwrap();
     let reader = owner.reader();
     assert_eq!(reader.timeout(), Duration::from_millis(50));
-    // The owner holds the store's actor with a patient handle; the reader keeps 50 ms.
-    let owner = owner.with_timeout(Duration::from_secs(60));
+    // A bulk write through the intake holds the store's actor (its only writer).
     let gate = Gate::new();
-    let g = gate.clone();
-    let stalled = tokio::spawn(async move {
-        let r = owner.write(NotesWrite::Hold(g)).await;
-        (owner, r)
-    });
+    owner
+        .intake()
+        .submit(vec![NotesWrite::Hold(gate.clone())])
+        .await
+        .unwrap();
     gate.entered().await;
-    // The gate stays closed until the read returns, so only the reader's timeout can end it.
-    let err = reader.read(NotesRead::Get("a".into())).await.unwrap_err();
+    // Reads answer from the published copy in the reader's task: no waiting for the writer (the
+    // gate stays closed until the read returns, so waiting would hang here).
+    let err = reader
+        .read(NotesRead::Get("a".into()))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(err.is(ErrorKind::NotFound), "{err}");
+    // A write waits for the actor: the 50 ms timeout answers it `StoreUnhealthy`, counted.
+    let err = owner
+        .write(NotesWrite::Put("a".into(), "1".into()))
+        .await
+        .unwrap_err();
     gate.open();
     assert!(err.is(ErrorKind::StoreUnhealthy), "{err}");
     assert_eq!(reader.supervision().timed_out_calls, 1);
-    let (_owner, stalled) = stalled.await.unwrap();
-    assert!(stalled.is_ok(), "the patient caller got its answer");
-    // The store answers again once the stall is over; the timeout is counted as an error.
-    assert!(reader.read(NotesRead::Len).await.is_ok());
+    // Once the stall is over the late write lands; the timeout is counted as an error.
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            reader
+                .read(NotesRead::Get("a".into()))
+                .await
+                .is_ok_and(|r| r.is_ok())
+        })
+        .await
+    );
     let m = reader.get_metrics().await;
     assert!(m.error_count >= 1, "{m:?}");
     reg.shutdown().await;

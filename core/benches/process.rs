@@ -12,7 +12,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use watchpost_core::process::{
-    Comm, ExecEvent, ExitEvent, ForkEvent, ProcessKey, ProcessTable, ProcessTableConfig,
+    Comm, ExeFlags, ExecEvent, ExitEvent, ForkEvent, ProcessKey, ProcessTable, ProcessTableConfig,
 };
 use watchpost_core::time::NANOS_PER_SEC;
 
@@ -71,6 +71,8 @@ fn build() -> ProcessTable {
                 gid: 1000,
                 comm: Comm::new(&path[path.rfind('/').map_or(0, |i| i + 1)..]),
                 exe_path: path,
+                invoked_path: None,
+                exe_flags: ExeFlags::NONE,
             },
             T0,
         );
@@ -146,6 +148,8 @@ fn benches(c: &mut Criterion) {
                     gid: 0,
                     comm: Comm::new("curl"),
                     exe_path: "/usr/bin/curl",
+                    invoked_path: None,
+                    exe_flags: ExeFlags::NONE,
                 },
                 clock,
             );

@@ -132,6 +132,37 @@ impl InternArena {
         self.bytes.len()
     }
 
+    /// Makes this arena equal to `other` (same sizes) without allocating; `false` if the sizes
+    /// differ.
+    pub(crate) fn copy_from(&mut self, other: &InternArena) -> bool {
+        let InternArena {
+            bytes,
+            end,
+            live_bytes,
+            entries,
+            free_head,
+            live,
+            index,
+            hasher,
+            scratch,
+        } = other;
+        if self.bytes.len() != bytes.len()
+            || self.entries.len() != entries.len()
+            || self.scratch.len() != scratch.len()
+            || self.index.bytes_reserved() != index.bytes_reserved()
+        {
+            return false;
+        }
+        crate::reserved_vec::copy_slab(&mut self.bytes, bytes);
+        crate::reserved_vec::copy_slab(&mut self.entries, entries);
+        crate::reserved_vec::copy_slab(&mut self.scratch, scratch);
+        self.index.copy_from(index);
+        (self.end, self.live_bytes, self.free_head, self.live) =
+            (*end, *live_bytes, *free_head, *live);
+        self.hasher = *hasher;
+        true
+    }
+
     /// All memory reserved at construction.
     pub fn bytes_reserved(&self) -> usize {
         self.bytes.len()

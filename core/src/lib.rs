@@ -32,6 +32,8 @@ pub mod intern_arena;
 #[cfg(feature = "alloc")]
 pub(crate) mod list_sort;
 pub mod lru_list;
+#[cfg(feature = "alloc")]
+mod reserved_vec;
 pub mod slot_index;
 
 pub mod entity_id;

@@ -4,7 +4,7 @@
 //! inserts its records in whatever order the snapshot file gives them, then puts each list back
 //! in its recorded order (by the stamps the records carry) with this sort: a stable, bottom-up
 //! merge sort over the `next` links only (O(n log n), a fixed array of 64 partial lists on the
-//! stack, no recursion). The caller repairs its `prev` links afterwards.
+//! stack, no recursion); [`sort_doubly_linked`] then repairs the `prev` links.
 
 /// Where a list keeps its forward links.
 pub(crate) trait NextLinks {
@@ -57,6 +57,49 @@ pub(crate) fn sort_list<L: NextLinks + ?Sized>(
         }
     }
     sorted
+}
+
+/// Forward links kept in a slice indexed by slot, ending at `u32::MAX`.
+struct SliceLinks<'a>(&'a mut [u32]);
+
+impl NextLinks for SliceLinks<'_> {
+    fn next(&self, slot: u32) -> u32 {
+        self.0.get(slot as usize).copied().unwrap_or(u32::MAX)
+    }
+    fn set_next(&mut self, slot: u32, next: u32) {
+        if let Some(n) = self.0.get_mut(slot as usize) {
+            *n = next;
+        }
+    }
+}
+
+/// Sorts a doubly linked list kept in `next`/`prev` slices (sentinel `u32::MAX`) that starts at
+/// `head` and holds `len` slots, ascending by `key`, stably; repairs the `prev` links and returns
+/// the new `(head, tail)`.
+pub(crate) fn sort_doubly_linked<K: Ord>(
+    next: &mut [u32],
+    prev: &mut [u32],
+    head: u32,
+    len: usize,
+    key: impl Fn(u32) -> K,
+) -> (u32, u32) {
+    const END: u32 = u32::MAX;
+    let head = sort_list(&mut SliceLinks(next), head, END, len, |_, a, b| {
+        key(a) < key(b)
+    });
+    let mut before = END;
+    let mut cursor = head;
+    for _ in 0..len {
+        if cursor == END {
+            break;
+        }
+        if let Some(p) = prev.get_mut(cursor as usize) {
+            *p = before;
+        }
+        before = cursor;
+        cursor = next.get(cursor as usize).copied().unwrap_or(END);
+    }
+    (head, before)
 }
 
 /// Merges two sorted lists; `first` holds the earlier slots, so ties keep it first (stable).

@@ -43,6 +43,25 @@ impl LruList {
         }
     }
 
+    /// Makes this list equal to `other` (same capacity) without allocating; `false` if the
+    /// capacities differ.
+    pub(crate) fn copy_from(&mut self, other: &LruList) -> bool {
+        let LruList {
+            prev,
+            next,
+            newest,
+            oldest,
+            len,
+        } = other;
+        if self.prev.len() != prev.len() || self.next.len() != next.len() {
+            return false;
+        }
+        crate::reserved_vec::copy_slab(&mut self.prev, prev);
+        crate::reserved_vec::copy_slab(&mut self.next, next);
+        (self.newest, self.oldest, self.len) = (*newest, *oldest, *len);
+        true
+    }
+
     /// Bytes reserved by the two link arrays.
     pub fn bytes_reserved(&self) -> usize {
         core::mem::size_of_val(&*self.prev) + core::mem::size_of_val(&*self.next)
@@ -139,29 +158,15 @@ impl LruList {
         if self.len < 2 {
             return;
         }
-        let len = self.len;
-        let head = crate::list_sort::sort_list(
-            &mut ForwardLinks(&mut self.next),
+        let (head, tail) = crate::list_sort::sort_doubly_linked(
+            &mut self.next,
+            &mut self.prev,
             self.oldest,
-            NIL,
-            len,
-            |_, a, b| key(a) < key(b),
+            self.len,
+            key,
         );
-        // Repair the backward links and both ends.
-        let mut prev = NIL;
-        let mut cursor = head;
-        for _ in 0..len {
-            if cursor == NIL {
-                break;
-            }
-            if let Some(p) = self.prev.get_mut(cursor as usize) {
-                *p = prev;
-            }
-            prev = cursor;
-            cursor = self.next.get(cursor as usize).copied().unwrap_or(NIL);
-        }
         self.oldest = head;
-        self.newest = prev;
+        self.newest = tail;
     }
 
     /// Unlinks every slot.
@@ -171,22 +176,6 @@ impl LruList {
         self.newest = NIL;
         self.oldest = NIL;
         self.len = 0;
-    }
-}
-
-/// The `next` array as [`crate::list_sort::NextLinks`].
-#[cfg(feature = "alloc")]
-struct ForwardLinks<'a>(&'a mut [u32]);
-
-#[cfg(feature = "alloc")]
-impl crate::list_sort::NextLinks for ForwardLinks<'_> {
-    fn next(&self, slot: u32) -> u32 {
-        self.0.get(slot as usize).copied().unwrap_or(NIL)
-    }
-    fn set_next(&mut self, slot: u32, next: u32) {
-        if let Some(n) = self.0.get_mut(slot as usize) {
-            *n = next;
-        }
     }
 }
 

@@ -99,6 +99,23 @@ impl SlotIndex {
         self.len == 0
     }
 
+    /// Makes this index equal to `other` (same capacity) without allocating; `false` if the
+    /// capacities differ.
+    pub(crate) fn copy_from(&mut self, other: &SlotIndex) -> bool {
+        let SlotIndex {
+            table,
+            mask,
+            shift,
+            len,
+            max_entries,
+        } = other;
+        if !crate::reserved_vec::copy_slab(&mut self.table, table) {
+            return false;
+        }
+        (self.mask, self.shift, self.len, self.max_entries) = (*mask, *shift, *len, *max_entries);
+        true
+    }
+
     /// Bytes reserved by the table.
     pub fn bytes_reserved(&self) -> usize {
         core::mem::size_of_val(&*self.table)

@@ -1,6 +1,7 @@
-//! Snapshot and restore of the DNS cache: random answers → records → restore gives the same
-//! answers to every query (order included) and the same evictions under the same later traffic;
-//! expired records are not restored; restoring allocates nothing.
+//! Snapshot and restore of the DNS cache: random answers in three network namespaces (two
+//! trusted, one not) → records → restore gives the same answers to every query, in the default
+//! view and in each namespace's (order included), and the same evictions under the same later
+//! traffic; expired records are not restored; restoring allocates nothing.
 
 mod dns_encoder;
 mod support;
@@ -10,7 +11,7 @@ static ALLOC: support::CountingAllocator = support::CountingAllocator;
 
 use dns_encoder::*;
 use proptest::prelude::*;
-use watchpost_core::dns::{DnsCache, DnsCacheConfig, DnsRecord};
+use watchpost_core::dns::{DnsCache, DnsCacheConfig, DnsOrigin, DnsRecord};
 use watchpost_core::time::NANOS_PER_SEC;
 
 const SEC: u64 = NANOS_PER_SEC;
@@ -34,6 +35,13 @@ const IPS: [&str; 6] = [
     "10.0.0.1",
 ];
 
+/// The namespaces answers are seen in: the host's, a container's, one a user made.
+const ORIGINS: [DnsOrigin; 3] = [
+    DnsOrigin::trusted(4_026_531_840),
+    DnsOrigin::trusted(4_026_532_500),
+    DnsOrigin::untrusted(4_026_533_000),
+];
+
 fn cache(seed: u64) -> DnsCache {
     DnsCache::new(DnsCacheConfig {
         max_names: 5,
@@ -41,19 +49,27 @@ fn cache(seed: u64) -> DnsCache {
         max_links: 7,
         name_bytes: 64,
         hash_seed: seed,
+        max_namespaces: 3,
+        untrusted_share_percent: 40,
+        trusted_answers_per_sec: u32::MAX,
+        untrusted_answers_per_sec: u32::MAX,
     })
 }
 
 #[derive(Debug, Clone, Copy)]
 enum Op {
-    /// question `q` answered: optional CNAME to `c`, then A/AAAA of ip `i`, TTL `ttl` s.
+    /// question `q` answered in namespace `ns`: optional CNAME to `c`, then A/AAAA of ip `i`,
+    /// TTL `ttl` s.
     Answer {
+        ns: u8,
         q: u8,
         c: Option<u8>,
         i: u8,
         ttl: u8,
     },
     Query(u8),
+    /// `q` as namespace `ns` saw it.
+    QueryIn(u8, u8),
     QueryIp(u8),
     Tick(u8),
     Purge,
@@ -61,9 +77,10 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        4 => (0u8..8, proptest::option::of(0u8..8), 0u8..6, 1u8..30)
-            .prop_map(|(q, c, i, ttl)| Op::Answer { q, c, i, ttl }),
+        4 => (0u8..3, 0u8..8, proptest::option::of(0u8..8), 0u8..6, 1u8..30)
+            .prop_map(|(ns, q, c, i, ttl)| Op::Answer { ns, q, c, i, ttl }),
         3 => (0u8..8).prop_map(Op::Query),
+        2 => (0u8..8, 0u8..3).prop_map(|(q, ns)| Op::QueryIn(q, ns)),
         2 => (0u8..6).prop_map(Op::QueryIp),
         2 => (0u8..10).prop_map(Op::Tick),
         1 => Just(Op::Purge),
@@ -76,7 +93,13 @@ fn data(ip: &str) -> Data {
 
 fn apply(c: &mut DnsCache, op: Op, now: &mut u64) -> Option<(Vec<String>, Vec<String>)> {
     match op {
-        Op::Answer { q, c: cn, i, ttl } => {
+        Op::Answer {
+            ns,
+            q,
+            c: cn,
+            i,
+            ttl,
+        } => {
             let q = NAMES[usize::from(q)];
             let ttl = u32::from(ttl);
             let ip = IPS[usize::from(i)];
@@ -87,9 +110,18 @@ fn apply(c: &mut DnsCache, op: Op, now: &mut u64) -> Option<(Vec<String>, Vec<St
                 }
                 None => response(q, 1, &[rr(q, ttl, data(ip))]),
             };
-            let _ = c.insert_packet(&packet, *now);
+            let _ = c.insert_packet(&packet, ORIGINS[usize::from(ns)], *now);
             None
         }
+        Op::QueryIn(n, ns) => c
+            .get_dns_response_in(NAMES[usize::from(n)], ORIGINS[usize::from(ns)].netns, *now)
+            .ok()
+            .map(|r| {
+                (
+                    r.domains().iter().map(|d| d.to_string()).collect(),
+                    r.ips().iter().map(|i| i.to_string()).collect(),
+                )
+            }),
         Op::Query(n) => c
             .get_dns_response(NAMES[usize::from(n)], *now)
             .ok()
@@ -132,15 +164,24 @@ fn normalized(c: &DnsCache) -> Vec<String> {
     let mut out: Vec<String> = records
         .iter()
         .map(|r| match *r {
-            DnsRecord::Name { name, recency } => format!("N {name} {}", rank(recency)),
+            DnsRecord::Name {
+                name,
+                recency,
+                netns,
+                trusted,
+            } => format!("N {netns} {trusted} {name} {}", rank(recency)),
             DnsRecord::Link {
                 from,
                 to,
                 kind,
                 expires_at,
                 created,
+                netns,
             } => {
-                format!("L {from:?} {to:?} {kind:?} {expires_at} {}", rank(created))
+                format!(
+                    "L {netns} {from:?} {to:?} {kind:?} {expires_at} {}",
+                    rank(created)
+                )
             }
         })
         .collect();
@@ -189,6 +230,12 @@ proptest! {
         for q in 0..8u8 {
             let (mut x, mut y) = (now, now);
             prop_assert_eq!(apply(&mut a, Op::Query(q), &mut x), apply(&mut b, Op::Query(q), &mut y));
+            for ns in 0..3u8 {
+                prop_assert_eq!(
+                    apply(&mut a, Op::QueryIn(q, ns), &mut x),
+                    apply(&mut b, Op::QueryIn(q, ns), &mut y)
+                );
+            }
         }
         for i in 0..6u8 {
             let (mut x, mut y) = (now, now);
@@ -210,6 +257,7 @@ fn expired_links_are_not_restored_and_changes_count() {
     apply(
         &mut a,
         Op::Answer {
+            ns: 0,
             q: 0,
             c: None,
             i: 0,
@@ -220,6 +268,7 @@ fn expired_links_are_not_restored_and_changes_count() {
     apply(
         &mut a,
         Op::Answer {
+            ns: 0,
             q: 1,
             c: None,
             i: 1,
@@ -243,18 +292,26 @@ fn hostile_records_are_refused() {
         DnsRecord::Name {
             name: "",
             recency: 1,
+            netns: 4_026_531_840,
+            trusted: true,
         },
         DnsRecord::Name {
             name: "UPPER.case",
             recency: 2,
+            netns: 4_026_531_840,
+            trusted: true,
         },
         DnsRecord::Name {
             name: "ok.example",
             recency: 3,
+            netns: 4_026_531_840,
+            trusted: true,
         },
         DnsRecord::Name {
             name: "ok.example",
             recency: 4,
+            netns: 4_026_531_840,
+            trusted: true,
         },
         DnsRecord::Link {
             from: watchpost_core::dns::DnsNodeRecord::Name("missing.example"),
@@ -262,6 +319,7 @@ fn hostile_records_are_refused() {
             kind: watchpost_core::dns::DnsLinkKind::A,
             expires_at: T0 + 100 * SEC,
             created: 9,
+            netns: 4_026_531_840,
         },
     ];
     let report = b.restore(records, T0);
@@ -273,12 +331,15 @@ fn hostile_records_are_refused() {
 
 #[test]
 fn restore_does_not_allocate() {
-    let mut src = DnsCache::new(DnsCacheConfig::default());
+    let mut src = DnsCache::new(DnsCacheConfig {
+        trusted_answers_per_sec: u32::MAX,
+        ..DnsCacheConfig::default()
+    });
     let now = T0;
     for i in 0..3000u32 {
         let q = format!("host{i}.example.com");
         let ip = format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255);
-        let _ = src.insert_packet(&response(&q, 1, &[rr(&q, 300, a(&ip))]), now);
+        let _ = src.insert_packet(&response(&q, 1, &[rr(&q, 300, a(&ip))]), ORIGINS[0], now);
     }
     let mut records: Vec<DnsRecord<'_>> = src.records().collect();
     records.sort_by_key(DnsRecord::restore_order);

@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use watchpost_core::ErrorKind;
 use watchpost_core::entity_id::entity_id;
 use watchpost_core::process::{
-    Comm, EventOutcome, ExecEvent, ExitEvent, ForkEvent, ProcessKey, ProcessTable,
+    Comm, EventOutcome, ExeFlags, ExecEvent, ExitEvent, ForkEvent, ProcessKey, ProcessTable,
     ProcessTableConfig, ScanRecord,
 };
 use watchpost_core::time::NANOS_PER_SEC;
@@ -63,6 +63,8 @@ fn exec<'a>(pid: u32, path: &'a str, name: &str) -> ExecEvent<'a> {
         gid: 0,
         comm: Comm::new(name),
         exe_path: path,
+        invoked_path: None,
+        exe_flags: ExeFlags::NONE,
     }
 }
 
@@ -84,6 +86,7 @@ fn scan(pid: u32, ppid: u32) -> ScanRecord<'static> {
         gid: 4000 + pid,
         comm: Comm::new("scanned"),
         exe_path: Some("/usr/bin/scanned"),
+        exe_flags: ExeFlags::NONE,
     }
 }
 
@@ -212,17 +215,130 @@ fn ancestry_stops_at_any_cycle() {
     assert_eq!(ancestry_pids(&mut table, 9, 10, T0), [9]);
     // Marks were cleared: repeating the query gives the same answer.
     assert_eq!(ancestry_pids(&mut table, 4, 10, T0), [4, 3, 2, 1]);
-    // A 2-cycle whose members exit stays pinned by itself (documented; evicted under pressure),
-    // while an unrelated exited process is purged after its grace.
+    // A 2-cycle whose members exit does not pin itself: both are purged after their grace,
+    // like an unrelated exited process.
     table.apply_scan(&scan(20, 21), T0);
     table.apply_scan(&scan(21, 20), T0);
     table.apply_scan(&scan(30, 0), T0);
     table.apply_exit(&exit(20, T0), T0);
-    table.apply_exit(&exit(21, T0), T0);
+    table.apply_exit(&exit(21, T0 + 1), T0 + 1);
     table.apply_exit(&exit(30, T0), T0);
+    assert_eq!(ancestry_pids(&mut table, 20, 10, T0 + GRACE), [20, 21]);
     let later = T0 + 100 * GRACE;
-    assert_eq!(ancestry_pids(&mut table, 20, 10, later), [20, 21]);
+    assert!(table.get(id(20), later).is_err());
+    assert!(table.get(id(21), later).is_err());
     assert!(table.get(id(30), later).is_err());
+}
+
+/// A parent loop stays while a member or a descendant outside it runs, and its members start
+/// their grace when the last of those exits (pid reuse can build such loops; they must not pin
+/// themselves forever).
+#[test]
+fn a_parent_loop_is_held_only_by_running_processes() {
+    let mut table = ProcessTable::new(config(16));
+    // 1 -> 2 -> 3 -> 1, and 4 a child of 2 outside the loop.
+    table.apply_scan(&scan(1, 3), T0);
+    table.apply_scan(&scan(2, 1), T0);
+    table.apply_scan(&scan(3, 2), T0);
+    table.apply_scan(&scan(4, 2), T0);
+    for pid in 1..=3 {
+        table.apply_exit(&exit(pid, T0 + u64::from(pid)), T0 + u64::from(pid));
+    }
+    // 4 runs: the whole loop is its ancestry and stays.
+    let later = T0 + 100 * GRACE;
+    assert_eq!(table.purge_expired(later), 0);
+    assert_eq!(ancestry_pids(&mut table, 4, 10, later), [4, 2, 1, 3]);
+    // 4 exits: every member's grace counts from there.
+    table.apply_exit(&exit(4, later), later);
+    assert_eq!(table.purge_expired(later + GRACE - 1), 0);
+    assert_eq!(table.purge_expired(later + GRACE), 4);
+    assert!(held_pids(&table).is_empty());
+    // A loop whose last running member exits is freed at that exit.
+    table.apply_fork(&fork(5, 6), later);
+    table.apply_fork(&fork(6, 5), later);
+    table.apply_exit(&exit(5, later + 1), later + 1);
+    assert_eq!(table.purge_expired(later + 1 + 100 * GRACE), 0, "6 runs");
+    let end = later + 200 * GRACE;
+    table.apply_exit(&exit(6, end), end);
+    assert_eq!(table.purge_expired(end + GRACE - 1), 0);
+    assert_eq!(table.purge_expired(end + GRACE), 2);
+}
+
+/// The read-only walk (Brent's cycle detection, no marks) lists exactly what the counted walk
+/// lists: every start on cycles of length 1 to 7 behind tails of 0 to 5, at every depth up to
+/// past the whole walk, and on a long chain with small depths.
+#[test]
+fn read_only_ancestry_agrees_with_the_counted_walk() {
+    for cycle in 1..=7u32 {
+        for tail in 0..=5u32 {
+            let mut table = ProcessTable::new(config(64));
+            // Cycle members 100.., each the child of the next, the last the child of the first;
+            // tail members 200.. hang below the first cycle member.
+            for i in 0..cycle {
+                let parent = 100 + (i + 1) % cycle;
+                let mut s = scan(100 + i, parent);
+                if cycle == 1 {
+                    s.ppid = 100;
+                    s.parent_start_time = key(100).start_time;
+                }
+                table.apply_scan(&s, T0);
+            }
+            for j in 0..tail {
+                let parent = if j == 0 { 100 } else { 200 + j - 1 };
+                table.apply_scan(&scan(200 + j, parent), T0);
+            }
+            let starts: Vec<u32> = (0..cycle)
+                .map(|i| 100 + i)
+                .chain((0..tail).map(|j| 200 + j))
+                .collect();
+            for &pid in &starts {
+                for depth in -1..=(cycle + tail + 3) as i32 {
+                    let found = table.find(id(pid), T0).process.unwrap();
+                    let read: Vec<u32> = table
+                        .ancestry_of(&found, depth, T0)
+                        .map(|p| p.pid())
+                        .collect();
+                    let counted = ancestry_pids(&mut table, pid, depth, T0);
+                    assert_eq!(
+                        read, counted,
+                        "cycle {cycle} tail {tail} start {pid} depth {depth}"
+                    );
+                }
+            }
+        }
+    }
+    let mut table = ProcessTable::new(config(600));
+    chain(&mut table, 500);
+    for depth in [1, 2, 3, 7, 64, 499, 500, 501, i32::MAX] {
+        let found = table.find(id(500), T0).process.unwrap();
+        let read: Vec<u32> = table
+            .ancestry_of(&found, depth, T0)
+            .map(|p| p.pid())
+            .collect();
+        assert_eq!(
+            read,
+            ancestry_pids(&mut table, 500, depth, T0),
+            "depth {depth}"
+        );
+    }
+}
+
+/// Read-only queries hide what the counted ones would purge first, and count nothing.
+#[test]
+fn read_only_queries_hide_expired_records_and_count_nothing() {
+    let mut table = ProcessTable::new(config(16));
+    chain(&mut table, 3);
+    table.apply_exit(&exit(3, T0), T0);
+    let before = table.metrics();
+    let later = T0 + GRACE;
+    assert!(table.find(id(3), later - 1).process.is_some());
+    assert!(table.find(id(3), later).process.is_none());
+    assert!(table.find_exact(key(3), later).is_none());
+    let parent = table.find(id(2), later).process.unwrap();
+    assert_eq!(table.children_of(&parent, later - 1).count(), 1);
+    assert_eq!(table.children_of(&parent, later).count(), 0);
+    assert_eq!(table.metrics(), before);
+    assert_eq!(table.len(), 3, "read-only queries never purge");
 }
 
 #[test]

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use watchpost_core::process::{
-    Comm, ExitEvent, ForkEvent, ProcessKey, ProcessTable, ProcessTableConfig, ScanRecord,
+    Comm, ExeFlags, ExitEvent, ForkEvent, ProcessKey, ProcessTable, ProcessTableConfig, ScanRecord,
 };
 use watchpost_core::time::NANOS_PER_SEC;
 
@@ -62,6 +62,7 @@ fn scan(pid: u32, ppid: u32) -> ScanRecord<'static> {
         gid: 0,
         comm: Comm::new("worker"),
         exe_path: None,
+        exe_flags: ExeFlags::NONE,
     }
 }
 

@@ -9,7 +9,7 @@ static ALLOC: support::CountingAllocator = support::CountingAllocator;
 use std::collections::BTreeSet;
 
 use watchpost_core::process::{
-    Comm, ExecEvent, ExitEvent, ForkEvent, ProcessKey, ProcessTable, ProcessTableConfig,
+    Comm, ExeFlags, ExecEvent, ExitEvent, ForkEvent, ProcessKey, ProcessTable, ProcessTableConfig,
 };
 use watchpost_core::time::{NANOS_PER_MILLI, NANOS_PER_SEC};
 
@@ -42,6 +42,8 @@ fn exec(pid: u32, path: &str) -> ExecEvent<'_> {
         gid: 0,
         comm: Comm::new("tool"),
         exe_path: path,
+        invoked_path: None,
+        exe_flags: ExeFlags::NONE,
     }
 }
 

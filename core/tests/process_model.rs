@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 use watchpost_core::process::{
-    Comm, EventOutcome, ExecEvent, ExitEvent, ForkEvent, ProcessKey, ProcessTable,
+    Comm, EventOutcome, ExeFlags, ExecEvent, ExitEvent, ForkEvent, ProcessKey, ProcessTable,
     ProcessTableConfig, ScanRecord,
 };
 use watchpost_core::time::NANOS_PER_MILLI;
@@ -32,15 +32,45 @@ fn key(i: usize) -> ProcessKey {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Fork { parent: Option<u8>, exe: Option<u8> },
-    Scan { parent: Option<u8>, exe: Option<u8> },
-    Refork { target: u8, parent: Option<u8> },
-    Exec { target: u8, exe: u8, uid: u8 },
-    Exit { target: u8 },
-    Get { target: u8 },
-    Children { target: u8 },
-    Ancestry { target: u8, depth: i8 },
-    Advance { ms: u8 },
+    Fork {
+        parent: Option<u8>,
+        exe: Option<u8>,
+    },
+    Scan {
+        parent: Option<u8>,
+        exe: Option<u8>,
+    },
+    Refork {
+        target: u8,
+        parent: Option<u8>,
+    },
+    Exec {
+        target: u8,
+        exe: u8,
+        uid: u8,
+    },
+    Exit {
+        target: u8,
+    },
+    Get {
+        target: u8,
+    },
+    Children {
+        target: u8,
+    },
+    Ancestry {
+        target: u8,
+        depth: i8,
+    },
+    /// The read-only queries (`find`, `children_of`, `ancestry_of`), then the found process's
+    /// recency refreshed the way a shared view's owner does it (`refresh_recency`).
+    Read {
+        target: u8,
+        depth: i8,
+    },
+    Advance {
+        ms: u8,
+    },
     Purge,
 }
 
@@ -57,6 +87,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => idx.prop_map(|target| Op::Get { target }),
         1 => idx.prop_map(|target| Op::Children { target }),
         1 => (idx, -1i8..6).prop_map(|(target, depth)| Op::Ancestry { target, depth }),
+        2 => (idx, -1i8..6).prop_map(|(target, depth)| Op::Read { target, depth }),
         2 => (0u8..40).prop_map(|ms| Op::Advance { ms }),
         1 => Just(Op::Purge),
     ]
@@ -104,7 +135,7 @@ struct MStats {
     successes: u64,
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Model {
     recs: BTreeMap<ProcessKey, MRec>,
     pending: Vec<MPending>,
@@ -424,6 +455,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                             gid: i + 1,
                             comm: Comm::new("scanned"),
                             exe_path: exe,
+                            exe_flags: ExeFlags::NONE,
                         },
                         now,
                     )
@@ -523,6 +555,8 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                         gid: uid + 10,
                         comm,
                         exe_path: path,
+                        invoked_path: None,
+                        exe_flags: ExeFlags::NONE,
                     },
                     now,
                 );
@@ -621,6 +655,34 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     vec![]
                 };
                 prop_assert_eq!(got, want);
+            }
+            Op::Read { target, depth } => {
+                let k = key(usize::from(target) % KEYS);
+                let depth = i32::from(depth);
+                // Read-only queries see the table as if purged at `now`, and change nothing.
+                let mut purged = model.clone();
+                purged.purge(now);
+                let found = table.find(k.entity_id(), now);
+                prop_assert!(!found.ambiguous);
+                let want = purged.recs.contains_key(&k).then_some(k);
+                prop_assert_eq!(found.process.map(|p| p.key()), want);
+                prop_assert_eq!(table.find_exact(k, now).map(|p| p.key()), want);
+                if let Some(p) = found.process {
+                    let kids: Vec<ProcessKey> =
+                        table.children_of(&p, now).map(|c| c.key()).collect();
+                    prop_assert_eq!(kids, purged.ordered_children(k));
+                    let chain: Vec<ProcessKey> =
+                        table.ancestry_of(&p, depth, now).map(|c| c.key()).collect();
+                    let want_chain = if depth <= 0 {
+                        vec![]
+                    } else {
+                        purged.ancestry(k, depth)
+                    };
+                    prop_assert_eq!(chain, want_chain);
+                    let read = (p.slot(), p.entity_id());
+                    table.refresh_recency([read]);
+                    model.touch(k);
+                }
             }
             Op::Advance { ms } => now += u64::from(ms) * NANOS_PER_MILLI,
             Op::Purge => {

@@ -10,7 +10,7 @@ static ALLOC: support::CountingAllocator = support::CountingAllocator;
 
 use proptest::prelude::*;
 use watchpost_core::process::{
-    Comm, ExecEvent, ExitEvent, ForkEvent, ProcessKey, ProcessRecord, ProcessTable,
+    Comm, ExeFlags, ExecEvent, ExitEvent, ForkEvent, ProcessKey, ProcessRecord, ProcessTable,
     ProcessTableConfig, ScanRecord,
 };
 use watchpost_core::time::NANOS_PER_SEC;
@@ -144,6 +144,10 @@ fn apply(t: &mut ProcessTable, op: Op, now: &mut u64) -> Answer {
                     gid: 4,
                     comm: Comm::new("s"),
                     exe_path: path(p),
+                    exe_flags: ExeFlags {
+                        deleted: p.is_some_and(|p| p % 2 == 1),
+                        ..ExeFlags::NONE
+                    },
                 },
                 *now,
             );
@@ -159,6 +163,13 @@ fn apply(t: &mut ProcessTable, op: Op, now: &mut u64) -> Answer {
                     gid: 6,
                     comm: Comm::new("e"),
                     exe_path: PATHS[usize::from(p)],
+                    // The path as invoked and the flags survive a restore too.
+                    invoked_path: (p % 2 == 0).then_some(PATHS[usize::from(3 - p % 4)]),
+                    exe_flags: ExeFlags {
+                        memfd: p == 3,
+                        truncated: p == 1,
+                        ..ExeFlags::NONE
+                    },
                 },
                 *now,
             );
@@ -205,7 +216,7 @@ fn apply(t: &mut ProcessTable, op: Op, now: &mut u64) -> Answer {
 type Normal = (
     ProcessKey,
     ProcessKey,
-    (u32, u32, String, Option<String>),
+    (u32, u32, String, Option<String>, Option<String>, ExeFlags),
     (u64, bool, u64, bool),
     (usize, usize),
 );
@@ -227,6 +238,8 @@ fn normalized(t: &ProcessTable) -> Vec<Normal> {
                     r.gid,
                     r.comm.as_str().to_owned(),
                     r.exe_path.map(str::to_owned),
+                    r.invoked_path.map(str::to_owned),
+                    r.exe_flags,
                 ),
                 (
                     r.exit_time,

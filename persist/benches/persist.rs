@@ -19,12 +19,12 @@ use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 use dns_encoder::*;
-use watchpost_core::dns::{DnsCache, DnsCacheConfig, DnsRecord};
+use watchpost_core::dns::{DnsCache, DnsCacheConfig, DnsOrigin, DnsRecord};
 use watchpost_core::ip_reputation::{
     IpReputation, IpReputationConfig, IpReputationStore, ReputationRecord, ReputationStatus,
 };
 use watchpost_core::process::{
-    Comm, ExecEvent, ExitEvent, ForkEvent, ProcessKey, ProcessRecord, ProcessTable,
+    Comm, ExeFlags, ExecEvent, ExitEvent, ForkEvent, ProcessKey, ProcessRecord, ProcessTable,
     ProcessTableConfig,
 };
 use watchpost_persist::codec::{self, process_key};
@@ -58,6 +58,8 @@ fn dns_cache() -> DnsCache {
         max_links: 24_000,
         name_bytes: 12_000 * 32,
         hash_seed: 7,
+        trusted_answers_per_sec: u32::MAX,
+        ..DnsCacheConfig::default()
     })
 }
 
@@ -115,7 +117,11 @@ fn data() -> Data {
     for i in 0..NAMES {
         let name = format!("host{i}.example.com");
         let ip = format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255);
-        let _ = dns.insert_packet(&a_response(&name, &[rr(&name, 86_400, a(&ip))]), T0);
+        let _ = dns.insert_packet(
+            &a_response(&name, &[rr(&name, 86_400, a(&ip))]),
+            DnsOrigin::trusted(4_026_531_840),
+            T0,
+        );
     }
     let mut reputation = reputation_store();
     for (s, source) in ["feed-a", "feed-b"].into_iter().enumerate() {
@@ -231,6 +237,8 @@ fn change_one_percent(d: &mut Data, round: u32) {
                 gid: 0,
                 comm: Comm::new("exec"),
                 exe_path: "/usr/bin/changed",
+                invoked_path: None,
+                exe_flags: ExeFlags::NONE,
             },
             T0 + 3,
         );

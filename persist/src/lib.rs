@@ -36,6 +36,7 @@ pub mod schema;
 pub use boot::BootIdentity;
 pub use error::{OpenError, PersistError};
 pub use file::{
-    LoadedSnapshot, LoadedStore, Opened, PersistFile, Recovery, StoreWrite, WriteDurability,
+    CACHE_BYTES, LoadedSnapshot, LoadedStore, Opened, PersistFile, Recovery, StoreWrite,
+    WriteDurability,
 };
 pub use schema::{SCHEMA_VERSION, STORES, StoreMeta};

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use watchpost_core::error::store_names;
 
 /// Version of the records' encoding. Bump it with any change to a snapshot record type.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The metadata table.
 pub(crate) const META: TableDefinition<'static, &[u8], &[u8]> = TableDefinition::new("meta");

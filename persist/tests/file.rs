@@ -155,6 +155,8 @@ fn a_new_boot_drops_processes_and_keeps_the_rest() {
         let dns = watchpost_core::dns::DnsRecord::Name {
             name: "example.com",
             recency: 1,
+            netns: 4_026_531_840,
+            trusted: true,
         };
         let write = StoreWrite {
             full: true,

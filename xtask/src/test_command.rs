@@ -2,7 +2,7 @@
 //! runs. It runs every test suite, proves the core still builds bare-metal, checks that generated
 //! code is current, and gives each fuzz target a short smoke run.
 //!
-//! Last comes the 3-minute soak (`cargo xtask soak --ci`: the release daemon under load, RSS
+//! Last comes the 3-minute soak (`cargo xtask soak --ci`: the shipped daemon under load, RSS
 //! against its budget); `--no-soak` or `WATCHPOST_SKIP_PRIVILEGED_TESTS=1` leaves it out (it
 //! needs root for eBPF and dnsmasq on port 53).
 //!

@@ -1,6 +1,7 @@
 //! The core [`ContainerTable`] as a [`ContainerBackend`]: owned updates become the core's
 //! borrowed [`CoreUpdate`]s (validated there: an over-long field or a malformed ID is refused
-//! and counted, never cut), borrowed records become owned [`ContainerInfo`]s inside the actor.
+//! and counted, never cut); reads are the core's read-only lookups; [`to_info`] makes the owned
+//! [`ContainerInfo`] of a borrowed record.
 //!
 //! Removed containers past their grace are purged after every intake message (and on
 //! [`ContainerUpdate::PurgeExpired`]); queries never see them either way, purging only frees
@@ -97,39 +98,50 @@ fn partial_update(e: &ContainerEnrichment) -> Option<CoreUpdate<'_>> {
 }
 
 impl ContainerBackend for ContainerTable {
-    fn get_container(&mut self, id: &str, now: EpochNanos) -> Result<ContainerInfo, StoreError> {
-        ContainerTable::get_container(self, id, now).map(to_info)
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 
-    fn get_container_by_name(
-        &mut self,
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+
+    fn find_container(
+        &self,
+        id: &str,
+        now: EpochNanos,
+    ) -> Result<&core_container::ContainerInfo, StoreError> {
+        ContainerTable::find_container(self, id, now)
+    }
+
+    fn find_container_by_name(
+        &self,
         name: &str,
         now: EpochNanos,
-    ) -> Result<ContainerInfo, StoreError> {
-        ContainerTable::get_container_by_name(self, name, now).map(to_info)
+    ) -> Result<&core_container::ContainerInfo, StoreError> {
+        ContainerTable::find_container_by_name(self, name, now)
     }
 
-    fn list_containers(
-        &mut self,
+    fn for_each_container(
+        &self,
         filter: &ContainerFilter,
-        now: EpochNanos,
-    ) -> Result<Vec<ContainerInfo>, StoreError> {
-        // A runtime name no container can have matches nothing (still counted as a request).
+        f: &mut dyn FnMut(&core_container::ContainerInfo),
+    ) {
+        // A runtime name no container can have matches nothing.
         let runtime = filter.runtime.as_deref().map(Runtime::from_name);
-        let impossible = matches!(runtime, Some(None));
+        if matches!(runtime, Some(None)) {
+            return;
+        }
         let core_filter = core_container::ContainerFilter {
             name: filter.name.as_deref(),
             image: filter.image.as_deref(),
             runtime: runtime.flatten(),
         };
-        Ok(ContainerTable::list_containers(self, &core_filter, now)
-            .filter(|_| !impossible)
-            .map(to_info)
-            .collect())
+        self.containers(&core_filter).for_each(f);
     }
 
-    fn apply(&mut self, update: ContainerUpdate, now: EpochNanos) -> bool {
-        match &update {
+    fn apply(&mut self, update: &ContainerUpdate, now: EpochNanos) -> bool {
+        match update {
             ContainerUpdate::Upsert(info) => match full_update(info) {
                 Some(u) => self.upsert(&u, now).is_ok(),
                 None => false,
@@ -161,6 +173,10 @@ impl ContainerBackend for ContainerTable {
 
     fn stats(&self) -> Option<ContainerTableStats> {
         Some(ContainerTable::stats(self))
+    }
+
+    fn bytes_reserved(&self) -> usize {
+        ContainerTable::bytes_reserved(self)
     }
 
     fn health(&self, now: EpochNanos) -> HealthInfo {
@@ -202,21 +218,21 @@ mod tests {
             }),
             ..Default::default()
         };
-        assert!(t.apply(ContainerUpdate::Upsert(full.clone()), 10));
-        assert_eq!(ContainerBackend::get_container(&mut t, ID, 10), Ok(full));
+        assert!(t.apply(&ContainerUpdate::Upsert(full.clone()), 10));
+        assert_eq!(t.find_container(ID, 10).map(to_info), Ok(full));
         assert!(t.apply(
-            ContainerUpdate::Enrich(ContainerEnrichment::new(ID).image("nginx:2")),
+            &ContainerUpdate::Enrich(ContainerEnrichment::new(ID).image("nginx:2")),
             11
         ));
-        let got = ContainerBackend::get_container(&mut t, ID, 11).unwrap();
+        let got = to_info(t.find_container(ID, 11).unwrap());
         assert_eq!((got.name.as_str(), got.image.as_str()), ("web", "nginx:2"));
         assert!(got.pod.is_some());
         let bare = ContainerInfo {
             id: ID.into(),
             ..Default::default()
         };
-        assert!(t.apply(ContainerUpdate::Upsert(bare), 12));
-        let got = ContainerBackend::get_container(&mut t, ID, 12).unwrap();
+        assert!(t.apply(&ContainerUpdate::Upsert(bare), 12));
+        let got = to_info(t.find_container(ID, 12).unwrap());
         assert_eq!((got.name.as_str(), got.runtime.as_str()), ("", "unknown"));
         assert_eq!(got.pod, None);
     }
@@ -229,13 +245,13 @@ mod tests {
             runtime: "Docker".into(),
             ..Default::default()
         };
-        assert!(!t.apply(ContainerUpdate::Upsert(bad_runtime), 1));
+        assert!(!t.apply(&ContainerUpdate::Upsert(bad_runtime), 1));
         assert!(!t.apply(
-            ContainerUpdate::Enrich(ContainerEnrichment::new("bad id").name("x")),
+            &ContainerUpdate::Enrich(ContainerEnrichment::new("bad id").name("x")),
             1
         ));
         assert!(!t.apply(
-            ContainerUpdate::Enrich(ContainerEnrichment::new(ID).name("x".repeat(129))),
+            &ContainerUpdate::Enrich(ContainerEnrichment::new(ID).name("x".repeat(129))),
             1
         ));
         assert_eq!(t.len(), 0);

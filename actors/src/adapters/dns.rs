@@ -1,11 +1,11 @@
 //! The core [`DnsCache`] as a [`DnsBackend`]: observed response packets are parsed and cached
-//! inside the actor (the parser is zero-copy and checked; a packet is at most 64 KiB), answers
-//! become owned [`DnsResponse`]s. Expired answers are never returned; they are also swept after
+//! inside the actor (the parser is zero-copy and checked; a packet is at most 64 KiB); reads are
+//! the core's read-only lookups; [`to_response`] makes owned [`DnsResponse`]s. Expired answers are never returned; they are also swept after
 //! every intake message, which costs nothing until one can have expired (the cache keeps a lower
 //! bound of all expiries).
 
 use watchpost_core::dns::{
-    DnsCache, DnsCacheConfig, DnsCacheStats, DnsResponseView, MessageOutcome,
+    DnsCache, DnsCacheConfig, DnsCacheStats, DnsReadScratch, DnsResponseView, MessageOutcome,
 };
 use watchpost_core::{DataStoreMetrics, EpochNanos, HealthInfo, StoreError};
 
@@ -37,12 +37,44 @@ pub fn dns_cache_factory(
 }
 
 impl DnsBackend for DnsCache {
-    fn get_dns_response(
-        &mut self,
-        query: &str,
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+
+    fn read_scratch(&self) -> DnsReadScratch {
+        DnsCache::read_scratch(self)
+    }
+
+    fn find_dns_response<'a>(
+        &'a self,
+        query: &'a str,
+        netns: Option<u32>,
         now: EpochNanos,
-    ) -> Result<DnsResponse, StoreError> {
-        DnsCache::get_dns_response(self, query, now).map(|v| to_response(&v))
+        scratch: &mut DnsReadScratch,
+    ) -> Result<DnsResponseView<'a>, StoreError> {
+        DnsCache::find_dns_response(self, query, netns, now, scratch)
+    }
+
+    fn names_read(&self, scratch: &DnsReadScratch, f: &mut dyn FnMut(u32, u32)) {
+        for (slot, id) in DnsCache::names_read(self, scratch) {
+            f(slot, id);
+        }
+    }
+
+    fn name_slots(&self) -> usize {
+        self.capacity()
+    }
+
+    fn refresh_recency(&mut self, reads: &[(u32, u32)]) {
+        DnsCache::refresh_recency(self, reads.iter().copied())
+    }
+
+    fn bytes_reserved(&self) -> usize {
+        DnsCache::bytes_reserved(self)
     }
 
     /// Applied when the packet parses and its message is cached; a packet that does not parse
@@ -53,7 +85,7 @@ impl DnsBackend for DnsCache {
         } else {
             packet.observed_at.min(now)
         };
-        self.insert_packet(&packet.payload, at)
+        self.insert_packet(&packet.payload, packet.origin(), at)
             .is_ok_and(|ingested| ingested.outcome == MessageOutcome::Cached)
     }
 

@@ -1,18 +1,20 @@
-//! The core [`IpReputationStore`] as a [`WritableStore`]: requests become calls on the store,
-//! borrowed views become owned [`Verdict`]s inside the actor. The store keeps its own rules
+//! The core [`IpReputationStore`] as a [`WritableStore`]: writes become calls on the store (in its
+//! actor), reads its read-only lookups (in the reader's task), borrowed views owned [`Verdict`]s
+//! when the caller wants a copy. The store keeps its own rules
 //! (source names, all-or-nothing batches, reject when full, deterministic conflict policy).
 
 use watchpost_core::ip_reputation::{
-    IpReputationConfig, IpReputationStore, ReputationView, normalize_ip,
+    IpInput, IpReputationConfig, IpReputationStore, ReputationStatus, ReputationView, normalize_ip,
 };
 use watchpost_core::writable::{Rejection, WriteError};
-use watchpost_core::{DataStoreMetrics, EpochNanos, HealthInfo};
+use watchpost_core::{DataStoreMetrics, EpochNanos, ErrorKind, HealthInfo, StoreError};
 
 use crate::seed::random_seed;
 use crate::stores::ip_reputation::{
     IpReputationAnswer, IpReputationRead, IpReputationWrite, IpReputationWritten, Verdict,
 };
 use crate::supervision::{BuildContext, BuildError};
+use crate::view::Reads;
 use crate::writable::WritableStore;
 
 /// The owned copy of a verdict.
@@ -125,46 +127,59 @@ impl WritableStore for IpReputationStore {
     const DESCRIPTION: &'static str =
         "IP reputation: verdicts written by feeds and detectors, merged per address";
 
-    fn read(&mut self, request: IpReputationRead, now: EpochNanos) -> IpReputationAnswer {
+    fn read(&self, request: IpReputationRead, reads: &mut Reads<'_>) -> IpReputationAnswer {
         match request {
             IpReputationRead::GetReputation(ip) => IpReputationAnswer::Verdict(Box::new(
-                self.get_reputation(&ip, now).map(|v| to_verdict(&v)),
+                verdict(self, reads, &ip, "get_reputation").map(|v| to_verdict(&v)),
             )),
-            IpReputationRead::IsDenied(ip) => IpReputationAnswer::Flag(self.is_denied(&ip, now)),
-            IpReputationRead::IsAllowed(ip) => IpReputationAnswer::Flag(self.is_allowed(&ip, now)),
+            IpReputationRead::IsDenied(ip) => IpReputationAnswer::Flag(has_status(
+                self,
+                reads,
+                &ip,
+                ReputationStatus::Deny,
+                "is_denied",
+            )),
+            IpReputationRead::IsAllowed(ip) => IpReputationAnswer::Flag(has_status(
+                self,
+                reads,
+                &ip,
+                ReputationStatus::Allow,
+                "is_allowed",
+            )),
             IpReputationRead::CheckIps(ips) => IpReputationAnswer::Verdicts(
-                self.check_ips(&ips, now)
-                    .map(|(_, answer)| answer.map(|v| to_verdict(&v)))
+                ips.iter()
+                    .map(|ip| verdict(self, reads, ip, "check_ips").map(|v| to_verdict(&v)))
                     .collect(),
             ),
             IpReputationRead::ListSources => {
-                IpReputationAnswer::Sources(self.list_sources(now).map(str::to_owned).collect())
+                reads.success();
+                IpReputationAnswer::Sources(self.sources().map(str::to_owned).collect())
             }
         }
     }
 
-    fn write(&mut self, request: IpReputationWrite, now: EpochNanos) -> Self::WriteReply {
+    fn write(&mut self, request: &IpReputationWrite, now: EpochNanos) -> Self::WriteReply {
         match request {
             IpReputationWrite::Write { source, record } => {
-                IpReputationStore::write(self, &source, &record, now)
+                IpReputationStore::write(self, source, record, now)
                     .map(|()| IpReputationWritten::Written)
             }
             IpReputationWrite::WriteBatch { source, records } => {
-                IpReputationStore::write_batch(self, &source, &records, now)
+                IpReputationStore::write_batch(self, source, records, now)
                     .map(|()| IpReputationWritten::BatchWritten(records.len()))
             }
             IpReputationWrite::Delete { source, ip } => {
-                IpReputationStore::delete(self, &source, &ip, now).map(IpReputationWritten::Deleted)
+                IpReputationStore::delete(self, source, ip, now).map(IpReputationWritten::Deleted)
             }
             IpReputationWrite::Clear { source } => {
-                IpReputationStore::clear(self, &source, now).map(IpReputationWritten::Cleared)
+                IpReputationStore::clear(self, source, now).map(IpReputationWritten::Cleared)
             }
             IpReputationWrite::ApplyFeed {
                 source,
                 replace,
                 records,
                 remove,
-            } => apply_feed(self, &source, replace, &records, &remove, now),
+            } => apply_feed(self, source, *replace, records, remove, now),
         }
     }
 
@@ -178,5 +193,43 @@ impl WritableStore for IpReputationStore {
 
     fn metrics(&self) -> DataStoreMetrics {
         IpReputationStore::metrics(self)
+    }
+
+    fn bytes_reserved(&self) -> usize {
+        IpReputationStore::bytes_reserved(self)
+    }
+}
+
+/// Which store-specific read counter counts lookups where sources disagreed.
+pub(crate) const CONFLICTS_RESOLVED: usize = 0;
+
+/// The merged verdict on `ip`, counted in `reads` (hit, miss, or error for a bad address; a
+/// conflict between sources in the store-specific counter).
+pub fn verdict<'s, Q: IpInput + ?Sized>(
+    store: &'s IpReputationStore,
+    reads: &mut Reads<'_>,
+    ip: &Q,
+    operation: &'static str,
+) -> Result<ReputationView<'s>, StoreError> {
+    let found = store.find_reputation(ip, operation);
+    if found.conflict {
+        reads.extra(CONFLICTS_RESOLVED);
+    }
+    reads.count(&found.answer);
+    found.answer
+}
+
+/// Whether the merged verdict on `ip` is `status` (`false` if no source holds it), counted.
+pub fn has_status<Q: IpInput + ?Sized>(
+    store: &IpReputationStore,
+    reads: &mut Reads<'_>,
+    ip: &Q,
+    status: ReputationStatus,
+    operation: &'static str,
+) -> Result<bool, StoreError> {
+    match verdict(store, reads, ip, operation) {
+        Ok(v) => Ok(v.status() == status),
+        Err(e) if e.is(ErrorKind::NotFound) => Ok(false),
+        Err(e) => Err(e),
     }
 }

@@ -9,21 +9,20 @@
 //! [`KernelSymbols::swap`] do it where the table is built (the factory, the collector).
 
 use std::any::Any;
-use std::collections::HashMap;
+use std::sync::Arc;
 
-use watchpost_core::symbols::{KernelSymbolTable, SymbolAliases, SymbolMatch};
+use watchpost_core::symbols::{BatchResolution, KernelSymbolTable, SymbolAliases, SymbolMatch};
 use watchpost_core::{DataStoreMetrics, EpochNanos, HealthInfo, StoreError};
 
-use crate::stores::symbols::{SymbolBackend, SymbolInfo, SymbolTableSwap};
+use crate::stores::symbols::{SymbolBackend, SymbolTableSwap};
 
-/// A kernel symbol table behind the symbol store actor.
-#[derive(Debug)]
+/// A kernel symbol table behind the symbol store: shared by both copies of the read view (the
+/// table is immutable once indexed; a swap replaces the pointer in each copy).
+#[derive(Debug, Clone)]
 pub struct KernelSymbols {
-    table: KernelSymbolTable,
+    table: Arc<KernelSymbolTable>,
     /// Counters of the tables swapped out so far (item count unused).
     carried: DataStoreMetrics,
-    /// Reused buffer for batch matches (grows to the largest batch seen).
-    matches: Vec<SymbolMatch>,
 }
 
 impl KernelSymbols {
@@ -31,16 +30,15 @@ impl KernelSymbols {
     pub fn new(mut table: KernelSymbolTable) -> Self {
         table.build_name_index();
         KernelSymbols {
-            table,
+            table: Arc::new(table),
             carried: DataStoreMetrics::default(),
-            matches: Vec::new(),
         }
     }
 
     /// The update that swaps `table` in, with its name index built here, off the actor.
     pub fn swap(mut table: KernelSymbolTable) -> SymbolTableSwap {
         table.build_name_index();
-        SymbolTableSwap::new(table)
+        SymbolTableSwap::new(Arc::new(table))
     }
 
     /// The table served now.
@@ -49,55 +47,41 @@ impl KernelSymbols {
     }
 }
 
-fn infos(aliases: SymbolAliases<'_>) -> Vec<SymbolInfo> {
-    aliases
-        .map(|v| SymbolInfo {
-            name: v.name.to_owned(),
-            address: v.address,
-            module: v.module.to_owned(),
-        })
-        .collect()
-}
-
 impl SymbolBackend for KernelSymbols {
-    fn resolve_symbol_by_address(
-        &mut self,
-        address: u64,
-        now: EpochNanos,
-    ) -> Result<Vec<SymbolInfo>, StoreError> {
-        self.table
-            .resolve_symbol_by_address(address, now)
-            .map(infos)
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 
-    fn get_symbol_address(&mut self, name: &str, now: EpochNanos) -> Result<u64, StoreError> {
-        self.table.get_symbol_address(name, now)
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
     }
 
-    fn resolve_symbols_batch(
-        &mut self,
-        addresses: &[u64],
-        now: EpochNanos,
-    ) -> Result<HashMap<u64, Vec<SymbolInfo>>, StoreError> {
-        self.matches.clear();
-        self.matches.resize(addresses.len(), SymbolMatch::default());
-        let outcome = self
-            .table
-            .resolve_symbols_batch(addresses, now, &mut self.matches);
-        let found = self.matches.get(..outcome.found).unwrap_or_default();
-        Ok(found
-            .iter()
-            .map(|m| (m.address(), infos(self.table.aliases(*m))))
-            .collect())
+    fn find_symbol_by_address(&self, address: u64) -> Result<SymbolAliases<'_>, StoreError> {
+        self.table.find_symbol_by_address(address)
     }
 
-    fn swap_table(&mut self, table: Box<dyn Any + Send>, _now: EpochNanos) -> bool {
-        let Ok(mut table) = table.downcast::<KernelSymbolTable>() else {
+    fn find_symbol_address(&self, name: &str) -> Result<u64, StoreError> {
+        self.table.find_symbol_address(name)
+    }
+
+    fn find_symbols_batch(&self, addresses: &[u64], out: &mut [SymbolMatch]) -> BatchResolution {
+        self.table.find_symbols_batch(addresses, out)
+    }
+
+    fn aliases(&self, found: SymbolMatch) -> SymbolAliases<'_> {
+        self.table.aliases(found)
+    }
+
+    fn swap_table(&mut self, table: &(dyn Any + Send + Sync), _now: EpochNanos) -> bool {
+        let Some(table) = table.downcast_ref::<Arc<KernelSymbolTable>>() else {
             return false;
         };
-        // Nothing to do if it came through `KernelSymbols::swap`.
-        table.build_name_index();
-        let old = std::mem::replace(&mut self.table, *table).metrics();
+        if !table.stats().name_index_built {
+            // Only `KernelSymbols::swap` makes these, and it builds the index: refuse rather
+            // than serve name lookups that cannot answer.
+            return false;
+        }
+        let old = std::mem::replace(&mut self.table, table.clone()).metrics();
         let c = &mut self.carried;
         c.success_count = c.success_count.saturating_add(old.success_count);
         c.error_count = c.error_count.saturating_add(old.error_count);
@@ -105,6 +89,10 @@ impl SymbolBackend for KernelSymbols {
         c.cache_misses = c.cache_misses.saturating_add(old.cache_misses);
         c.last_access = c.last_access.max(old.last_access);
         true
+    }
+
+    fn bytes_reserved(&self) -> usize {
+        self.table.bytes_reserved()
     }
 
     fn health(&self, now: EpochNanos) -> HealthInfo {

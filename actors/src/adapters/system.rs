@@ -47,8 +47,15 @@ impl SystemFacts {
 }
 
 impl SystemBackend for SystemFacts {
-    fn get_system_info(&mut self, now: EpochNanos) -> Arc<SystemInfo> {
-        let _counted = self.store.get_system_info(now);
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+
+    fn system_info(&self) -> Arc<SystemInfo> {
         self.owned.clone()
     }
 

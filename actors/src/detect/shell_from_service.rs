@@ -2,8 +2,11 @@
 //! application runtime that spawns `sh`/`bash`/… somewhere below it is the classic sign of
 //! remote code execution (web shell, exploited handler).
 //!
-//! On every exec of a shell (by `comm` or executable name; `busybox` counts when its applet
-//! name is a shell), the process's ancestry (depth 5 by default) is asked of the process store;
+//! On every exec of a shell — judged by the file the kernel executed (its basename, symlinks
+//! followed, so a shell copied or linked under another name is still a shell), then by the
+//! basename of the path as invoked and by `comm` as second signals; `busybox` counts when its
+//! applet name is a shell — the process's ancestry (depth 5 by default) is asked of the process
+//! store;
 //! the first ancestor whose name or executable basename is a configured service is reported,
 //! with the chain. The container store adds the container's name and image when the shell runs
 //! in one.
@@ -15,7 +18,8 @@ use crate::detect::{
     EventKind, Severity, basename,
 };
 use crate::stores::container::ContainerHandle;
-use crate::stores::process::{ProcessHandle, ProcessInfo};
+use crate::stores::process::ProcessHandle;
+use watchpost_core::process::ProcessView;
 
 /// Settings of [`ShellFromService`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,18 +85,21 @@ impl ShellFromService {
         }
     }
 
-    fn is_shell(&self, comm: &str, exe: &str) -> bool {
+    fn is_shell(&self, comm: &str, exe: &str, invoked: &str) -> bool {
         let listed = |name: &str| self.config.shells.iter().any(|s| s == name);
         let exe_name = basename(exe);
-        listed(comm) || listed(exe_name) || (exe_name == "busybox" && listed(comm))
+        listed(exe_name)
+            || listed(comm)
+            || (!invoked.is_empty() && listed(basename(invoked)))
+            || (exe_name == "busybox" && listed(comm))
     }
 
-    fn service_of(&self, p: &ProcessInfo) -> Option<String> {
+    fn service_of(&self, p: &ProcessView<'_>) -> Option<String> {
         let listed = |name: &str| self.config.services.iter().any(|s| s == name);
-        if listed(&p.name) {
-            return Some(p.name.clone());
+        if listed(p.name()) {
+            return Some(p.name().to_owned());
         }
-        let exe_name = basename(&p.exe);
+        let exe_name = basename(p.exe_path().unwrap_or_default());
         listed(exe_name).then(|| exe_name.to_owned())
     }
 }
@@ -121,30 +128,43 @@ impl Detector for ShellFromService {
         event: &'a Event,
     ) -> BoxFuture<'a, Result<Vec<DetectorOutput>, DetectorError>> {
         Box::pin(async move {
-            if event.kind != EventKind::Exec || !self.is_shell(&event.comm, &event.exe) {
+            if event.kind != EventKind::Exec
+                || !self.is_shell(&event.comm, &event.exe, &event.invoked)
+            {
                 return Ok(Vec::new());
             }
             let processes = self
                 .processes
                 .as_ref()
                 .ok_or_else(|| DetectorError::new(NAME, "not initialised"))?;
-            let ancestry = processes
-                .get_ancestry(event.entity_id, self.config.depth)
-                .await
+            // The ancestry is read in place (borrowed from the store's published copy); only a
+            // match is copied out.
+            let found = processes
+                .with_ancestry(event.process(), self.config.depth, |walk| {
+                    let mut chain = Vec::new();
+                    let mut found = None;
+                    // The first entry is the shell itself.
+                    for (i, p) in walk.enumerate() {
+                        chain.push(format!(
+                            "{}[{}] {}",
+                            p.name(),
+                            p.pid(),
+                            p.exe_path().unwrap_or_default()
+                        ));
+                        if found.is_none()
+                            && i > 0
+                            && let Some(service) = self.service_of(&p)
+                        {
+                            let exe = p.exe_path().unwrap_or_default().to_owned();
+                            found = Some((i, service, p.pid(), exe));
+                        }
+                    }
+                    found.map(|f| (f, chain))
+                })
                 .map_err(|e| DetectorError::new(NAME, e.to_string()))?;
-            // ancestry[0] is the shell itself.
-            let Some((level, service, ancestor)) = ancestry
-                .iter()
-                .enumerate()
-                .skip(1)
-                .find_map(|(i, p)| self.service_of(p).map(|s| (i, s, p)))
-            else {
+            let Some(((level, service, service_pid, service_exe), chain)) = found else {
                 return Ok(Vec::new());
             };
-            let chain: Vec<String> = ancestry
-                .iter()
-                .map(|p| format!("{}[{}] {}", p.name, p.pid, p.exe))
-                .collect();
             let mut out = DetectorOutput::about(
                 NAME,
                 Severity::High,
@@ -155,18 +175,22 @@ impl Detector for ShellFromService {
                 event,
             )
             .with("shell", event.comm.as_str())
+            .with("shell_exe", event.exe.as_str())
+            .with("shell_invoked_as", event.invoked.as_str())
             .with("service", service)
-            .with("service_pid", ancestor.pid)
-            .with("service_exe", ancestor.exe.as_str())
+            .with("service_pid", service_pid)
+            .with("service_exe", service_exe)
             .with("service_level", level as u64)
             .with("ancestry", chain)
             .with("uid", event.uid);
             if let (Some(id), Some(containers)) = (&event.container_id, &self.containers)
-                && let Ok(c) = containers.get_container(id).await
+                && let Ok((name, image)) = containers.with_container(id, |c| {
+                    (c.name.as_str().to_owned(), c.image.as_str().to_owned())
+                })
             {
                 out = out
-                    .with("container_name", c.name)
-                    .with("container_image", c.image);
+                    .with("container_name", name)
+                    .with("container_image", image);
             }
             if let Some(logger) = &self.logger {
                 logger.debug(&out.description);
@@ -181,12 +205,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn shells_are_recognised_by_comm_exe_and_busybox_applet() {
+    fn shells_are_recognised_by_exe_invoked_name_comm_and_busybox_applet() {
         let d = ShellFromService::default();
-        assert!(d.is_shell("bash", "/usr/bin/bash"));
-        assert!(d.is_shell("sh", "/bin/busybox"));
-        assert!(d.is_shell("x", "/bin/dash"));
-        assert!(!d.is_shell("busybox", "/bin/busybox"));
-        assert!(!d.is_shell("python3", "/usr/bin/python3"));
+        assert!(d.is_shell("bash", "/usr/bin/bash", ""));
+        assert!(d.is_shell("sh", "/bin/busybox", "/bin/sh"));
+        // A shell linked under another name: the executed file says "dash".
+        assert!(d.is_shell("innocent", "/usr/bin/dash", "/tmp/innocent"));
+        // The invoked name alone (a shell the store knows by another path).
+        assert!(d.is_shell("x", "/opt/x", "/usr/local/bin/bash"));
+        assert!(!d.is_shell("busybox", "/bin/busybox", "/bin/busybox"));
+        assert!(!d.is_shell("python3", "/usr/bin/python3", "/usr/bin/python3"));
     }
 }

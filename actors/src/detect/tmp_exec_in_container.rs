@@ -109,24 +109,37 @@ impl Detector for TmpExecInContainer {
             .with("directory", dir)
             .with("comm", event.comm.as_str())
             .with("uid", event.uid);
-            match containers.get_container(container_id).await {
-                Ok(c) => {
+            let known = containers.with_container(container_id, |c| {
+                (
+                    c.name.as_str().to_owned(),
+                    c.image.as_str().to_owned(),
+                    c.runtime.as_str().to_owned(),
+                )
+            });
+            match known {
+                Ok((name, image, runtime)) => {
                     out = out
                         .with("container_known", true)
-                        .with("container_name", c.name)
-                        .with("container_image", c.image)
-                        .with("container_runtime", c.runtime);
+                        .with("container_name", name)
+                        .with("container_image", image)
+                        .with("container_runtime", runtime);
                 }
                 Err(e) if e.is(ErrorKind::NotFound) => out = out.with("container_known", false),
                 Err(e) => return Err(DetectorError::new(NAME, e.to_string())),
             }
-            if event.parent_entity_id != 0
-                && let Ok(parent) = processes.get_process(event.parent_entity_id).await
+            if let Some(parent) = event.parent()
+                && let Ok((pid, name, exe)) = processes.with_process(parent, |p| {
+                    (
+                        p.pid(),
+                        p.name().to_owned(),
+                        p.exe_path().unwrap_or_default().to_owned(),
+                    )
+                })
             {
                 out = out
-                    .with("parent_pid", parent.pid)
-                    .with("parent_name", parent.name)
-                    .with("parent_exe", parent.exe);
+                    .with("parent_pid", pid)
+                    .with("parent_name", name)
+                    .with("parent_exe", exe);
             }
             Ok(vec![out])
         })

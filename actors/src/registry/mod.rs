@@ -25,7 +25,7 @@ use crate::clock::now;
 use crate::handle::StoreHandle;
 use crate::intake::{self, IntakeSender};
 use crate::names;
-use crate::protocol::{Protocol, StoreBackend};
+use crate::protocol::{IntoCopies, Protocol};
 use crate::slot::{Lifecycle, StoreSlot, SupervisionStats};
 use crate::stores::container::{
     ContainerBackend, ContainerHandle, ContainerProtocol, ContainerUpdate,
@@ -139,7 +139,7 @@ impl Registry {
     // ----- registration -----
 
     /// Registers the process store; returns its bounded intake.
-    pub async fn register_process_store<B: ProcessBackend>(
+    pub async fn register_process_store<B: ProcessBackend + Clone>(
         &self,
         factory: impl StoreFactory<B>,
         options: StoreOptions,
@@ -154,7 +154,7 @@ impl Registry {
     }
 
     /// Registers the container store; returns its bounded intake.
-    pub async fn register_container_store<B: ContainerBackend>(
+    pub async fn register_container_store<B: ContainerBackend + Clone>(
         &self,
         factory: impl StoreFactory<B>,
         options: StoreOptions,
@@ -169,7 +169,7 @@ impl Registry {
     }
 
     /// Registers the system store (immutable facts; no intake).
-    pub async fn register_system_store<B: SystemBackend>(
+    pub async fn register_system_store<B: SystemBackend + Clone>(
         &self,
         factory: impl StoreFactory<B>,
         options: StoreOptions,
@@ -185,7 +185,7 @@ impl Registry {
     }
 
     /// Registers the syscall store (fixed tables; no intake).
-    pub async fn register_syscall_store<B: SyscallBackend>(
+    pub async fn register_syscall_store<B: SyscallBackend + Clone>(
         &self,
         factory: impl StoreFactory<B>,
         options: StoreOptions,
@@ -201,7 +201,7 @@ impl Registry {
     }
 
     /// Registers the kernel symbol store; its intake takes whole-table swaps.
-    pub async fn register_symbol_store<B: SymbolBackend>(
+    pub async fn register_symbol_store<B: SymbolBackend + Clone>(
         &self,
         factory: impl StoreFactory<B>,
         options: StoreOptions,
@@ -216,7 +216,7 @@ impl Registry {
     }
 
     /// Registers the DNS store; its intake takes observed response packets.
-    pub async fn register_dns_store<B: DnsBackend>(
+    pub async fn register_dns_store<B: DnsBackend + Clone>(
         &self,
         factory: impl StoreFactory<B>,
         options: StoreOptions,
@@ -267,7 +267,7 @@ impl Registry {
         options.call_timeout.unwrap_or(self.config.call_timeout)
     }
 
-    async fn register_core<P: Protocol, B: StoreBackend<P>>(
+    async fn register_core<P: Protocol, B: IntoCopies<P>>(
         &self,
         slot: Arc<StoreSlot<P>>,
         description: &'static str,
@@ -287,7 +287,7 @@ impl Registry {
         Ok(intake::open(slot, intake_options))
     }
 
-    async fn register_slot<P: Protocol, B: StoreBackend<P>>(
+    async fn register_slot<P: Protocol, B: IntoCopies<P>>(
         &self,
         slot: Arc<StoreSlot<P>>,
         kind: StoreKind,

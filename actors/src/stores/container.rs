@@ -1,14 +1,15 @@
-//! The container store as an actor: owned container and pod records, filters, updates, queries,
-//! the backend trait and the handle's methods (`registry.containers().get_container(id)`).
+//! The container store: owned container and pod records, filters, updates, the backend trait and
+//! the handle's queries (`registry.containers().get_container(id)`), answered from the store's
+//! published read view.
 
-use ractor::RpcReplyPort;
 use serde::{Deserialize, Serialize};
 use watchpost_core::cgroup::{CgroupContainer, cgroup_lines, parse_cgroup_path};
-use watchpost_core::container::ContainerTableStats;
+use watchpost_core::container::{ContainerInfo as CoreContainer, ContainerTableStats};
 use watchpost_core::{DataStoreMetrics, EpochNanos, ErrorKind, HealthInfo, StoreError};
 
+use crate::adapters::container::to_info;
 use crate::handle::StoreHandle;
-use crate::protocol::{Protocol, StoreBackend, answer};
+use crate::protocol::{IntoCopies, Protocol, StoreBackend};
 
 /// Kubernetes pod of a container (the reference's `K8sPodInfo`).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -191,69 +192,36 @@ impl ContainerUpdate {
     }
 }
 
-/// Queries to the container store.
-pub enum ContainerQuery {
-    /// By full ID or unique prefix.
-    GetContainer {
-        /// ID or prefix.
-        id: String,
-        /// Answer.
-        reply: RpcReplyPort<Result<ContainerInfo, StoreError>>,
-    },
-    /// Many IDs in one message.
-    GetContainers {
-        /// IDs or prefixes.
-        ids: Vec<String>,
-        /// Answers, in order.
-        reply: RpcReplyPort<Vec<Result<ContainerInfo, StoreError>>>,
-    },
-    /// By name.
-    GetContainerByName {
-        /// Name.
-        name: String,
-        /// Answer.
-        reply: RpcReplyPort<Result<ContainerInfo, StoreError>>,
-    },
-    /// Live containers passing the filter.
-    ListContainers {
-        /// Filter.
-        filter: ContainerFilter,
-        /// Answer.
-        reply: RpcReplyPort<Result<Vec<ContainerInfo>, StoreError>>,
-    },
-    /// The table's own counters (evictions, removals, rejections).
-    GetStats {
-        /// Answer.
-        reply: RpcReplyPort<Result<ContainerTableStats, StoreError>>,
-    },
-}
-
 /// The container store protocol.
 pub struct ContainerProtocol;
 
 impl Protocol for ContainerProtocol {
-    type Query = ContainerQuery;
     type Update = ContainerUpdate;
+    type Applied = bool;
+    type Backend = dyn ContainerBackend;
+
+    fn accepted(applied: &bool) -> bool {
+        *applied
+    }
 }
 
-/// What a container table must do to run behind the container store actor.
-pub trait ContainerBackend: Send + 'static {
-    /// By full ID or unique prefix (`NotFound`; an ambiguous prefix is `InvalidArgument`).
-    fn get_container(&mut self, id: &str, now: EpochNanos) -> Result<ContainerInfo, StoreError>;
-    /// By name.
-    fn get_container_by_name(
-        &mut self,
+/// What a container table must do to run behind the container store: read-only lookups from
+/// `&self` (answers borrow the published copy) and deterministic updates (applied to both
+/// copies). Implemented for the core `ContainerTable` in [`crate::adapters`].
+pub trait ContainerBackend: Send + Sync + 'static {
+    /// By full ID or unique prefix (`NotFound`; a malformed query or an ambiguous or short
+    /// prefix is `InvalidArgument`). Counts nothing.
+    fn find_container(&self, id: &str, now: EpochNanos) -> Result<&CoreContainer, StoreError>;
+    /// By name (`NotFound`; an empty or over-long name is `InvalidArgument`).
+    fn find_container_by_name(
+        &self,
         name: &str,
         now: EpochNanos,
-    ) -> Result<ContainerInfo, StoreError>;
-    /// Live containers passing `filter`.
-    fn list_containers(
-        &mut self,
-        filter: &ContainerFilter,
-        now: EpochNanos,
-    ) -> Result<Vec<ContainerInfo>, StoreError>;
+    ) -> Result<&CoreContainer, StoreError>;
+    /// Calls `f` on every live container passing `filter`, least recently written first.
+    fn for_each_container(&self, filter: &ContainerFilter, f: &mut dyn FnMut(&CoreContainer));
     /// Applies one update; `false` if refused.
-    fn apply(&mut self, update: ContainerUpdate, now: EpochNanos) -> bool;
+    fn apply(&mut self, update: &ContainerUpdate, now: EpochNanos) -> bool;
     /// Upkeep after each intake message (purging removed containers past their grace).
     /// Nothing by default.
     fn after_apply(&mut self, _now: EpochNanos) {}
@@ -261,45 +229,39 @@ pub trait ContainerBackend: Send + 'static {
     fn stats(&self) -> Option<ContainerTableStats> {
         None
     }
+    /// Bytes reserved.
+    fn bytes_reserved(&self) -> usize {
+        0
+    }
+    /// The store itself, to downcast to its concrete type (snapshots, inspection).
+    fn as_any(&self) -> &dyn std::any::Any;
+    /// The store itself, mutably.
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
     /// Health.
     fn health(&self, now: EpochNanos) -> HealthInfo;
-    /// Metrics.
+    /// Metrics (writes; the view counts reads).
     fn metrics(&self) -> DataStoreMetrics;
 }
 
-impl<T: ContainerBackend> StoreBackend<ContainerProtocol> for T {
-    fn handle_query(&mut self, query: ContainerQuery, now: EpochNanos) {
-        match query {
-            ContainerQuery::GetContainer { id, reply } => {
-                answer(reply, self.get_container(&id, now))
-            }
-            ContainerQuery::GetContainers { ids, reply } => {
-                let answers = ids.iter().map(|id| self.get_container(id, now)).collect();
-                answer(reply, answers)
-            }
-            ContainerQuery::GetContainerByName { name, reply } => {
-                answer(reply, self.get_container_by_name(&name, now))
-            }
-            ContainerQuery::ListContainers { filter, reply } => {
-                answer(reply, self.list_containers(&filter, now))
-            }
-            ContainerQuery::GetStats { reply } => answer(
-                reply,
-                self.stats().ok_or(StoreError::new(
-                    watchpost_core::error::store_names::CONTAINER,
-                    "get_stats",
-                    ErrorKind::NotImplemented,
-                )),
-            ),
-        }
-    }
-
-    fn apply_update(&mut self, update: ContainerUpdate, now: EpochNanos) -> bool {
+impl<T: ContainerBackend + ?Sized> StoreBackend<ContainerProtocol> for T {
+    fn apply_update(&mut self, update: &ContainerUpdate, now: EpochNanos) -> bool {
         self.apply(update, now)
     }
 
     fn after_apply(&mut self, now: EpochNanos) {
         ContainerBackend::after_apply(self, now)
+    }
+
+    fn bytes_reserved(&self) -> usize {
+        ContainerBackend::bytes_reserved(self)
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        ContainerBackend::as_any(self)
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        ContainerBackend::as_any_mut(self)
     }
 
     fn health(&self, now: EpochNanos) -> HealthInfo {
@@ -311,47 +273,70 @@ impl<T: ContainerBackend> StoreBackend<ContainerProtocol> for T {
     }
 }
 
+impl<T: ContainerBackend + Clone> IntoCopies<ContainerProtocol> for T {
+    fn into_copies(self) -> [Box<dyn ContainerBackend>; 2] {
+        [Box::new(self.clone()), Box::new(self)]
+    }
+}
+
 /// Handle to the container store (`registry.containers()`).
 pub type ContainerHandle = StoreHandle<ContainerProtocol>;
 
+/// Queries answer from the store's published copy in the caller's task; `with_*` lend the
+/// borrowed record to a closure (no copy). Each counts in the store's metrics.
 impl StoreHandle<ContainerProtocol> {
-    /// The container with this full ID or unique ID prefix.
-    pub async fn get_container(&self, id_or_prefix: &str) -> Result<ContainerInfo, StoreError> {
-        let id = id_or_prefix.to_owned();
-        self.ask("get_container", |reply| ContainerQuery::GetContainer {
-            id,
-            reply,
-        })
-        .await
+    /// Runs `f` on the container with this full ID or unique ID prefix.
+    pub fn with_container<R>(
+        &self,
+        id_or_prefix: &str,
+        f: impl FnOnce(&CoreContainer) -> R,
+    ) -> Result<R, StoreError> {
+        self.read_view("get_container", |store, reads| {
+            let found = store.find_container(id_or_prefix, reads.now());
+            reads.count(&found);
+            found.map(f)
+        })?
     }
 
-    /// Many containers in one message, one answer per ID in order.
+    /// The container with this full ID or unique ID prefix.
+    pub async fn get_container(&self, id_or_prefix: &str) -> Result<ContainerInfo, StoreError> {
+        self.with_container(id_or_prefix, to_info)
+    }
+
+    /// Many containers, one answer per ID in order, from one published copy.
     pub async fn get_containers(
         &self,
         ids: &[&str],
     ) -> Result<Vec<Result<ContainerInfo, StoreError>>, StoreError> {
-        let ids = ids.iter().map(|s| (*s).to_owned()).collect();
-        self.call("get_containers", |reply| ContainerQuery::GetContainers {
-            ids,
-            reply,
+        self.read_view("get_containers", |store, reads| {
+            ids.iter()
+                .map(|id| {
+                    let found = store.find_container(id, reads.now());
+                    reads.count(&found);
+                    found.map(to_info)
+                })
+                .collect()
         })
-        .await
     }
 
     /// The container named `name`.
     pub async fn get_container_by_name(&self, name: &str) -> Result<ContainerInfo, StoreError> {
-        let name = name.to_owned();
-        self.ask("get_container_by_name", |reply| {
-            ContainerQuery::GetContainerByName { name, reply }
-        })
-        .await
+        self.read_view("get_container_by_name", |store, reads| {
+            let found = store.find_container_by_name(name, reads.now());
+            reads.count(&found);
+            found.map(to_info)
+        })?
     }
 
     /// The table's own counters (evictions, removals, rejected updates); `NotImplemented` for a
     /// backend that keeps none. Not counted as a request in the metrics.
     pub async fn container_stats(&self) -> Result<ContainerTableStats, StoreError> {
-        self.ask("get_stats", |reply| ContainerQuery::GetStats { reply })
-            .await
+        self.inspect_view(|store| store.stats())?
+            .ok_or(StoreError::new(
+                watchpost_core::error::store_names::CONTAINER,
+                "get_stats",
+                ErrorKind::NotImplemented,
+            ))
     }
 
     /// Live containers passing `filter` (empty if none; never `NotFound`).
@@ -359,11 +344,12 @@ impl StoreHandle<ContainerProtocol> {
         &self,
         filter: ContainerFilter,
     ) -> Result<Vec<ContainerInfo>, StoreError> {
-        self.ask("list_containers", |reply| ContainerQuery::ListContainers {
-            filter,
-            reply,
+        self.read_view("list_containers", |store, reads| {
+            reads.success();
+            let mut out = Vec::new();
+            store.for_each_container(&filter, &mut |c| out.push(to_info(c)));
+            out
         })
-        .await
     }
 }
 

@@ -57,11 +57,13 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
 use watchpost_core::ip_reputation::{
-    IpInput, IpParseError, IpReputation, IpReputationStore, normalize_ip, parse_ip,
+    IpInput, IpParseError, IpReputation, IpReputationStore, ReputationStatus, ReputationView,
+    normalize_ip, parse_ip,
 };
 use watchpost_core::writable::{Rejection, WriteError};
 use watchpost_core::{ErrorKind, StoreError};
 
+use crate::adapters::ip_reputation::{CONFLICTS_RESOLVED, has_status, to_verdict, verdict};
 use crate::handle::StoreHandle;
 use crate::writable::{ReadHandle, WritableProtocol, WriteHandle};
 
@@ -268,15 +270,93 @@ impl From<ReputationWriteError> for StoreError {
     }
 }
 
+/// Reads answer from the store's published copy in the caller's task (no message); each counts
+/// in the store's metrics. `with_reputation` lends the borrowed verdict to a closure, so a
+/// detector that needs one field does not copy the ~1 KB record.
 impl StoreHandle<WritableProtocol<IpReputationStore>> {
-    async fn read_answer(
+    /// Runs `f` on the merged verdict on `ip`: `NotFound` if no source holds it,
+    /// `InvalidArgument` if it is not an address.
+    pub fn with_reputation<Q: IpInput + ?Sized, R>(
         &self,
-        operation: &'static str,
-        request: IpReputationRead,
-    ) -> Result<IpReputationAnswer, StoreError> {
-        self.read_as(operation, request).await
+        ip: &Q,
+        f: impl FnOnce(&ReputationView<'_>) -> R,
+    ) -> Result<R, StoreError> {
+        const OP: &str = "get_reputation";
+        self.read_view(OP, |store, reads| {
+            verdict(store, reads, ip, OP).map(|v| f(&v))
+        })?
     }
 
+    /// Whether the merged verdict on `ip` is `Deny` (`false` if no source holds it), without
+    /// waiting: the lookup runs here.
+    pub fn check_denied<Q: IpInput + ?Sized>(&self, ip: &Q) -> Result<bool, StoreError> {
+        const OP: &str = "is_denied";
+        self.read_view(OP, |store, reads| {
+            has_status(store, reads, ip, ReputationStatus::Deny, OP)
+        })?
+    }
+
+    /// The merged verdict on `ip`: `NotFound` if no source holds it, `InvalidArgument` if it is
+    /// not an address.
+    pub async fn get_reputation(&self, ip: impl Into<IpQuery>) -> Result<Verdict, StoreError> {
+        self.with_reputation(&ip.into(), to_verdict)
+    }
+
+    /// Whether the merged verdict on `ip` is `Deny` (`false` if no source holds it).
+    pub async fn is_denied(&self, ip: impl Into<IpQuery>) -> Result<bool, StoreError> {
+        self.check_denied(&ip.into())
+    }
+
+    /// Whether the merged verdict on `ip` is `Allow` (`false` if no source holds it).
+    pub async fn is_allowed(&self, ip: impl Into<IpQuery>) -> Result<bool, StoreError> {
+        const OP: &str = "is_allowed";
+        let ip = ip.into();
+        self.read_view(OP, |store, reads| {
+            has_status(store, reads, &ip, ReputationStatus::Allow, OP)
+        })?
+    }
+
+    /// Runs `f` on the verdict of each of `ips` in order, all from one published copy.
+    pub fn with_verdicts<Q: IpInput>(
+        &self,
+        ips: &[Q],
+        mut f: impl FnMut(&Q, Result<&ReputationView<'_>, StoreError>),
+    ) -> Result<(), StoreError> {
+        const OP: &str = "check_ips";
+        self.read_view(OP, |store, reads| {
+            for ip in ips {
+                f(ip, verdict(store, reads, ip, OP).as_ref().map_err(|e| *e));
+            }
+        })
+    }
+
+    /// Verdicts of many addresses, one answer per address, in order, from one published copy.
+    pub async fn check_ips<Q: Into<IpQuery>>(
+        &self,
+        ips: impl IntoIterator<Item = Q>,
+    ) -> Result<Vec<Result<Verdict, StoreError>>, StoreError> {
+        let ips: Vec<IpQuery> = ips.into_iter().map(Into::into).collect();
+        let mut answers = Vec::with_capacity(ips.len());
+        self.with_verdicts(&ips, |_, v| answers.push(v.map(to_verdict)))?;
+        Ok(answers)
+    }
+
+    /// Names of the sources holding data, in byte order.
+    pub async fn list_sources(&self) -> Result<Vec<String>, StoreError> {
+        self.read_view("list_sources", |store, reads| {
+            reads.success();
+            store.sources().map(str::to_owned).collect()
+        })
+    }
+
+    /// Lookups so far where several sources held the address (the conflict policy picked the
+    /// answer); counted by readers, not by the store.
+    pub fn conflicts_resolved(&self) -> u64 {
+        self.slot.read_extras()[CONFLICTS_RESOLVED]
+    }
+}
+
+impl WriteHandle<IpReputationStore> {
     /// An answer of the wrong shape: cannot happen (the store answers each request with its own
     /// variant); reported as the store misbehaving rather than a panic.
     fn misanswered(&self, operation: &'static str) -> StoreError {
@@ -288,70 +368,6 @@ impl StoreHandle<WritableProtocol<IpReputationStore>> {
         StoreError::unhealthy(self.name(), operation)
     }
 
-    /// The merged verdict on `ip`: `NotFound` if no source holds it, `InvalidArgument` if it is
-    /// not an address.
-    pub async fn get_reputation(&self, ip: impl Into<IpQuery>) -> Result<Verdict, StoreError> {
-        const OP: &str = "get_reputation";
-        match self
-            .read_answer(OP, IpReputationRead::GetReputation(ip.into()))
-            .await?
-        {
-            IpReputationAnswer::Verdict(v) => *v,
-            _ => Err(self.misanswered(OP)),
-        }
-    }
-
-    /// Whether the merged verdict on `ip` is `Deny` (`false` if no source holds it).
-    pub async fn is_denied(&self, ip: impl Into<IpQuery>) -> Result<bool, StoreError> {
-        const OP: &str = "is_denied";
-        match self
-            .read_answer(OP, IpReputationRead::IsDenied(ip.into()))
-            .await?
-        {
-            IpReputationAnswer::Flag(v) => v,
-            _ => Err(self.misanswered(OP)),
-        }
-    }
-
-    /// Whether the merged verdict on `ip` is `Allow` (`false` if no source holds it).
-    pub async fn is_allowed(&self, ip: impl Into<IpQuery>) -> Result<bool, StoreError> {
-        const OP: &str = "is_allowed";
-        match self
-            .read_answer(OP, IpReputationRead::IsAllowed(ip.into()))
-            .await?
-        {
-            IpReputationAnswer::Flag(v) => v,
-            _ => Err(self.misanswered(OP)),
-        }
-    }
-
-    /// Verdicts of many addresses in one message, one answer per address, in order.
-    pub async fn check_ips<Q: Into<IpQuery>>(
-        &self,
-        ips: impl IntoIterator<Item = Q>,
-    ) -> Result<Vec<Result<Verdict, StoreError>>, StoreError> {
-        const OP: &str = "check_ips";
-        let ips = ips.into_iter().map(Into::into).collect();
-        match self
-            .read_answer(OP, IpReputationRead::CheckIps(ips))
-            .await?
-        {
-            IpReputationAnswer::Verdicts(v) => Ok(v),
-            _ => Err(self.misanswered(OP)),
-        }
-    }
-
-    /// Names of the sources holding data, in byte order.
-    pub async fn list_sources(&self) -> Result<Vec<String>, StoreError> {
-        const OP: &str = "list_sources";
-        match self.read_answer(OP, IpReputationRead::ListSources).await? {
-            IpReputationAnswer::Sources(v) => Ok(v),
-            _ => Err(self.misanswered(OP)),
-        }
-    }
-}
-
-impl WriteHandle<IpReputationStore> {
     async fn write_request(
         &self,
         operation: &'static str,

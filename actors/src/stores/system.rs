@@ -1,4 +1,5 @@
-//! The system store as an actor: immutable facts about the machine, built once.
+//! The system store: immutable facts about the machine, built once, answered from the published
+//! read view.
 //!
 //! Decision: `get_system_info()` of an unavailable system store answers `StoreUnhealthy`, like
 //! every other query of a null store. The reference returns an empty struct without an error,
@@ -8,12 +9,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use ractor::RpcReplyPort;
 use serde::{Deserialize, Serialize};
 use watchpost_core::{DataStoreMetrics, EpochNanos, HealthInfo, StoreError};
 
 use crate::handle::StoreHandle;
-use crate::protocol::{Protocol, StoreBackend, answer};
+use crate::protocol::{IntoCopies, Protocol, StoreBackend};
 
 /// Immutable system facts (the reference's `SystemInfo`).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -44,39 +44,44 @@ pub struct SystemInfo {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NoUpdate {}
 
-/// Queries to the system store.
-pub enum SystemQuery {
-    /// The facts.
-    GetSystemInfo(RpcReplyPort<Arc<SystemInfo>>),
-}
-
 /// The system store protocol.
 pub struct SystemProtocol;
 
 impl Protocol for SystemProtocol {
-    type Query = SystemQuery;
     type Update = NoUpdate;
+    type Applied = bool;
+    type Backend = dyn SystemBackend;
+
+    fn accepted(applied: &bool) -> bool {
+        *applied
+    }
 }
 
-/// What a system-facts store must do to run behind the system store actor.
-pub trait SystemBackend: Send + 'static {
-    /// The facts (shared, never copied per query).
-    fn get_system_info(&mut self, now: EpochNanos) -> Arc<SystemInfo>;
+/// What a system-facts store must do to run behind the system store (it takes no updates).
+pub trait SystemBackend: Send + Sync + 'static {
+    /// The facts (shared, never copied per query). Counts nothing.
+    fn system_info(&self) -> Arc<SystemInfo>;
+    /// The store itself, to downcast to its concrete type (snapshots, inspection).
+    fn as_any(&self) -> &dyn std::any::Any;
+    /// The store itself, mutably.
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
     /// Health.
     fn health(&self, now: EpochNanos) -> HealthInfo;
-    /// Metrics.
+    /// Metrics (the view counts reads).
     fn metrics(&self) -> DataStoreMetrics;
 }
 
-impl<T: SystemBackend> StoreBackend<SystemProtocol> for T {
-    fn handle_query(&mut self, query: SystemQuery, now: EpochNanos) {
-        match query {
-            SystemQuery::GetSystemInfo(reply) => answer(reply, self.get_system_info(now)),
-        }
+impl<T: SystemBackend + ?Sized> StoreBackend<SystemProtocol> for T {
+    fn apply_update(&mut self, update: &NoUpdate, _now: EpochNanos) -> bool {
+        match *update {}
     }
 
-    fn apply_update(&mut self, update: NoUpdate, _now: EpochNanos) -> bool {
-        match update {}
+    fn as_any(&self) -> &dyn std::any::Any {
+        SystemBackend::as_any(self)
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        SystemBackend::as_any_mut(self)
     }
 
     fn health(&self, now: EpochNanos) -> HealthInfo {
@@ -88,13 +93,21 @@ impl<T: SystemBackend> StoreBackend<SystemProtocol> for T {
     }
 }
 
+impl<T: SystemBackend + Clone> IntoCopies<SystemProtocol> for T {
+    fn into_copies(self) -> [Box<dyn SystemBackend>; 2] {
+        [Box::new(self.clone()), Box::new(self)]
+    }
+}
+
 /// Handle to the system store (`registry.system()`).
 pub type SystemHandle = StoreHandle<SystemProtocol>;
 
 impl StoreHandle<SystemProtocol> {
     /// The system facts; `StoreUnhealthy` if the store is unavailable (see the module docs).
     pub async fn get_system_info(&self) -> Result<Arc<SystemInfo>, StoreError> {
-        self.call("get_system_info", SystemQuery::GetSystemInfo)
-            .await
+        self.read_view("get_system_info", |store, reads| {
+            reads.hit();
+            store.system_info()
+        })
     }
 }

@@ -11,6 +11,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use watchpost_actors::adapters::system::SystemFacts;
+use watchpost_actors::view::Reads;
 use watchpost_actors::{
     BuildError, DataStoreMetrics, ErrorKind, HealthInfo, Registry, RegistryConfig, StoreError,
     StoreOptions, WritableStore,
@@ -106,7 +107,7 @@ where
 }
 
 /// A small bounded key/value store, the kind a detector registers to share state.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Notes {
     entries: BTreeMap<String, String>,
     capacity: usize,
@@ -198,28 +199,28 @@ impl WritableStore for Notes {
     type WriteReply = Result<(), StoreError>;
     const DESCRIPTION: &'static str = "notes shared between test detectors";
 
-    fn read(&mut self, request: NotesRead, now: EpochNanos) -> Result<String, StoreError> {
+    fn read(&self, request: NotesRead, reads: &mut Reads<'_>) -> Result<String, StoreError> {
         match request {
             NotesRead::Get(key) => {
                 let found = self.entries.get(&key).cloned();
-                self.metrics.lookup(found.is_some(), now);
+                reads.lookup(found.is_some());
                 found.ok_or(StoreError::not_found("notes", "get"))
             }
             NotesRead::Len => {
-                self.metrics.success(now);
+                reads.success();
                 Ok(self.entries.len().to_string())
             }
         }
     }
 
-    fn write(&mut self, request: NotesWrite, now: EpochNanos) -> Result<(), StoreError> {
+    fn write(&mut self, request: &NotesWrite, now: EpochNanos) -> Result<(), StoreError> {
         match request {
             NotesWrite::Put(k, v) => {
-                if self.entries.len() >= self.capacity && !self.entries.contains_key(&k) {
+                if self.entries.len() >= self.capacity && !self.entries.contains_key(k) {
                     self.metrics.error(now);
                     return Err(StoreError::new("notes", "put", ErrorKind::InvalidArgument));
                 }
-                self.entries.insert(k, v);
+                self.entries.insert(k.clone(), v.clone());
                 self.metrics.success(now);
                 Ok(())
             }
@@ -245,7 +246,7 @@ impl WritableStore for Notes {
 }
 
 /// Another writable store type, to check typed access refuses the wrong type.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Counter(u64, StoreMetrics);
 
 impl WritableStore for Counter {
@@ -255,11 +256,11 @@ impl WritableStore for Counter {
     type WriteReply = u64;
     const DESCRIPTION: &'static str = "a counter";
 
-    fn read(&mut self, _: (), now: EpochNanos) -> u64 {
-        self.1.success(now);
+    fn read(&self, _: (), reads: &mut Reads<'_>) -> u64 {
+        reads.success();
         self.0
     }
-    fn write(&mut self, add: u64, now: EpochNanos) -> u64 {
+    fn write(&mut self, add: &u64, now: EpochNanos) -> u64 {
         self.1.success(now);
         self.0 += add;
         self.0

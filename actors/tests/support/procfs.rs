@@ -83,6 +83,7 @@ impl ProcReader {
                 gid: first("Gid:"),
                 comm,
                 exe_path,
+                exe_flags: Default::default(),
             },
         })
     }

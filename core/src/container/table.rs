@@ -54,8 +54,11 @@ use crate::error::{StoreError, store_names};
 use crate::health::{HealthInfo, HealthStatus};
 use crate::lru_list::LruList;
 use crate::metrics::{DataStoreMetrics, StoreMetrics};
+use crate::reserved_vec::ReservedVec;
 use crate::slot_index::{KeyHasher, SlotIndex};
 use crate::time::{EpochNanos, NANOS_PER_SEC};
+
+mod read;
 
 /// Default number of containers held: a default Kubernetes node (110 pods, with their sandbox and
 /// init containers ≈ 330) with room for removed ones in grace; ≈ 700 KB reserved.
@@ -217,7 +220,7 @@ pub struct ContainerTable {
     /// (and in `by_name` when its name is non-empty); every `None` slot is in `free`.
     slots: Box<[Option<Entry>]>,
     /// Unused slot numbers; capacity reserved for all slots, so pushes never reallocate.
-    free: Vec<u32>,
+    free: ReservedVec<u32>,
     /// Hash of the ID → slot. At most one slot per ID.
     by_id: SlotIndex,
     /// Hash of the name → slots (names may repeat).
@@ -243,7 +246,7 @@ impl ContainerTable {
         let capacity = config.capacity.clamp(1, (u32::MAX - 2) as usize);
         let mut slots = Vec::with_capacity(capacity);
         slots.resize_with(capacity, || None);
-        let mut free = Vec::with_capacity(capacity);
+        let mut free = ReservedVec::with_capacity(capacity);
         // Reversed so that slot 0 is used first (only matters for reading dumps).
         free.extend((0..capacity as u32).rev());
         ContainerTable {
@@ -454,24 +457,10 @@ impl ContainerTable {
         now: EpochNanos,
     ) -> Result<&ContainerInfo, StoreError> {
         const OP: &str = "get_container";
-        let q = id_or_prefix;
-        let well_formed = !q.is_empty()
-            && q.len() <= CONTAINER_ID_MAX_LEN
-            && q.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-        if !well_formed {
-            self.metrics.error(now);
-            return Err(StoreError::invalid_argument(STORE, OP));
-        }
-        let found = match self.visible_slot(q, now) {
-            Some(slot) => Ok(Some(slot)),
-            None if q.len() < MIN_ID_PREFIX_LEN => Err(()),
-            None => self.unique_prefix_slot(q, now),
-        };
-        match found {
-            Err(()) => {
+        match self.locate_container(id_or_prefix, now) {
+            Err(e) => {
                 self.metrics.error(now);
-                Err(StoreError::invalid_argument(STORE, OP))
+                Err(e)
             }
             Ok(slot) => self.answer(slot, OP, now),
         }
@@ -486,25 +475,13 @@ impl ContainerTable {
         now: EpochNanos,
     ) -> Result<&ContainerInfo, StoreError> {
         const OP: &str = "get_container_by_name";
-        if name.is_empty() || name.len() > CONTAINER_NAME_MAX_LEN {
-            self.metrics.error(now);
-            return Err(StoreError::invalid_argument(STORE, OP));
-        }
-        let hash = self.hasher.hash_bytes(name.as_bytes());
-        let mut best: Option<(bool, u64, u32)> = None; // (live, written_seq, slot)
-        for slot in self.by_name.slots_with_hash(hash) {
-            let Some(entry) = self.entry(slot) else {
-                continue;
-            };
-            if entry.info.name.as_str() != name || !self.is_visible(entry, now) {
-                continue;
+        match self.locate_by_name(name, now) {
+            Err(e) => {
+                self.metrics.error(now);
+                Err(e)
             }
-            let key = (entry.removed_at.is_none(), entry.written_seq, slot);
-            if best.is_none_or(|b| (key.0, key.1) > (b.0, b.1)) {
-                best = Some(key);
-            }
+            Ok(slot) => self.answer(slot, OP, now),
         }
-        self.answer(best.map(|b| b.2), OP, now)
     }
 
     /// Live containers passing `filter` (removed ones are never listed, even within their
@@ -515,13 +492,7 @@ impl ContainerTable {
         now: EpochNanos,
     ) -> impl Iterator<Item = &'t ContainerInfo> + 't {
         self.metrics.success(now);
-        let filter = *filter;
-        let slots = &self.slots;
-        self.live
-            .iter_least_recent_first()
-            .filter_map(move |slot| slots.get(slot as usize).and_then(Option::as_ref))
-            .map(|entry| &entry.info)
-            .filter(move |info| filter.matches(info))
+        self.containers(filter)
     }
 
     /// Every record with its removal time, in slot order, without counting a request: for

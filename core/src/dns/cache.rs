@@ -14,6 +14,14 @@
 //! sits in the intrusive out-list of its source and in-list of its target. Nothing allocates
 //! after [`DnsCache::new`].
 //!
+//! # Namespaces
+//! Every answer is inserted with its [`DnsOrigin`]: the network namespace it was seen in and
+//! whether the collector trusts that namespace (the host's, or a container's the runtime made).
+//! Nodes belong to one namespace — the same name seen in two namespaces is two nodes, and links
+//! never cross namespaces — so an answer a process made up in a namespace of its own is a fact
+//! about that namespace only. See [`super::namespaces`] for the shares and rates that keep one
+//! namespace from flushing the others' answers.
+//!
 //! # What is cached
 //! A message is cached when it is a response (QR set) to a standard query (opcode 0) with RCODE
 //! NOERROR or NXDOMAIN (a CNAME chain ending in a name that does not exist is still a true chain),
@@ -37,7 +45,9 @@
 //! roots that never expire are gone, and each link is checked against its own expiry (the
 //! reference checks the wrong node's).
 //!
-//! # `get_dns_response(query, now)`
+//! # `get_dns_response(query, now)` and `get_dns_response_in(query, netns, now)`
+//! The first answers as the trusted namespaces saw it (each trusted namespace holding `query`
+//! contributes, the same name or address listed once), the second as one namespace saw it.
 //! `query` is an address (`1.2.3.4`, `2606:4700::1`; IPv4-mapped IPv6 counts as IPv4), a
 //! reverse name (`4.3.2.1.in-addr.arpa`, which means the address 1.2.3.4) or a name (any ASCII
 //! case, an optional trailing dot). Like the reference, the answer is the queried node, then
@@ -58,13 +68,20 @@
 //! Metrics follow the crate's counting rule.
 //!
 //! # Eviction when a slab (or the name arena) is full
+//! 0. An untrusted namespace storing something while the untrusted namespaces together hold
+//!    their share of that pool (`untrusted_share_percent`) first takes it from the untrusted
+//!    namespace holding the most (`names_evicted_untrusted_share`).
 //! 1. If any link may have expired (the cache keeps a lower bound of all expiries), every expired
 //!    link is dropped, then every node left without links: counted as `*_expired`.
-//! 2. Otherwise (or if that freed nothing of what is needed) the least recently used name is
-//!    evicted with all of its links, and so is every node those links leave without links:
-//!    counted as `*_evicted`. Storing a record touches its names (owner first, then target) and a
-//!    query touches every name it visits, so a CNAME chain ages together and its head (the name
-//!    applications asked for) goes first, as the reference's LRU of query roots does.
+//! 2. Otherwise (or if that freed nothing of what is needed) the least recently used name of the
+//!    namespace holding the most of the full pool is evicted with all of its links, and so is
+//!    every node those links leave without links: counted as `*_evicted`. That namespace is
+//!    chosen among the untrusted ones when there are any holding the pool (and only among them
+//!    for an untrusted insert: an untrusted namespace never evicts a trusted answer), else among
+//!    the trusted ones — so a namespace can push another down to its own size, never below.
+//!    Storing a record touches its names (owner first, then target) and a query touches every
+//!    name it visits, so a CNAME chain ages together and its head (the name applications asked
+//!    for) goes first, as the reference's LRU of query roots does.
 //!
 //! The sweep scans every link slot, so it runs only when something can have expired; the lower
 //! bound is made exact by each sweep.
@@ -75,22 +92,28 @@
 //!
 //! # Memory
 //! With the default [`DnsCacheConfig`] (5,000 names, 10,000 addresses, 20,000 links, 160,000
-//! name bytes) the cache reserves about 2.3 MB on 64-bit targets, about 460 bytes per name slot
-//! with its share of addresses, links, indexes and text ([`DnsCache::bytes_per_name`]).
+//! name bytes, 256 namespaces) the cache reserves about 2.5 MB on 64-bit targets, about 508
+//! bytes per name slot with its share of addresses, links, indexes, text, snapshot stamps and
+//! namespace bookkeeping ([`DnsCache::bytes_per_name`]).
+
+mod read;
+
+pub use read::DnsReadScratch;
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::net::IpAddr;
 
 use super::name::{MAX_NAME_TEXT_LEN, NameBuf};
+use super::namespaces::{DnsOrigin, Limits, NamespaceTable, Pool, Refusal};
 use super::response::{DnsResponseView, MAX_RESPONSE_DOMAINS, MAX_RESPONSE_IPS};
 use super::reverse::parse_reverse_name;
 use super::wire::{CLASS_IN, Message, Record, RecordData, WireError};
 use crate::error::{StoreError, store_names};
 use crate::health::{HealthInfo, HealthStatus};
 use crate::intern_arena::{InternArena, StrHandle};
-use crate::lru_list::LruList;
 use crate::metrics::{DataStoreMetrics, StoreMetrics};
+use crate::reserved_vec::ReservedVec;
 use crate::slot_index::{KeyHasher, SlotIndex};
 use crate::time::{EpochNanos, NANOS_PER_SEC};
 
@@ -112,6 +135,14 @@ pub const DEFAULT_NAME_BYTES: usize = DEFAULT_MAX_NAMES * 32;
 pub const MAX_SLOTS: usize = (1 << 31) - 2;
 /// Most CNAME hops followed within one message (resolvers give up after 8 to 16).
 pub const MAX_CHAIN: usize = 16;
+/// Default number of network namespaces with answers held at once.
+pub const DEFAULT_MAX_NAMESPACES: usize = 256;
+/// Default share of each pool the untrusted namespaces may hold together, percent.
+pub const DEFAULT_UNTRUSTED_SHARE_PERCENT: u8 = 25;
+/// Default answers per second one trusted namespace may insert.
+pub const DEFAULT_TRUSTED_ANSWERS_PER_SEC: u32 = 5_000;
+/// Default answers per second one untrusted namespace may insert.
+pub const DEFAULT_UNTRUSTED_ANSWERS_PER_SEC: u32 = 50;
 
 /// End of a link list.
 const NIL: u32 = u32::MAX;
@@ -133,6 +164,15 @@ pub struct DnsCacheConfig {
     pub name_bytes: usize,
     /// Seed of the hash indexes; pass a random value so names cannot be chosen to collide.
     pub hash_seed: u64,
+    /// Network namespaces holding answers at once (clamped to `1..=65535`).
+    pub max_namespaces: usize,
+    /// Share of each pool (names, addresses, records, name bytes) the untrusted namespaces may
+    /// hold together, percent (at most 100).
+    pub untrusted_share_percent: u8,
+    /// Answer messages per second one trusted namespace may insert (at least 1).
+    pub trusted_answers_per_sec: u32,
+    /// Answer messages per second one untrusted namespace may insert (at least 1).
+    pub untrusted_answers_per_sec: u32,
 }
 
 impl Default for DnsCacheConfig {
@@ -143,6 +183,10 @@ impl Default for DnsCacheConfig {
             max_links: DEFAULT_MAX_LINKS,
             name_bytes: DEFAULT_NAME_BYTES,
             hash_seed: 0x646e_735f_6361_6368,
+            max_namespaces: DEFAULT_MAX_NAMESPACES,
+            untrusted_share_percent: DEFAULT_UNTRUSTED_SHARE_PERCENT,
+            trusted_answers_per_sec: DEFAULT_TRUSTED_ANSWERS_PER_SEC,
+            untrusted_answers_per_sec: DEFAULT_UNTRUSTED_ANSWERS_PER_SEC,
         }
     }
 }
@@ -165,6 +209,10 @@ pub enum MessageOutcome {
     NotInternetClass,
     /// No answer records.
     NoAnswers,
+    /// Its namespace inserted more messages than its rate allows this second.
+    RateLimited,
+    /// Every namespace slot holds answers (and an untrusted namespace may not evict any).
+    NoNamespaceSlot,
 }
 
 /// What [`DnsCache::insert_message`] did with one message.
@@ -230,6 +278,16 @@ pub struct DnsCacheStats {
     pub links_evicted: u64,
     /// Answers cut to [`MAX_RESPONSE_IPS`] / [`MAX_RESPONSE_DOMAINS`].
     pub responses_truncated: u64,
+    /// Messages refused because their namespace was over its rate.
+    pub messages_rate_limited: u64,
+    /// Messages refused because no namespace slot was free.
+    pub messages_no_namespace_slot: u64,
+    /// Names of trusted namespaces evicted as least recently used (a subset of
+    /// `names_evicted`; the untrusted namespaces never cause one).
+    pub trusted_names_evicted: u64,
+    /// Names of untrusted namespaces evicted because the untrusted namespaces held their whole
+    /// share of a pool.
+    pub names_evicted_untrusted_share: u64,
 }
 
 /// Current occupancy, per slab.
@@ -301,8 +359,10 @@ impl Adjacency {
 struct NameNode {
     /// Lowercase text; one arena reference held per node.
     text: StrHandle,
+    /// The namespace slot it belongs to.
+    ns: u16,
     adj: Adjacency,
-    /// Cache stamp of the last recency refresh: `recency` is in this order (see `snapshot`).
+    /// Cache stamp of the last recency refresh: its namespace's recency list is in this order (see `snapshot`).
     touched: u64,
 }
 
@@ -310,6 +370,8 @@ struct NameNode {
 struct AddrNode {
     /// Canonical: IPv4-mapped IPv6 is stored as IPv4.
     addr: IpAddr,
+    /// The namespace slot it belongs to.
+    ns: u16,
     adj: Adjacency,
 }
 
@@ -332,6 +394,8 @@ struct Link {
     /// Live while `now < expires_at`.
     expires_at: EpochNanos,
     kind: LinkKind,
+    /// The namespace slot of both ends.
+    ns: u16,
     /// Cache stamp of the link's creation: both lists it sits in are newest first by it.
     created: u64,
     /// Neighbours in `from`'s out-list and `to`'s in-list (`NIL` at the ends).
@@ -357,33 +421,27 @@ enum NotStored {
     Dropped,
 }
 
-/// What [`DnsCache::make_room`] freed from.
-enum Pool {
-    Names,
-    Addresses,
-    Links,
-}
-
 /// The DNS store: see the module documentation.
 #[derive(Debug, Clone)]
 pub struct DnsCache {
-    /// Invariant: a `Some` slot is indexed in `name_index` under the hash of its text, linked in
-    /// `recency`, and holds one arena reference; a `None` slot is in `free_names`.
+    /// Invariant: a `Some` slot is indexed in `name_index` under the hash of its namespace and
+    /// text, linked in its namespace's recency list, and holds one arena reference; a `None`
+    /// slot is in `free_names`.
     names: Box<[Option<NameNode>]>,
-    free_names: Vec<u32>,
+    free_names: ReservedVec<u32>,
     /// Invariant: a `Some` slot is indexed in `addr_index`; a `None` slot is in `free_addrs`.
     addrs: Box<[Option<AddrNode>]>,
-    free_addrs: Vec<u32>,
+    free_addrs: ReservedVec<u32>,
     /// Invariant: a `Some` slot is indexed in `link_index`, in its source's out-list and its
     /// target's in-list, and both ends are held; a `None` slot is in `free_links`.
     links: Box<[Option<Link>]>,
-    free_links: Vec<u32>,
+    free_links: ReservedVec<u32>,
     name_index: SlotIndex,
     addr_index: SlotIndex,
     link_index: SlotIndex,
     arena: InternArena,
-    /// Name slots, least recently used first.
-    recency: LruList,
+    /// Namespaces with their usage, rate and the recency order of their names.
+    namespaces: NamespaceTable,
     hasher: KeyHasher,
     /// Lower bound of every held link's `expires_at` (`u64::MAX` when none): nothing can have
     /// expired before it, so eviction skips the sweep until then.
@@ -392,7 +450,7 @@ pub struct DnsCache {
     /// dropped as orphans meanwhile.
     pinned: [Option<(NodeId, bool)>; 2],
     /// Query traversal: nodes in visit order. Capacity: every node, so pushes never allocate.
-    scratch: Vec<NodeId>,
+    scratch: ReservedVec<NodeId>,
     epoch: u32,
     metrics: StoreMetrics,
     stats: DnsCacheStats,
@@ -424,11 +482,21 @@ impl DnsCache {
             addr_index: SlotIndex::with_capacity(max_addrs),
             link_index: SlotIndex::with_capacity(max_links),
             arena: InternArena::with_capacity(max_names, name_bytes, config.hash_seed),
-            recency: LruList::with_capacity(max_names),
+            namespaces: NamespaceTable::new(
+                config.max_namespaces,
+                max_names,
+                Limits::new(
+                    config.trusted_answers_per_sec,
+                    config.untrusted_answers_per_sec,
+                    config.untrusted_share_percent,
+                    [max_names, max_addrs, max_links, name_bytes],
+                ),
+                config.hash_seed,
+            ),
             hasher: KeyHasher::new(config.hash_seed),
             earliest_expiry: u64::MAX,
             pinned: [None; 2],
-            scratch: Vec::with_capacity(max_names.saturating_add(max_addrs)),
+            scratch: ReservedVec::with_capacity(max_names.saturating_add(max_addrs)),
             epoch: 0,
             metrics: StoreMetrics::new(),
             stats: DnsCacheStats::default(),
@@ -491,7 +559,7 @@ impl DnsCache {
             + self.addr_index.bytes_reserved()
             + self.link_index.bytes_reserved()
             + self.arena.bytes_reserved()
-            + self.recency.bytes_reserved()
+            + self.namespaces.bytes_reserved()
     }
 
     /// Bytes reserved per name slot, for one name with its share of addresses, links, indexes and
@@ -513,7 +581,9 @@ impl DnsCache {
     /// Healthy: the cache answers for what it holds. When names had to be evicted before they
     /// expired the message says so (lookups for them are then `NotFound`): raise the capacity.
     pub fn health(&self, now: EpochNanos) -> HealthInfo {
-        if self.stats.names_evicted == 0 && self.stats.records_dropped == 0 {
+        // Untrusted namespaces losing answers to their share is the defence working, not a
+        // capacity problem.
+        if self.stats.trusted_names_evicted == 0 && self.stats.records_dropped == 0 {
             HealthInfo::healthy(now)
         } else {
             HealthInfo::with_message(
@@ -526,11 +596,17 @@ impl DnsCache {
 
     // ----- writes -------------------------------------------------------------------------
 
-    /// Parses a DNS message and caches it ([`insert_message`](Self::insert_message)). A message
-    /// that does not parse is counted as a failed request and changes nothing.
-    pub fn insert_packet(&mut self, bytes: &[u8], now: EpochNanos) -> Result<Ingested, WireError> {
+    /// Parses a DNS message seen in `origin` and caches it
+    /// ([`insert_message`](Self::insert_message)). A message that does not parse is counted as a
+    /// failed request and changes nothing.
+    pub fn insert_packet(
+        &mut self,
+        bytes: &[u8],
+        origin: DnsOrigin,
+        now: EpochNanos,
+    ) -> Result<Ingested, WireError> {
         match Message::parse(bytes) {
-            Ok(message) => Ok(self.insert_message(&message, now)),
+            Ok(message) => Ok(self.insert_message(&message, origin, now)),
             Err(e) => {
                 self.stats.messages_rejected = self.stats.messages_rejected.saturating_add(1);
                 self.metrics.error(now);
@@ -539,9 +615,14 @@ impl DnsCache {
         }
     }
 
-    /// Caches the answers of a response observed at `now`; see the module documentation for what
-    /// is kept.
-    pub fn insert_message(&mut self, message: &Message<'_>, now: EpochNanos) -> Ingested {
+    /// Caches the answers of a response observed in `origin` at `now`, for that namespace only;
+    /// see the module documentation for what is kept.
+    pub fn insert_message(
+        &mut self,
+        message: &Message<'_>,
+        origin: DnsOrigin,
+        now: EpochNanos,
+    ) -> Ingested {
         self.metrics.success(now);
         let header = message.header();
         let refuse = if !header.is_response() {
@@ -566,6 +647,17 @@ impl DnsCache {
         if question.qclass & 0x7FFF != CLASS_IN {
             return self.ignore_message(MessageOutcome::NotInternetClass);
         }
+        let ns = match self.namespace_for(origin, now) {
+            Ok(ns) => ns,
+            Err(Refusal::RateLimited) => {
+                bump(&mut self.stats.messages_rate_limited);
+                return self.ignore_message(MessageOutcome::RateLimited);
+            }
+            Err(Refusal::TableFull) => {
+                bump(&mut self.stats.messages_no_namespace_slot);
+                return self.ignore_message(MessageOutcome::NoNamespaceSlot);
+            }
+        };
 
         let mut ingested = Ingested::not_cached(MessageOutcome::Cached);
         // Hashes of the lowercase CNAME targets kept so far: the rest of the question's chain.
@@ -590,7 +682,7 @@ impl DnsCache {
                 // A chain longer than MAX_CHAIN stops being followed.
                 let _ = chain.push(self.hasher.hash_bytes(target.as_bytes()));
             }
-            match self.insert_record(&record, &mut owner, &mut target, now) {
+            match self.insert_record(&record, ns, &mut owner, &mut target, now) {
                 Ok(refreshed) => {
                     if refreshed {
                         ingested.refreshed += 1;
@@ -620,10 +712,27 @@ impl DnsCache {
         Ingested::not_cached(outcome)
     }
 
-    /// Stores one answer record. Returns whether it refreshed a held link.
+    /// The namespace slot for a message from `origin`: found or made, its rate charged. When
+    /// every slot holds answers, a trusted namespace takes the slot of the untrusted namespace
+    /// holding the most names (evicting them); an untrusted one is refused.
+    fn namespace_for(&mut self, origin: DnsOrigin, now: EpochNanos) -> Result<u16, Refusal> {
+        match self.namespaces.admit(origin, now) {
+            Err(Refusal::TableFull) if origin.trusted => {
+                let Some(victim) = self.namespaces.biggest(Pool::Names, false) else {
+                    return Err(Refusal::TableFull);
+                };
+                while self.evict_oldest(victim) {}
+                self.namespaces.admit(origin, now)
+            }
+            other => other,
+        }
+    }
+
+    /// Stores one answer record for namespace `ns`. Returns whether it refreshed a held link.
     fn insert_record(
         &mut self,
         record: &Record<'_>,
+        ns: u16,
         owner: &mut NameBuf,
         target: &mut NameBuf,
         now: EpochNanos,
@@ -660,19 +769,20 @@ impl DnsCache {
             Some(addr) => NodeKey::Addr(addr.to_canonical()),
             None => NodeKey::Name(storable(owner)?),
         };
-        self.upsert_link(from, to, kind, expires_at, now)
+        self.upsert_link(ns, from, to, kind, expires_at, now)
     }
 
     /// Finds or creates both nodes and the link between them; `Ok(true)` if the link was held.
     fn upsert_link(
         &mut self,
+        ns: u16,
         from: NodeKey<'_>,
         to: NodeKey<'_>,
         kind: LinkKind,
         expires_at: EpochNanos,
         now: EpochNanos,
     ) -> Result<bool, NotStored> {
-        let result = self.upsert_link_pinned(from, to, kind, expires_at, now);
+        let result = self.upsert_link_pinned(ns, from, to, kind, expires_at, now);
         // Nodes left without links (created for a record that was not stored, or bared by an
         // eviction while pinned) would be orphans.
         let pinned = core::mem::take(&mut self.pinned);
@@ -691,15 +801,16 @@ impl DnsCache {
 
     fn upsert_link_pinned(
         &mut self,
+        ns: u16,
         from: NodeKey<'_>,
         to: NodeKey<'_>,
         kind: LinkKind,
         expires_at: EpochNanos,
         now: EpochNanos,
     ) -> Result<bool, NotStored> {
-        let (from, created) = self.find_or_add_node(from, now)?;
+        let (from, created) = self.find_or_add_node(ns, from, now)?;
         self.pinned[0] = Some((from, created));
-        let (to, created) = self.find_or_add_node(to, now)?;
+        let (to, created) = self.find_or_add_node(ns, to, now)?;
         self.pinned[1] = Some((to, created));
         if from == to {
             return Err(NotStored::Ignored);
@@ -719,10 +830,8 @@ impl DnsCache {
             self.changes = self.changes.wrapping_add(1);
             return Ok(true);
         }
-        while self.free_links.is_empty() {
-            if !self.make_room(Pool::Links, now) {
-                return Err(NotStored::Dropped);
-            }
+        if !self.reserve(Pool::Links, ns, now, |c| !c.free_links.is_empty()) {
+            return Err(NotStored::Dropped);
         }
         let Some(slot) = self.free_links.pop() else {
             return Err(NotStored::Dropped);
@@ -742,6 +851,7 @@ impl DnsCache {
             to,
             expires_at,
             kind,
+            ns,
             created,
             prev_out: NIL,
             next_out: NIL,
@@ -767,32 +877,35 @@ impl DnsCache {
         if let Some(place) = self.links.get_mut(slot as usize) {
             *place = Some(link);
         }
+        self.namespaces.add(ns, Pool::Links, 1);
         self.earliest_expiry = self.earliest_expiry.min(expires_at);
         Ok(false)
     }
 
-    /// The node for `key` and whether it was created (evicting to make room). Names are touched.
+    /// The node for `key` in namespace `ns` and whether it was created (evicting to make room).
+    /// Names are touched.
     fn find_or_add_node(
         &mut self,
+        ns: u16,
         key: NodeKey<'_>,
         now: EpochNanos,
     ) -> Result<(NodeId, bool), NotStored> {
         match key {
             NodeKey::Name(text) => {
-                if let Some(slot) = self.find_name(text) {
-                    self.touch_name(slot);
+                if let Some(slot) = self.find_name(ns, text) {
+                    self.touch_name(ns, slot);
                     return Ok((NodeId::name(slot), false));
                 }
-                while self.free_names.is_empty() {
-                    if !self.make_room(Pool::Names, now) {
-                        return Err(NotStored::Dropped);
-                    }
+                if !self.reserve(Pool::Names, ns, now, |c| !c.free_names.is_empty())
+                    || !self.reserve(Pool::NameBytes, ns, now, |_| true)
+                {
+                    return Err(NotStored::Dropped);
                 }
                 let handle = loop {
                     match self.arena.intern(text) {
                         Ok(handle) => break handle,
                         Err(_) => {
-                            if !self.make_room(Pool::Names, now) {
+                            if !self.make_room(Pool::NameBytes, ns, now) {
                                 return Err(NotStored::Dropped);
                             }
                         }
@@ -803,7 +916,7 @@ impl DnsCache {
                     self.arena.release(handle);
                     return Err(NotStored::Dropped);
                 };
-                let hash = self.hasher.hash_bytes(text.as_bytes());
+                let hash = self.name_hash(ns, text);
                 if self.name_index.insert(hash, slot).is_err() {
                     self.arena.release(handle);
                     self.free_names.push(slot);
@@ -812,26 +925,28 @@ impl DnsCache {
                 if let Some(place) = self.names.get_mut(slot as usize) {
                     *place = Some(NameNode {
                         text: handle,
+                        ns,
                         adj: Adjacency::EMPTY,
                         touched: 0,
                     });
                 }
-                self.touch_name(slot);
+                self.touch_name(ns, slot);
+                self.namespaces.add(ns, Pool::Names, 1);
+                self.namespaces
+                    .add(ns, Pool::NameBytes, text_len(text.len()));
                 Ok((NodeId::name(slot), true))
             }
             NodeKey::Addr(addr) => {
-                if let Some(slot) = self.find_addr(addr) {
+                if let Some(slot) = self.find_addr(ns, addr) {
                     return Ok((NodeId::addr(slot), false));
                 }
-                while self.free_addrs.is_empty() {
-                    if !self.make_room(Pool::Addresses, now) {
-                        return Err(NotStored::Dropped);
-                    }
+                if !self.reserve(Pool::Addresses, ns, now, |c| !c.free_addrs.is_empty()) {
+                    return Err(NotStored::Dropped);
                 }
                 let Some(slot) = self.free_addrs.pop() else {
                     return Err(NotStored::Dropped);
                 };
-                let hash = self.addr_hash(addr);
+                let hash = self.addr_hash(ns, addr);
                 if self.addr_index.insert(hash, slot).is_err() {
                     self.free_addrs.push(slot);
                     return Err(NotStored::Dropped);
@@ -839,18 +954,57 @@ impl DnsCache {
                 if let Some(place) = self.addrs.get_mut(slot as usize) {
                     *place = Some(AddrNode {
                         addr,
+                        ns,
                         adj: Adjacency::EMPTY,
                     });
                 }
+                self.namespaces.add(ns, Pool::Addresses, 1);
                 Ok((NodeId::addr(slot), true))
             }
         }
     }
 
-    /// Frees something: every expired link (and the nodes they leave bare) if anything may have
-    /// expired and that frees something of `pool`, else the least recently used unpinned name.
-    /// `false` when nothing could be freed.
-    fn make_room(&mut self, pool: Pool, now: EpochNanos) -> bool {
+    /// Makes sure namespace `ns` may take one more of `pool`: while the untrusted namespaces
+    /// hold their whole share of it (and `ns` is untrusted), the untrusted namespace holding the
+    /// most loses a name; while the pool itself is full (`has_room` false), [`make_room`]. `false`
+    /// when nothing more could be freed.
+    ///
+    /// [`make_room`]: Self::make_room
+    fn reserve(
+        &mut self,
+        pool: Pool,
+        ns: u16,
+        now: EpochNanos,
+        has_room: impl Fn(&Self) -> bool,
+    ) -> bool {
+        let untrusted = self.namespaces.get(ns).is_some_and(|n| !n.trusted);
+        loop {
+            if untrusted && self.namespaces.untrusted_at_cap(pool) {
+                let freed = self
+                    .namespaces
+                    .biggest(pool, false)
+                    .is_some_and(|victim| self.evict_oldest(victim));
+                if !freed {
+                    return false;
+                }
+                bump(&mut self.stats.names_evicted_untrusted_share);
+                continue;
+            }
+            if has_room(self) {
+                return true;
+            }
+            if !self.make_room(pool, ns, now) {
+                return false;
+            }
+        }
+    }
+
+    /// Frees something of a full `pool` for namespace `ns`: every expired link (and the nodes
+    /// they leave bare) if anything may have expired and that frees something of `pool`; else
+    /// the least recently used unpinned name of the namespace holding the most of `pool` —
+    /// untrusted namespaces first, and only them when `ns` is untrusted. `false` when nothing
+    /// could be freed.
+    fn make_room(&mut self, pool: Pool, ns: u16, now: EpochNanos) -> bool {
         if self.earliest_expiry <= now {
             let before = self.usage();
             self.sweep_expired(now);
@@ -859,17 +1013,33 @@ impl DnsCache {
                 Pool::Names => after.names < before.names,
                 Pool::Addresses => after.addresses < before.addresses,
                 Pool::Links => after.links < before.links,
+                Pool::NameBytes => after.name_bytes < before.name_bytes,
             };
             if freed {
                 return true;
             }
         }
+        let trusted = self.namespaces.get(ns).is_some_and(|n| n.trusted);
+        let victim = if !trusted || self.namespaces.untrusted_usage(pool) > 0 {
+            self.namespaces.biggest(pool, false)
+        } else {
+            self.namespaces.biggest(pool, true)
+        };
+        victim.is_some_and(|victim| self.evict_oldest(victim))
+    }
+
+    /// Evicts namespace `ns`'s least recently used unpinned name with its links; `false` if it
+    /// has none.
+    fn evict_oldest(&mut self, ns: u16) -> bool {
         let victim = self
-            .recency
-            .iter_least_recent_first()
+            .namespaces
+            .oldest_first(ns)
             .find(|&slot| !self.is_pinned(NodeId::name(slot)));
         match victim {
             Some(slot) => {
+                if self.namespaces.get(ns).is_some_and(|n| n.trusted) {
+                    bump(&mut self.stats.trusted_names_evicted);
+                }
                 self.remove_node(NodeId::name(slot), Removal::Evicted);
                 true
             }
@@ -926,7 +1096,7 @@ impl DnsCache {
         self.name_index.clear();
         self.addr_index.clear();
         self.link_index.clear();
-        self.recency.clear();
+        self.namespaces.clear();
         self.earliest_expiry = u64::MAX;
         self.pinned = [None; 2];
         self.changes = self.changes.wrapping_add(1);
@@ -967,15 +1137,15 @@ impl DnsCache {
                 let Some(name) = self.names.get_mut(slot).and_then(Option::take) else {
                     return;
                 };
-                let hash = self
-                    .arena
-                    .get(name.text)
-                    .map(|t| self.hasher.hash_bytes(t.as_bytes()));
-                if let Some(hash) = hash {
+                let text = self.arena.get(name.text);
+                let len = text.map_or(0, str::len);
+                if let Some(hash) = text.map(|t| self.name_hash(name.ns, t)) {
                     self.name_index.remove(hash, slot as u32);
                 }
                 self.arena.release(name.text);
-                self.recency.remove(slot as u32);
+                self.namespaces.unlink(name.ns, slot as u32);
+                self.namespaces.sub(name.ns, Pool::Names, 1);
+                self.namespaces.sub(name.ns, Pool::NameBytes, text_len(len));
                 self.free_names.push(slot as u32);
                 match why {
                     Removal::Expired => bump(&mut self.stats.names_expired),
@@ -988,7 +1158,8 @@ impl DnsCache {
                     return;
                 };
                 self.addr_index
-                    .remove(self.addr_hash(addr.addr), slot as u32);
+                    .remove(self.addr_hash(addr.ns, addr.addr), slot as u32);
+                self.namespaces.sub(addr.ns, Pool::Addresses, 1);
                 self.free_addrs.push(slot as u32);
                 match why {
                     Removal::Expired => bump(&mut self.stats.addresses_expired),
@@ -999,15 +1170,16 @@ impl DnsCache {
         }
     }
 
-    /// Refreshes a name's recency, stamping it (a restore keeps the recorded stamps).
-    fn touch_name(&mut self, slot: u32) {
+    /// Refreshes a name's recency in its namespace `ns`, stamping it (a restore keeps the
+    /// recorded stamps).
+    fn touch_name(&mut self, ns: u16, slot: u32) {
         if !self.restoring {
             let stamp = self.next_stamp();
             if let Some(node) = self.names.get_mut(slot as usize).and_then(Option::as_mut) {
                 node.touched = stamp;
             }
         }
-        self.recency.touch(slot);
+        self.namespaces.touch(ns, slot);
     }
 
     fn next_stamp(&mut self) -> u64 {
@@ -1051,6 +1223,7 @@ impl DnsCache {
         }
         let hash = self.link_hash(link.from, link.to, link.kind);
         self.link_index.remove(hash, slot);
+        self.namespaces.sub(link.ns, Pool::Links, 1);
         self.free_links.push(slot);
         match why {
             Removal::Expired => bump(&mut self.stats.links_expired),
@@ -1061,11 +1234,33 @@ impl DnsCache {
 
     // ----- queries ------------------------------------------------------------------------
 
-    /// The reference's `GetDNSResponse`: see the module documentation for what `query` may be and
-    /// what the answer holds. Touches every name returned.
+    /// The reference's `GetDNSResponse`, as the trusted network namespaces (the host's and
+    /// known containers') saw it: see the module documentation for what `query` may be and what
+    /// the answer holds. Answers seen only in untrusted namespaces are never returned here (ask
+    /// [`get_dns_response_in`](Self::get_dns_response_in)). Touches every name returned.
     pub fn get_dns_response<'a>(
         &'a mut self,
         query: &'a str,
+        now: EpochNanos,
+    ) -> Result<DnsResponseView<'a>, StoreError> {
+        self.answer(query, None, now)
+    }
+
+    /// [`get_dns_response`](Self::get_dns_response) as one network namespace (`netns`, its
+    /// inode number), trusted or not, saw it.
+    pub fn get_dns_response_in<'a>(
+        &'a mut self,
+        query: &'a str,
+        netns: u32,
+        now: EpochNanos,
+    ) -> Result<DnsResponseView<'a>, StoreError> {
+        self.answer(query, Some(netns), now)
+    }
+
+    fn answer<'a>(
+        &'a mut self,
+        query: &'a str,
+        netns: Option<u32>,
         now: EpochNanos,
     ) -> Result<DnsResponseView<'a>, StoreError> {
         let trimmed = query.strip_suffix('.').unwrap_or(query);
@@ -1073,17 +1268,35 @@ impl DnsCache {
             self.metrics.error(now);
             return Err(StoreError::invalid_argument(STORE, GET));
         }
-        let start = self.find_query_node(trimmed);
-        let Some(start) = start.filter(|&node| self.has_live_link(node, now)) else {
+        self.begin_traversal();
+        let mut counts = [0usize; 2];
+        let mut found = false;
+        let mut truncated = false;
+        match netns {
+            Some(netns) => {
+                if let Some(ns) = self.namespaces.find(netns) {
+                    found = self.collect_in(ns, trimmed, now, &mut counts, &mut truncated);
+                }
+            }
+            None => {
+                // The trusted namespaces, in inode order.
+                for i in 0..self.namespaces.trusted_count() {
+                    if let Some(ns) = self.namespaces.trusted_at(i) {
+                        found |= self.collect_in(ns, trimmed, now, &mut counts, &mut truncated);
+                    }
+                }
+            }
+        }
+        if !found {
             self.metrics.miss(now);
             return Err(StoreError::not_found(STORE, GET));
-        };
-        let truncated = self.collect_related(start, now);
+        }
         for i in 0..self.scratch.len() {
             if let Some(&NodeId(id)) = self.scratch.get(i)
                 && id & ADDR_BIT == 0
+                && let Some(ns) = self.names.get(id as usize).and_then(|n| n.map(|n| n.ns))
             {
-                self.touch_name(id);
+                self.touch_name(ns, id);
             }
         }
         self.metrics.hit(now);
@@ -1094,8 +1307,9 @@ impl DnsCache {
         let this: &'a Self = self;
         let mut view = DnsResponseView::new(query);
         view.truncated = truncated;
-        for &node in &this.scratch {
-            // A full list just stops taking (`truncated` already says so).
+        for &node in this.scratch.iter() {
+            // A full list just stops taking (`truncated` already says so). The same name or
+            // address seen in two namespaces is listed once.
             match node.slot() {
                 NodeSlot::Name(slot) => {
                     if let Some(text) = this
@@ -1103,12 +1317,15 @@ impl DnsCache {
                         .get(slot)
                         .and_then(Option::as_ref)
                         .and_then(|n| this.arena.get(n.text))
+                        && !view.domains().contains(&text)
                     {
                         view.push_domain(text);
                     }
                 }
                 NodeSlot::Addr(slot) => {
-                    if let Some(a) = this.addrs.get(slot).and_then(Option::as_ref) {
+                    if let Some(a) = this.addrs.get(slot).and_then(Option::as_ref)
+                        && !view.ips().contains(&a.addr)
+                    {
                         view.push_ip(a.addr);
                     }
                 }
@@ -1117,27 +1334,45 @@ impl DnsCache {
         Ok(view)
     }
 
-    /// The node a (trimmed) query names: an address, a reverse name, or a name.
-    fn find_query_node(&self, query: &str) -> Option<NodeId> {
+    /// Adds what namespace `ns` relates to `query` to the traversal; whether it knows `query`.
+    fn collect_in(
+        &mut self,
+        ns: u16,
+        query: &str,
+        now: EpochNanos,
+        counts: &mut [usize; 2],
+        truncated: &mut bool,
+    ) -> bool {
+        let start = self.find_query_node(ns, query);
+        let Some(start) = start.filter(|&node| self.has_live_link(node, now)) else {
+            return false;
+        };
+        if !*truncated {
+            *truncated = self.collect_related(start, now, counts);
+        }
+        true
+    }
+
+    /// The node a (trimmed) query names in namespace `ns`: an address, a reverse name, or a
+    /// name.
+    fn find_query_node(&self, ns: u16, query: &str) -> Option<NodeId> {
         let addr = query
             .parse::<IpAddr>()
             .ok()
             .or_else(|| parse_reverse_name(query.as_bytes()));
         if let Some(addr) = addr {
-            return self.find_addr(addr.to_canonical()).map(NodeId::addr);
+            return self.find_addr(ns, addr.to_canonical()).map(NodeId::addr);
         }
         let mut lower: heapless::Vec<u8, MAX_NAME_TEXT_LEN> = heapless::Vec::new();
         lower.extend_from_slice(query.as_bytes()).ok()?;
         lower.make_ascii_lowercase();
         // Lowercasing ASCII keeps UTF-8 valid.
         let text = core::str::from_utf8(&lower).ok()?;
-        self.find_name(text).map(NodeId::name)
+        self.find_name(ns, text).map(NodeId::name)
     }
 
-    /// Fills `scratch` with `start`, then the nodes below it breadth first, then the nodes above
-    /// it breadth first, each once, following live links only. Stops early once both kinds have
-    /// more than an answer can carry. Returns whether there is more than an answer can carry.
-    fn collect_related(&mut self, start: NodeId, now: EpochNanos) -> bool {
+    /// Starts a query's traversal: new visit marks, empty queue.
+    fn begin_traversal(&mut self) {
         self.epoch = self.epoch.wrapping_add(1);
         if self.epoch == 0 {
             // Marks from 2^32 queries ago could look current: reset them all once.
@@ -1150,16 +1385,24 @@ impl DnsCache {
             self.epoch = 1;
         }
         self.scratch.clear();
-        self.visit(start);
-        let mut counts = [0usize; 2];
-        count(start, &mut counts);
+    }
+
+    /// Appends to `scratch` `start`, then the nodes below it breadth first, then the nodes above
+    /// it breadth first, each once, following live links only; `counts` tallies
+    /// `[names, addresses]` queued by the whole query. Stops early once both kinds have more than
+    /// an answer can carry. Returns whether there is more than an answer can carry.
+    fn collect_related(&mut self, start: NodeId, now: EpochNanos, counts: &mut [usize; 2]) -> bool {
+        let mut next = self.scratch.len();
+        if !self.visit(start) {
+            return false;
+        }
+        count(start, counts);
         let full = |c: &[usize; 2]| c[0] > MAX_RESPONSE_DOMAINS && c[1] > MAX_RESPONSE_IPS;
         let over = |c: &[usize; 2]| c[0] > MAX_RESPONSE_DOMAINS || c[1] > MAX_RESPONSE_IPS;
         // Down, from `start` and every node found going down.
-        let mut next = 0;
         while let Some(&node) = self.scratch.get(next) {
             next += 1;
-            if full(&counts) {
+            if full(counts) {
                 return true;
             }
             let first_new = self.scratch.len();
@@ -1167,7 +1410,7 @@ impl DnsCache {
             while let Some(l) = self.link(link).copied() {
                 link = l.next_out;
                 if l.expires_at > now && self.visit(l.to) {
-                    count(l.to, &mut counts);
+                    count(l.to, counts);
                 }
             }
             // Lists are newest first; answer in the order records were first stored.
@@ -1178,7 +1421,7 @@ impl DnsCache {
         // Up, from `start` and every node found going up.
         let mut node = Some(start);
         while let Some(current) = node {
-            if full(&counts) {
+            if full(counts) {
                 return true;
             }
             let first_new = self.scratch.len();
@@ -1186,7 +1429,7 @@ impl DnsCache {
             while let Some(l) = self.link(link).copied() {
                 link = l.next_in;
                 if l.expires_at > now && self.visit(l.from) {
-                    count(l.from, &mut counts);
+                    count(l.from, counts);
                 }
             }
             if let Some(new) = self.scratch.get_mut(first_new..) {
@@ -1195,7 +1438,7 @@ impl DnsCache {
             node = self.scratch.get(next).copied();
             next += 1;
         }
-        over(&counts)
+        over(counts)
     }
 
     /// Marks `node` visited and queues it; `false` if it already was.
@@ -1245,31 +1488,38 @@ impl DnsCache {
 
     // ----- lookups and plumbing -----------------------------------------------------------
 
-    fn find_name(&self, text: &str) -> Option<u32> {
-        let hash = self.hasher.hash_bytes(text.as_bytes());
+    fn find_name(&self, ns: u16, text: &str) -> Option<u32> {
+        let hash = self.name_hash(ns, text);
         self.name_index.find(hash, |slot| {
             self.names
                 .get(slot as usize)
                 .and_then(Option::as_ref)
+                .filter(|n| n.ns == ns)
                 .and_then(|n| self.arena.get(n.text))
                 == Some(text)
         })
     }
 
-    fn find_addr(&self, addr: IpAddr) -> Option<u32> {
-        self.addr_index.find(self.addr_hash(addr), |slot| {
+    fn find_addr(&self, ns: u16, addr: IpAddr) -> Option<u32> {
+        self.addr_index.find(self.addr_hash(ns, addr), |slot| {
             self.addrs
                 .get(slot as usize)
                 .and_then(Option::as_ref)
-                .is_some_and(|a| a.addr == addr)
+                .is_some_and(|a| a.addr == addr && a.ns == ns)
         })
     }
 
-    fn addr_hash(&self, addr: IpAddr) -> u64 {
-        match addr {
-            IpAddr::V4(v4) => self.hasher.hash_u64(u64::from(v4.to_bits())),
-            IpAddr::V6(v6) => self.hasher.hash_bytes(&v6.octets()),
-        }
+    fn name_hash(&self, ns: u16, text: &str) -> u64 {
+        self.hasher.hash_bytes(text.as_bytes()) ^ self.hasher.hash_u64(u64::from(ns))
+    }
+
+    fn addr_hash(&self, ns: u16, addr: IpAddr) -> u64 {
+        let spread = self.hasher.hash_u64(u64::from(ns) | (1 << 32));
+        spread
+            ^ match addr {
+                IpAddr::V4(v4) => self.hasher.hash_u64(u64::from(v4.to_bits())),
+                IpAddr::V6(v6) => self.hasher.hash_bytes(&v6.octets()),
+            }
     }
 
     fn link_hash(&self, from: NodeId, to: NodeId, kind: LinkKind) -> u64 {
@@ -1313,6 +1563,11 @@ fn bump(counter: &mut u64) {
     *counter = counter.saturating_add(1);
 }
 
+/// A name's length as counted in its namespace's usage.
+fn text_len(len: usize) -> u32 {
+    u32::try_from(len).unwrap_or(u32::MAX)
+}
+
 /// Tallies a queued node: `[names, addresses]`.
 fn count(node: NodeId, counts: &mut [usize; 2]) {
     let i = usize::from(node.0 & ADDR_BIT != 0);
@@ -1346,8 +1601,8 @@ fn empty_slab<T>(len: usize) -> Box<[Option<T>]> {
     slab.into_boxed_slice()
 }
 
-fn free_list(len: usize) -> Vec<u32> {
-    let mut free = Vec::with_capacity(len);
+fn free_list(len: usize) -> ReservedVec<u32> {
+    let mut free = ReservedVec::with_capacity(len);
     refill(&mut free, len);
     free
 }
@@ -1396,25 +1651,39 @@ mod tests {
             assert_eq!(len, adj.degree);
         };
         let mut names = 0;
+        // Per namespace slot: [names, addresses, links, name bytes] counted the slow way.
+        let mut usage = alloc::collections::BTreeMap::<u16, [u32; 4]>::new();
         for (slot, node) in c.names.iter().enumerate() {
             let slot = slot as u32;
-            match node {
-                Some(n) => {
-                    names += 1;
-                    let text = c.arena.get(n.text).expect("live text");
-                    assert_eq!(text, text.to_ascii_lowercase());
-                    assert_eq!(c.find_name(text), Some(slot));
-                    assert!(c.recency.contains(slot));
-                    check_node(NodeId::name(slot), &n.adj);
-                }
-                None => assert!(!c.recency.contains(slot)),
+            if let Some(n) = node {
+                names += 1;
+                let text = c.arena.get(n.text).expect("live text");
+                assert_eq!(text, text.to_ascii_lowercase());
+                assert_eq!(c.find_name(n.ns, text), Some(slot));
+                assert!(
+                    c.namespaces.oldest_first(n.ns).any(|s| s == slot),
+                    "name {slot} not in its namespace's recency list"
+                );
+                let u = usage.entry(n.ns).or_default();
+                u[0] += 1;
+                u[3] += text.len() as u32;
+                check_node(NodeId::name(slot), &n.adj);
             }
         }
+        let mut linked = 0;
+        for (ns, _) in c.namespaces.iter() {
+            for slot in c.namespaces.oldest_first(ns) {
+                linked += 1;
+                assert_eq!(c.names[slot as usize].map(|n| n.ns), Some(ns));
+            }
+        }
+        assert_eq!(linked, names, "recency lists hold exactly the names");
         let mut addrs = 0;
         for (slot, node) in c.addrs.iter().enumerate() {
             if let Some(a) = node {
                 addrs += 1;
-                assert_eq!(c.find_addr(a.addr), Some(slot as u32));
+                assert_eq!(c.find_addr(a.ns, a.addr), Some(slot as u32));
+                usage.entry(a.ns).or_default()[1] += 1;
                 check_node(NodeId::addr(slot as u32), &a.adj);
             }
         }
@@ -1422,6 +1691,32 @@ mod tests {
         assert_eq!(links_seen, links.len());
         for link in &links {
             assert!(c.earliest_expiry <= link.expires_at);
+            for end in [link.from, link.to] {
+                let ns = match end.slot() {
+                    NodeSlot::Name(s) => c.names[s].map(|n| n.ns),
+                    NodeSlot::Addr(s) => c.addrs[s].map(|a| a.ns),
+                };
+                assert_eq!(ns, Some(link.ns), "a link crosses namespaces");
+            }
+            usage.entry(link.ns).or_default()[2] += 1;
+        }
+        let mut untrusted = [0u32; 4];
+        for (ns, entry) in c.namespaces.iter() {
+            let counted = usage.get(&ns).copied().unwrap_or_default();
+            let held = [Pool::Names, Pool::Addresses, Pool::Links, Pool::NameBytes]
+                .map(|p| entry.usage.get(p));
+            assert_eq!(held, counted, "usage of namespace slot {ns}");
+            if !entry.trusted {
+                for (u, h) in untrusted.iter_mut().zip(held) {
+                    *u += h;
+                }
+            }
+        }
+        for (i, pool) in [Pool::Names, Pool::Addresses, Pool::Links, Pool::NameBytes]
+            .into_iter()
+            .enumerate()
+        {
+            assert_eq!(c.namespaces.untrusted_usage(pool), untrusted[i]);
         }
         assert_eq!(names, c.len());
         assert_eq!(names + c.free_names.len(), c.names.len());
@@ -1430,8 +1725,6 @@ mod tests {
         assert_eq!(c.name_index.len(), names);
         assert_eq!(c.addr_index.len(), addrs);
         assert_eq!(c.link_index.len(), links.len());
-        assert_eq!(c.recency.len(), names);
-        assert_eq!(c.arena.len(), names);
     }
 
     /// An uncompressed response: question `q` (type A) and `(owner, type, ttl, rdata)` answers.
@@ -1477,7 +1770,17 @@ mod tests {
             max_links: 16,
             name_bytes: 12 * 14,
             hash_seed: 5,
+            max_namespaces: 3,
+            untrusted_share_percent: 40,
+            trusted_answers_per_sec: 1_000_000,
+            untrusted_answers_per_sec: 1_000_000,
         });
+        let origins = [
+            DnsOrigin::trusted(4_026_531_840),
+            DnsOrigin::trusted(4_026_532_000),
+            DnsOrigin::untrusted(4_026_532_100),
+            DnsOrigin::untrusted(4_026_532_200),
+        ];
         // A fixed pseudo-random walk (LCG) over names, chains, PTRs, expiries and queries.
         let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
         let mut next = |n: u64| {
@@ -1515,14 +1818,22 @@ mod tests {
                 ),
                 _ => packet(&a, &[(&a, 5, ttl, wire_name(&a))]),
             };
-            let ingested = c.insert_packet(&bytes, now).unwrap();
-            assert_eq!(ingested.outcome, MessageOutcome::Cached);
+            let origin = origins[next(origins.len() as u64) as usize];
+            let ingested = c.insert_packet(&bytes, origin, now).unwrap();
+            assert!(
+                matches!(
+                    ingested.outcome,
+                    MessageOutcome::Cached | MessageOutcome::NoNamespaceSlot
+                ),
+                "{ingested:?}"
+            );
             assert_consistent(&c);
             let q = alloc::format!("10.0.0.{}", next(20));
             if let Ok(view) = c.get_dns_response(&q, now) {
                 assert_eq!(view.ips().first().map(|ip| ip.to_string()), Some(q.clone()));
             }
             let _ = c.get_dns_response(&a, now);
+            let _ = c.get_dns_response_in(&a, origin.netns, now);
             assert_consistent(&c);
             if step % 97 == 0 {
                 c.purge_expired(now);
@@ -1534,6 +1845,8 @@ mod tests {
         assert!(s.names_evicted > 0 && s.names_expired > 0, "{s:?}");
         assert!(s.addresses_evicted > 0 && s.addresses_expired > 0, "{s:?}");
         assert!(s.links_evicted > 0 && s.links_expired > 0, "{s:?}");
+        assert!(s.names_evicted_untrusted_share > 0, "{s:?}");
+        assert!(s.messages_no_namespace_slot > 0, "{s:?}");
         c.clear();
         assert_consistent(&c);
         assert_eq!(c.usage(), DnsCacheUsage::default());

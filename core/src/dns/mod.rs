@@ -7,10 +7,12 @@
 //! - [`reverse`]: `in-addr.arpa` / `ip6.arpa` names and the addresses they stand for.
 //! - [`response`]: the answer to `get_dns_response`, bounded.
 //! - `cache` (feature `alloc`): `DnsCache`, the store's state.
+//! - `namespaces` (feature `alloc`): whose answers they are — every answer belongs to the
+//!   network namespace it was seen in ([`DnsOrigin`]), with shares and rates per namespace.
 //!
 //! ```
 //! # #[cfg(feature = "alloc")] {
-//! use watchpost_core::dns::{DnsCache, DnsCacheConfig};
+//! use watchpost_core::dns::{DnsCache, DnsCacheConfig, DnsOrigin};
 //!
 //! // `dig example.com A`: one question, one answer (owner compressed to the question), TTL 3600.
 //! let packet = [
@@ -20,7 +22,8 @@
 //! ];
 //! let mut cache = DnsCache::new(DnsCacheConfig::default());
 //! let now = 1_764_300_000_000_000_000;
-//! cache.insert_packet(&packet, now)?;
+//! // Seen in the host's network namespace (inode 4026531840), which the collector trusts.
+//! cache.insert_packet(&packet, DnsOrigin::trusted(4_026_531_840), now)?;
 //! let answer = cache.get_dns_response("Example.COM", now)?;
 //! assert_eq!(answer.ips()[0].to_string(), "93.184.216.34");
 //! let answer = cache.get_dns_response("93.184.216.34", now)?;
@@ -34,6 +37,8 @@
 #[cfg(feature = "alloc")]
 pub mod cache;
 pub mod name;
+#[cfg(feature = "alloc")]
+pub mod namespaces;
 pub mod record;
 pub mod response;
 pub mod reverse;
@@ -41,10 +46,13 @@ pub mod wire;
 
 #[cfg(feature = "alloc")]
 pub use cache::{
-    DEFAULT_MAX_ADDRESSES, DEFAULT_MAX_LINKS, DEFAULT_MAX_NAMES, DEFAULT_NAME_BYTES, DnsCache,
-    DnsCacheConfig, DnsCacheStats, DnsCacheUsage, DnsRestoreReport, Ingested, MAX_CHAIN, MAX_SLOTS,
-    MessageOutcome,
+    DEFAULT_MAX_ADDRESSES, DEFAULT_MAX_LINKS, DEFAULT_MAX_NAMES, DEFAULT_MAX_NAMESPACES,
+    DEFAULT_NAME_BYTES, DEFAULT_TRUSTED_ANSWERS_PER_SEC, DEFAULT_UNTRUSTED_ANSWERS_PER_SEC,
+    DEFAULT_UNTRUSTED_SHARE_PERCENT, DnsCache, DnsCacheConfig, DnsCacheStats, DnsCacheUsage,
+    DnsReadScratch, DnsRestoreReport, Ingested, MAX_CHAIN, MAX_SLOTS, MessageOutcome,
 };
+#[cfg(feature = "alloc")]
+pub use namespaces::DnsOrigin;
 pub use record::{DnsLinkKind, DnsNodeRecord, DnsRecord};
 #[cfg(feature = "alloc")]
 pub use response::DnsResponse;

@@ -1,5 +1,6 @@
-//! What a snapshot keeps of the DNS cache: its names (with their recency) and its links (the
-//! cached records, with their absolute expiry), as plain serialisable data.
+//! What a snapshot keeps of the DNS cache: its names (with their recency and the network
+//! namespace they belong to) and its links (the cached records, with their absolute expiry and
+//! namespace), as plain serialisable data.
 //!
 //! The one place to add a field that must survive a restart (a network namespace, say): add it
 //! here, fill it in `DnsCache::records` and read it in `DnsCache::restore`
@@ -42,13 +43,17 @@ pub enum DnsLinkKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum DnsRecord<'a> {
-    /// A name and its recency stamp (the smaller is evicted first).
+    /// A name and its recency stamp (the smaller is evicted first), in its namespace.
     Name {
         /// Lowercase text.
         #[cfg_attr(feature = "serde", serde(borrow))]
         name: &'a str,
         /// Recency stamp.
         recency: u64,
+        /// Inode number of the network namespace the name was seen in.
+        netns: u32,
+        /// Whether that namespace was trusted.
+        trusted: bool,
     },
     /// A cached record between two nodes.
     Link {
@@ -64,6 +69,8 @@ pub enum DnsRecord<'a> {
         expires_at: EpochNanos,
         /// Creation stamp: answers list a node's links in creation order.
         created: u64,
+        /// Inode number of the network namespace of both ends.
+        netns: u32,
     },
 }
 

@@ -28,6 +28,6 @@ pub use record::{
 pub use snapshot_record::ReputationRecord;
 #[cfg(feature = "alloc")]
 pub use store::{
-    CheckIps, IpReputationConfig, IpReputationStats, IpReputationStore, ReputationRestoreReport,
-    ReputationView, SourceNames,
+    CheckIps, IpReputationConfig, IpReputationStats, IpReputationStore, ReputationLookup,
+    ReputationRestoreReport, ReputationView, SourceNames,
 };

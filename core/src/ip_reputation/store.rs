@@ -24,6 +24,10 @@
 //! owner makes room with [`delete`](IpReputationStore::delete) or
 //! [`clear`](IpReputationStore::clear). Replacing an entry that exists never needs a new slot.
 
+mod read;
+
+pub use read::ReputationLookup;
+
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt::Write as _;
@@ -33,6 +37,7 @@ use crate::error::{ErrorKind, StoreError, store_names};
 use crate::health::{HEALTH_MESSAGE_LEN, HealthInfo, HealthStatus};
 use crate::intern_arena::{InternArena, StrHandle};
 use crate::metrics::{DataStoreMetrics, StoreMetrics};
+use crate::reserved_vec::ReservedVec;
 use crate::slot_index::{KeyHasher, SlotIndex};
 use crate::time::EpochNanos;
 use crate::writable::{
@@ -192,7 +197,7 @@ struct SourceSlot {
 
 /// Everything a [`ReputationView`] reads: kept apart from the counters so a lookup can bump the
 /// counters while views borrow the data.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Table {
     policy: ConflictPolicy,
     hasher: KeyHasher,
@@ -206,9 +211,9 @@ struct Table {
     sources: Box<[SourceSlot]>,
     /// Ids of sources with entries, sorted by name (byte order). Capacity `max_sources`, never
     /// exceeded, so inserts never reallocate.
-    by_name: Vec<u16>,
+    by_name: ReservedVec<u16>,
     /// Ids of free source slots. Capacity `max_sources`.
-    free_sources: Vec<u16>,
+    free_sources: ReservedVec<u16>,
     /// Configured priorities, sorted by name, names unique.
     priorities: Box<[(SourceName, i32)]>,
     strings: InternArena,
@@ -502,7 +507,7 @@ fn record_strings(record: &IpReputation) -> impl Iterator<Item = &str> {
 
 /// The bounded, multi-source IP reputation store; see the module docs for layout and the
 /// reject-when-full rule.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct IpReputationStore {
     table: Table,
     /// Scratch for batch validation; empty between calls.
@@ -549,7 +554,7 @@ impl IpReputationStore {
                 head: NO_SLOT,
             })
             .collect();
-        let mut free_sources = Vec::with_capacity(config.max_sources);
+        let mut free_sources = ReservedVec::with_capacity(config.max_sources);
         // Popped from the end: hand out id 0 first.
         free_sources.extend((0..config.max_sources as u16).rev());
         Ok(IpReputationStore {
@@ -561,7 +566,7 @@ impl IpReputationStore {
                 len: 0,
                 index: SlotIndex::with_capacity(n),
                 sources,
-                by_name: Vec::with_capacity(config.max_sources),
+                by_name: ReservedVec::with_capacity(config.max_sources),
                 free_sources,
                 priorities: sorted.into_boxed_slice(),
                 strings: InternArena::with_capacity(

@@ -48,6 +48,11 @@ impl ChildLists {
     }
 
     /// Bytes reserved at construction (12 per slot).
+    pub(crate) fn copy_from(&mut self, other: &ChildLists) -> bool {
+        let ChildLists { links } = other;
+        crate::reserved_vec::copy_slab(&mut self.links, links)
+    }
+
     pub(crate) fn bytes_reserved(&self) -> usize {
         core::mem::size_of_val(&*self.links)
     }

@@ -69,6 +69,41 @@ impl ForkEvent<'_> {
     }
 }
 
+/// What is known about the executed file beyond its path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ExeFlags {
+    /// The file had been unlinked when it was executed (or when `/proc` was read).
+    pub deleted: bool,
+    /// The file is a memfd (`memfd_create`): no file system path at all ("fileless"). Its path
+    /// reads `/memfd:<name>`.
+    pub memfd: bool,
+    /// The path was too long or too deep to read whole: it holds the components nearest the
+    /// file only, behind a leading `…/`.
+    pub truncated: bool,
+    /// The kernel's path could not be read: the path is the one given to execve instead.
+    pub unresolved: bool,
+}
+
+impl ExeFlags {
+    /// Nothing special.
+    pub const NONE: ExeFlags = ExeFlags {
+        deleted: false,
+        memfd: false,
+        truncated: false,
+        unresolved: false,
+    };
+
+    /// The memfd's name (`memfd_create`'s first argument), if `path` is a memfd's.
+    pub fn memfd_name<'p>(&self, path: &'p str) -> Option<&'p str> {
+        if !self.memfd {
+            return None;
+        }
+        path.strip_prefix("/memfd:")
+    }
+}
+
 /// A process replaced its program (`sched_process_exec`). Pid and start time are unchanged by
 /// exec (the kernel keeps the leader's), so the key still names the same process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,11 +120,38 @@ pub struct ExecEvent<'a> {
     pub gid: u32,
     /// New name (the kernel sets it from the executable's basename).
     pub comm: Comm,
-    /// Path of the new executable.
+    /// Path of the file the kernel executed (resolved from the file itself: symlinks followed,
+    /// `..` gone, mount points crossed).
     pub exe_path: &'a str,
+    /// The path as given to execve, if known (a symlink's name, a relative path, `/dev/fd/N`).
+    #[cfg_attr(feature = "serde", serde(borrow))]
+    pub invoked_path: Option<&'a str>,
+    /// Deleted, memfd, truncated.
+    pub exe_flags: ExeFlags,
 }
 
 impl ExecEvent<'_> {
+    /// The process's exact key.
+    pub const fn key(&self) -> ProcessKey {
+        ProcessKey::new(self.pid, self.start_time)
+    }
+}
+
+/// A process's name changed (`task_rename` of the thread-group leader: `prctl(PR_SET_NAME)`,
+/// a write to `/proc/<pid>/comm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct RenameEvent {
+    /// The process.
+    pub pid: u32,
+    /// Its canonical start time.
+    pub start_time: EpochNanos,
+    /// The new name.
+    pub comm: Comm,
+}
+
+impl RenameEvent {
     /// The process's exact key.
     pub const fn key(&self) -> ProcessKey {
         ProcessKey::new(self.pid, self.start_time)
@@ -137,9 +199,11 @@ pub struct ScanRecord<'a> {
     pub gid: u32,
     /// Name (`/proc/<pid>/stat` field 2).
     pub comm: Comm,
-    /// Target of `/proc/<pid>/exe`, if readable.
+    /// Target of `/proc/<pid>/exe`, if readable (without the ` (deleted)` the kernel appends).
     #[cfg_attr(feature = "serde", serde(borrow))]
     pub exe_path: Option<&'a str>,
+    /// Deleted and memfd, as `/proc/<pid>/exe` tells them.
+    pub exe_flags: ExeFlags,
 }
 
 impl ScanRecord<'_> {

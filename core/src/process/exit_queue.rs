@@ -31,6 +31,17 @@ impl ExitQueue {
         }
     }
 
+    pub(crate) fn copy_from(&mut self, other: &ExitQueue) -> bool {
+        let ExitQueue { heap, len, pos } = other;
+        if self.heap.len() != heap.len() || self.pos.len() != pos.len() {
+            return false;
+        }
+        crate::reserved_vec::copy_slab(&mut self.heap, heap);
+        crate::reserved_vec::copy_slab(&mut self.pos, pos);
+        self.len = *len;
+        true
+    }
+
     pub(crate) fn bytes_reserved(&self) -> usize {
         core::mem::size_of_val(&*self.heap) + core::mem::size_of_val(&*self.pos)
     }

@@ -79,22 +79,27 @@
 //! probe, and the parent's arrival adopts the whole group by moving its head.
 //!
 //! **Cycles.** Scan records can describe a parent loop (pid reuse races). Ancestry stops before
-//! any process it already listed, however long the loop. An exited process pinned only by a
-//! loop stays pinned (it is evicted under pressure in step 2).
+//! any process it already listed, however long the loop. A loop keeps its exited members only
+//! while one of them, or a descendant outside the loop, runs: when the last of those exits,
+//! every member starts its grace period (a restore from records computes the same).
 //!
 //! **Paths.** Executable paths are interned in a bounded [`crate::intern_arena::InternArena`]:
 //! records sharing a binary share one copy, released with the last record (or parked exec) that
 //! uses it. A fork without a path inherits its parent's. When the arena is full the path reads
-//! as unknown (`exe_paths_dropped`).
+//! as unknown (`exe_paths_dropped`). Two paths are kept per process: the executed file's own
+//! (resolved by the collector: symlinks followed, `..` gone) and the one given to execve
+//! (`invoked_path`; unknown from a scan), with [`ExeFlags`] (deleted, memfd, truncated). A
+//! rename ([`RenameEvent`]) changes the name of a running process only.
 //!
-//! **Memory.** Everything is reserved by [`ProcessTable::new`]. Per capacity entry: the 112-byte
-//! record (88 of state, 16 of recency/link stamps and flags for snapshots), 12 bytes of
+//! **Memory.** Everything is reserved by [`ProcessTable::new`]. Per capacity entry: the 120-byte
+//! record (state with two path handles and the exe flags, plus recency/link stamps and flags
+//! for snapshots), 12 bytes of
 //! child/sibling links, 4 in the free-slot stack, 8 in the recency list, 8 in the exit queue,
 //! 8 in the removed-keys log (16 bytes per half entry), and two hash indexes (entity ID; orphan
 //! groups) of 8-byte positions at ≤ 75 % load (10.7–21.3 bytes each, by the power-of-two
-//! rounding), plus the path arena and the pending buffer (56 bytes per entry). With the default
-//! configuration, 10,000 processes reserve 2.19 MB in total (219 bytes per entry, of which ~26
-//! are the 256 KiB path arena).
+//! rounding), plus the path arena and the pending buffer (80 bytes per entry). With the default
+//! configuration, 10,000 processes reserve 2.28 MB in total (227 bytes per entry, of
+//! which ~26 are the 256 KiB path arena).
 //!
 //! **Snapshots.** [`ProcessTable::records`] / [`ProcessTable::export_chunk`] hand out
 //! [`ProcessRecord`]s (all, or only those changed since the last export, in bounded chunks),
@@ -120,10 +125,12 @@ pub mod table;
 pub mod view;
 
 pub use comm::{COMM_LEN, Comm};
-pub use event::{ExecEvent, ExitEvent, ForkEvent, ProcessKey, ScanRecord};
+pub use event::{ExeFlags, ExecEvent, ExitEvent, ForkEvent, ProcessKey, RenameEvent, ScanRecord};
 pub use record::ProcessRecord;
 
 #[cfg(feature = "alloc")]
-pub use table::{EventOutcome, ProcessTable, ProcessTableConfig, ProcessTableStats, RestoreReport};
+pub use table::{
+    EventOutcome, ProcessTable, ProcessTableConfig, ProcessTableStats, ReadLookup, RestoreReport,
+};
 #[cfg(feature = "alloc")]
 pub use view::{Ancestry, Children, ProcessInfo, ProcessView};

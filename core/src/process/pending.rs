@@ -6,11 +6,32 @@
 //! is cheaper than an index at this size and costs nothing while the buffer is empty (the usual
 //! case).
 
-use alloc::vec::Vec;
-
 use crate::intern_arena::StrHandle;
-use crate::process::{Comm, ProcessKey};
+use crate::process::{Comm, ExeFlags, ProcessKey};
+use crate::reserved_vec::ReservedVec;
 use crate::time::EpochNanos;
+
+/// A process's executable as the table holds it: the resolved path and the path as invoked
+/// (each one arena reference, owned by whoever holds the `ExeRef`), and the flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ExeRef {
+    pub(crate) path: Option<StrHandle>,
+    pub(crate) invoked: Option<StrHandle>,
+    pub(crate) flags: ExeFlags,
+}
+
+impl ExeRef {
+    pub(crate) const NONE: ExeRef = ExeRef {
+        path: None,
+        invoked: None,
+        flags: ExeFlags::NONE,
+    };
+
+    /// The arena references held.
+    pub(crate) fn handles(&self) -> impl Iterator<Item = StrHandle> {
+        self.path.into_iter().chain(self.invoked)
+    }
+}
 
 /// The parts of an exec event the table keeps while waiting.
 #[derive(Debug, Clone, Copy)]
@@ -18,8 +39,8 @@ pub(crate) struct PendingExec {
     pub(crate) uid: u32,
     pub(crate) gid: u32,
     pub(crate) comm: Comm,
-    /// One arena reference, owned by this entry.
-    pub(crate) exe: Option<StrHandle>,
+    /// Owned by this entry.
+    pub(crate) exe: ExeRef,
 }
 
 /// Everything that arrived early for one process.
@@ -39,9 +60,9 @@ impl PendingEntry {
         self.received_at.saturating_add(ttl) <= now
     }
 
-    /// The arena reference this entry owns, to be released when it goes.
-    pub(crate) fn exe(&self) -> Option<StrHandle> {
-        self.exec.and_then(|e| e.exe)
+    /// The arena references this entry owns, to be released when it goes.
+    pub(crate) fn exe(&self) -> ExeRef {
+        self.exec.map_or(ExeRef::NONE, |e| e.exe)
     }
 }
 
@@ -50,16 +71,24 @@ impl PendingEntry {
 pub(crate) struct PendingBuffer {
     /// Invariant: `entries.len() <= capacity` and the vector never reallocates (its capacity was
     /// reserved at construction); keys are unique.
-    entries: Vec<PendingEntry>,
+    entries: ReservedVec<PendingEntry>,
     capacity: usize,
 }
 
 impl PendingBuffer {
     pub(crate) fn with_capacity(capacity: usize) -> Self {
         PendingBuffer {
-            entries: Vec::with_capacity(capacity),
+            entries: ReservedVec::with_capacity(capacity),
             capacity,
         }
+    }
+
+    pub(crate) fn copy_from(&mut self, other: &PendingBuffer) -> bool {
+        let PendingBuffer { entries, capacity } = other;
+        if self.capacity != *capacity {
+            return false;
+        }
+        self.entries.copy_from(entries)
     }
 
     pub(crate) fn bytes_reserved(&self) -> usize {

@@ -5,7 +5,7 @@
 //! The one place to add a field that must survive a restart: add it here, fill it in
 //! `ProcessTable`'s export and read it in its restore (`process/table/snapshot.rs`).
 
-use crate::process::{Comm, ProcessKey};
+use crate::process::{Comm, ExeFlags, ProcessKey};
 use crate::time::EpochNanos;
 
 /// One process as a snapshot holds it. Produced by `ProcessTable::records` and
@@ -28,9 +28,14 @@ pub struct ProcessRecord<'a> {
     pub gid: u32,
     /// Name.
     pub comm: Comm,
-    /// Executable path, if known.
+    /// Path of the executed file, if known.
     #[cfg_attr(feature = "serde", serde(borrow))]
     pub exe_path: Option<&'a str>,
+    /// The path as given to execve, if known.
+    #[cfg_attr(feature = "serde", serde(borrow))]
+    pub invoked_path: Option<&'a str>,
+    /// Deleted, memfd, truncated, unresolved.
+    pub exe_flags: ExeFlags,
     /// Exit time, epoch ns; 0 while running.
     pub exit_time: EpochNanos,
     /// The process exited while the daemon was not watching: `exit_time` is when a

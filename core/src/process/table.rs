@@ -17,13 +17,19 @@ use crate::lru_list::LruList;
 use crate::metrics::{DataStoreMetrics, StoreMetrics};
 use crate::process::child_lists::ChildLists;
 use crate::process::exit_queue::ExitQueue;
-use crate::process::pending::{PendingBuffer, PendingEntry, PendingExec};
+use crate::process::pending::{ExeRef, PendingBuffer, PendingEntry, PendingExec};
 use crate::process::view::{Ancestry, Children, ProcessView, Records};
-use crate::process::{Comm, ExecEvent, ExitEvent, ForkEvent, ProcessKey, ScanRecord};
+use crate::process::{
+    Comm, ExeFlags, ExecEvent, ExitEvent, ForkEvent, ProcessKey, RenameEvent, ScanRecord,
+};
+use crate::reserved_vec::ReservedVec;
 use crate::slot_index::{KeyHasher, SlotIndex};
 use crate::time::{EpochNanos, NANOS_PER_SEC};
 
+mod read;
 mod snapshot;
+
+pub use read::ReadLookup;
 pub use snapshot::{ExportState, RestoreReport};
 
 /// "No slot": an unresolved parent link.
@@ -170,10 +176,11 @@ pub(crate) struct Record {
     pub(crate) release_time: EpochNanos,
     /// Invariant: the number of occupied records `c` with `c.parent_slot == this slot` that are
     /// "holding" (running, or exited with `holding_children > 0`). An exited record with a
-    /// non-zero count has live descendants and is kept ("pinned").
+    /// non-zero count has live descendants and is kept ("pinned"); the members of a parent
+    /// cycle with no running descendant count 0 (see `release_unsupported_cycle`).
     pub(crate) holding_children: u32,
-    /// One arena reference, owned by this record.
-    pub(crate) exe: Option<StrHandle>,
+    /// The executable: paths owned by this record, and flags.
+    pub(crate) exe: ExeRef,
     pub(crate) comm: Comm,
     pub(crate) parent_source: ParentSource,
     pub(crate) occupied: bool,
@@ -205,7 +212,7 @@ impl Record {
         exit_time: 0,
         release_time: 0,
         holding_children: 0,
-        exe: None,
+        exe: ExeRef::NONE,
         comm: Comm::EMPTY,
         parent_source: ParentSource::Scan,
         occupied: false,
@@ -242,6 +249,14 @@ impl Record {
     /// Whether this record keeps its exited ancestors in the table.
     fn is_holding(&self) -> bool {
         self.is_live() || self.holding_children > 0
+    }
+
+    /// Whether its grace ended by `now`: exited, no live descendants, released at least `grace`
+    /// ago. The owner removes such records before every operation; read-only queries hide them.
+    pub(crate) fn expired(&self, now: EpochNanos, grace: u64) -> bool {
+        !self.is_live()
+            && self.holding_children == 0
+            && self.release_time.saturating_add(grace) <= now
     }
 
     /// Order of the exit queue: unpinned before pinned, then the time the record became free
@@ -292,7 +307,7 @@ pub struct ProcessTable {
     records: Box<[Record]>,
     /// Free slots, popped from the end. Invariant: exactly the unoccupied slots; the vector's
     /// capacity was reserved for all of them, so pushes never allocate.
-    free: Vec<u32>,
+    free: ReservedVec<u32>,
     len: usize,
     /// `hash(entity_id)` → slot, one entry per occupied record. Also finds exact keys (a key's
     /// entity ID is a function of it).
@@ -327,7 +342,7 @@ impl ProcessTable {
         let capacity = config.capacity.clamp(1, MAX_CAPACITY);
         let config = ProcessTableConfig { capacity, ..config };
         // Popped from the end: slots are handed out 0, 1, 2, ...
-        let free: Vec<u32> = (0..capacity as u32).rev().collect();
+        let free: ReservedVec<u32> = (0..capacity as u32).rev().collect::<Vec<u32>>().into();
         ProcessTable {
             config,
             records: alloc::vec![Record::EMPTY; capacity].into_boxed_slice(),
@@ -388,6 +403,52 @@ impl ProcessTable {
             + self.removed.bytes_reserved()
     }
 
+    /// Makes this table equal to `other` without allocating: every slab copied in place. For a
+    /// second copy of a table (the actors' read view) to catch up with the first faster than by
+    /// replaying many events. `false`, and nothing changed, unless both were built with the same
+    /// configuration (which fixes the size of every slab).
+    pub fn copy_from(&mut self, other: &ProcessTable) -> bool {
+        let ProcessTable {
+            config,
+            records,
+            free,
+            len,
+            by_entity_id,
+            children,
+            orphans,
+            live_recency,
+            exits,
+            pending,
+            exe_paths,
+            hasher,
+            metrics,
+            stats,
+            stamp,
+            removed,
+        } = other;
+        if self.config != *config {
+            return false;
+        }
+        // Equal configurations reserve equal slabs, so every copy below takes.
+        let copied = crate::reserved_vec::copy_slab(&mut self.records, records)
+            & self.free.copy_from(free)
+            & self.by_entity_id.copy_from(by_entity_id)
+            & self.children.copy_from(children)
+            & self.orphans.copy_from(orphans)
+            & self.live_recency.copy_from(live_recency)
+            & self.exits.copy_from(exits)
+            & self.pending.copy_from(pending)
+            & self.exe_paths.copy_from(exe_paths)
+            & self.removed.copy_from(removed);
+        debug_assert!(copied, "equal configurations reserve equal slabs");
+        self.len = *len;
+        self.hasher = *hasher;
+        self.metrics = *metrics;
+        self.stats = *stats;
+        self.stamp = *stamp;
+        true
+    }
+
     /// The reference's metrics (counting rule in [`crate::metrics`]).
     pub fn metrics(&self) -> DataStoreMetrics {
         self.metrics.snapshot(self.len)
@@ -445,7 +506,7 @@ impl ProcessTable {
     }
 
     /// The slot holding exactly `key`.
-    fn find_exact(&self, key: ProcessKey) -> Option<u32> {
+    fn find_exact_slot(&self, key: ProcessKey) -> Option<u32> {
         let records = &self.records;
         self.by_entity_id
             .find(self.id_hash(key.entity_id()), |slot| {
@@ -501,7 +562,7 @@ impl ProcessTable {
 
     fn view(&self, slot: u32) -> Option<ProcessView<'_>> {
         let record = self.record(slot)?;
-        Some(ProcessView::new(record, &self.exe_paths))
+        Some(ProcessView::new(record, slot, &self.exe_paths))
     }
 
     // ----- queries ------------------------------------------------------------------------
@@ -528,7 +589,7 @@ impl ProcessTable {
         now: EpochNanos,
     ) -> Result<ProcessView<'_>, StoreError> {
         self.purge_expired_records(now);
-        let slot = self.find_exact(key);
+        let slot = self.find_exact_slot(key);
         self.answer_get(slot, now)
     }
 
@@ -643,8 +704,9 @@ impl ProcessTable {
     pub fn iter(&self) -> impl Iterator<Item = ProcessView<'_>> + '_ {
         self.records
             .iter()
-            .filter(|r| r.occupied)
-            .map(|r| ProcessView::new(r, &self.exe_paths))
+            .zip(0u32..)
+            .filter(|(r, _)| r.occupied)
+            .map(|(r, slot)| ProcessView::new(r, slot, &self.exe_paths))
     }
 
     // ----- events -------------------------------------------------------------------------
@@ -655,10 +717,10 @@ impl ProcessTable {
         self.metrics.success(now);
         self.purge_expired_records(now);
         // The parent is active: protect it from being the eviction victim of its own child.
-        if let Some(parent) = self.find_exact(event.parent_key()) {
+        if let Some(parent) = self.find_exact_slot(event.parent_key()) {
             self.touch_if_live(parent);
         }
-        if let Some(slot) = self.find_exact(event.key()) {
+        if let Some(slot) = self.find_exact_slot(event.key()) {
             return self.merge_fork(slot, event, now);
         }
         match self.insert(
@@ -669,7 +731,7 @@ impl ProcessTable {
             event.gid,
             event.comm,
             match event.exe_path {
-                Some(path) => ExeSource::Path(path),
+                Some(path) => ExeSource::Path(path, ExeFlags::NONE),
                 None => ExeSource::InheritFromParent,
             },
             now,
@@ -684,13 +746,14 @@ impl ProcessTable {
     pub fn apply_scan(&mut self, record: &ScanRecord<'_>, now: EpochNanos) -> EventOutcome {
         self.metrics.success(now);
         self.purge_expired_records(now);
-        if let Some(slot) = self.find_exact(record.key()) {
+        if let Some(slot) = self.find_exact_slot(record.key()) {
             self.stats.duplicate_events = self.stats.duplicate_events.saturating_add(1);
-            let needs_exe = self.record(slot).is_some_and(|r| r.exe.is_none());
+            let needs_exe = self.record(slot).is_some_and(|r| r.exe.path.is_none());
             if needs_exe && let Some(path) = record.exe_path {
                 let exe = self.intern_exe(path);
                 if let Some(r) = self.records.get_mut(slot as usize) {
-                    r.exe = exe;
+                    r.exe.path = exe;
+                    r.exe.flags = record.exe_flags;
                     r.dirty = true;
                 }
                 if exe.is_some() {
@@ -707,7 +770,9 @@ impl ProcessTable {
             record.gid,
             record.comm,
             // An unreadable /proc/<pid>/exe (kernel threads, permissions) stays unknown.
-            record.exe_path.map_or(ExeSource::Unknown, ExeSource::Path),
+            record
+                .exe_path
+                .map_or(ExeSource::Unknown, |p| ExeSource::Path(p, record.exe_flags)),
             now,
         ) {
             Some(_) => EventOutcome::Inserted,
@@ -720,14 +785,18 @@ impl ProcessTable {
     pub fn apply_exec(&mut self, event: &ExecEvent<'_>, now: EpochNanos) -> EventOutcome {
         self.metrics.success(now);
         self.purge_expired_records(now);
-        let exe = self.intern_exe(event.exe_path);
+        let exe = ExeRef {
+            path: self.intern_exe(event.exe_path),
+            invoked: event.invoked_path.and_then(|p| self.intern_exe(p)),
+            flags: event.exe_flags,
+        };
         let exec = PendingExec {
             uid: event.uid,
             gid: event.gid,
             comm: event.comm,
             exe,
         };
-        match self.find_exact(event.key()) {
+        match self.find_exact_slot(event.key()) {
             Some(slot) => {
                 if self.record(slot).is_some_and(|r| !r.is_live()) {
                     self.release_exe(exe);
@@ -740,7 +809,7 @@ impl ProcessTable {
             }
             None => self
                 .park(event.key(), now, |entry, arena| {
-                    if let Some(old) = entry.exe() {
+                    for old in entry.exe().handles() {
                         arena.release(old);
                     }
                     entry.exec = Some(exec);
@@ -752,13 +821,35 @@ impl ProcessTable {
         }
     }
 
+    /// A process's name changed. Only a running, held process is renamed (a rename is not
+    /// parked: the exec or scan that brings the process carries its name). Refreshes its recency.
+    pub fn apply_rename(&mut self, event: &RenameEvent, now: EpochNanos) -> EventOutcome {
+        self.metrics.success(now);
+        self.purge_expired_records(now);
+        let Some(slot) = self.find_exact_slot(event.key()) else {
+            return EventOutcome::Ignored;
+        };
+        let Some(r) = self.records.get_mut(slot as usize).filter(|r| r.is_live()) else {
+            self.stats.stale_events = self.stats.stale_events.saturating_add(1);
+            return EventOutcome::Ignored;
+        };
+        if r.comm == event.comm {
+            self.stats.duplicate_events = self.stats.duplicate_events.saturating_add(1);
+            return EventOutcome::Duplicate;
+        }
+        r.comm = event.comm;
+        // Marks the record changed for snapshots, too.
+        self.touch(slot);
+        EventOutcome::Updated
+    }
+
     /// A process exited. It stays queryable while it has running descendants and then for the
     /// grace period. Parked if the process is not held yet.
     pub fn apply_exit(&mut self, event: &ExitEvent, now: EpochNanos) -> EventOutcome {
         self.metrics.success(now);
         self.purge_expired_records(now);
         let exit_time = event.exit_time.max(1);
-        match self.find_exact(event.key()) {
+        match self.find_exact_slot(event.key()) {
             Some(slot) => {
                 if self.record(slot).is_some_and(|r| !r.is_live()) {
                     self.stats.duplicate_events = self.stats.duplicate_events.saturating_add(1);
@@ -789,8 +880,8 @@ impl ProcessTable {
     /// Removes every process and parked event, keeping the reserved memory. Counters stay.
     pub fn clear(&mut self) {
         for slot in 0..self.records.len() as u32 {
-            if let Some(exe) = self.record(slot).and_then(|r| r.exe) {
-                self.exe_paths.release(exe);
+            if let Some(exe) = self.record(slot).map(|r| r.exe) {
+                self.release_exe(exe);
             }
         }
         self.records.fill(Record::EMPTY);
@@ -808,8 +899,8 @@ impl ProcessTable {
             pending, exe_paths, ..
         } = self;
         pending.drain(|entry| {
-            if let Some(exe) = entry.exe() {
-                exe_paths.release(exe);
+            for handle in entry.exe().handles() {
+                exe_paths.release(handle);
             }
         });
     }
@@ -826,8 +917,8 @@ impl ProcessTable {
         }
     }
 
-    fn release_exe(&mut self, exe: Option<StrHandle>) {
-        if let Some(handle) = exe {
+    fn release_exe(&mut self, exe: ExeRef) {
+        for handle in exe.handles() {
             self.exe_paths.release(handle);
         }
     }
@@ -863,19 +954,23 @@ impl ProcessTable {
         let parent_slot = if parent.pid == 0 || parent == key {
             NO_SLOT
         } else {
-            self.find_exact(parent).unwrap_or(NO_SLOT)
+            self.find_exact_slot(parent).unwrap_or(NO_SLOT)
         };
         let exe = match exe_source {
-            ExeSource::Path(path) => self.intern_exe(path),
+            ExeSource::Path(path, flags) => ExeRef {
+                path: self.intern_exe(path),
+                invoked: None,
+                flags,
+            },
             ExeSource::InheritFromParent => {
                 // A fork without a path runs its parent's program.
-                let inherited = self.record(parent_slot).and_then(|p| p.exe);
-                if let Some(handle) = inherited {
+                let inherited = self.record(parent_slot).map_or(ExeRef::NONE, |p| p.exe);
+                for handle in inherited.handles() {
                     self.exe_paths.retain(handle);
                 }
                 inherited
             }
-            ExeSource::Unknown => None,
+            ExeSource::Unknown => ExeRef::NONE,
         };
         let linked = self.next_stamp();
         let Some(r) = self.records.get_mut(slot as usize) else {
@@ -1047,6 +1142,9 @@ impl ProcessTable {
         self.exits.push(slot, exit_order(&self.records));
         if !pinned && parent != NO_SLOT {
             self.unhold(parent, exit_time);
+        } else if pinned {
+            // On a parent cycle, its own run may have been all that held the cycle.
+            self.release_unsupported_cycle(slot, exit_time);
         }
     }
 
@@ -1075,7 +1173,7 @@ impl ProcessTable {
         let parent_slot = if new_parent.pid == 0 || new_parent == r.key() {
             NO_SLOT
         } else {
-            self.find_exact(new_parent).unwrap_or(NO_SLOT)
+            self.find_exact_slot(new_parent).unwrap_or(NO_SLOT)
         };
         let linked = self.next_stamp();
         if let Some(rec) = self.records.get_mut(slot as usize) {
@@ -1128,9 +1226,59 @@ impl ProcessTable {
                 return;
             }
             r.holding_children = before - 1;
-            if before != 1 || r.is_live() {
+            if r.is_live() {
                 return;
             }
+            if before != 1 {
+                if before == 2 {
+                    // Its last holding child may be the next record of a parent cycle that
+                    // only the child just lost held.
+                    self.release_unsupported_cycle(cursor, cause_time);
+                }
+                return;
+            }
+            r.release_time = r.exit_time.max(cause_time);
+            r.dirty = true;
+            let parent = r.parent_slot;
+            self.exits.update(cursor, exit_order(&self.records));
+            cursor = parent;
+        }
+    }
+
+    /// Frees a parent cycle through `slot` that holds only itself. Hostile or reused pids can
+    /// link records into a cycle (each the other's parent); while any of them runs, each holds
+    /// the next, and the counts stay at one per member after the last one exits. A record
+    /// holds only while it has a running descendant, so once every member has exited and none
+    /// has a holding child outside the cycle, every member is freed at `cause_time` (a restore
+    /// computes the same from the records). Walks up from `slot` until a running record, a
+    /// root, or `slot` again: one step in the usual tree, whose parents run.
+    fn release_unsupported_cycle(&mut self, slot: u32, cause_time: EpochNanos) {
+        let mut cursor = slot;
+        let mut steps = 0usize;
+        loop {
+            let Some(r) = self.record(cursor) else {
+                return;
+            };
+            // A running member, or a member held from outside (its cycle child is one of its
+            // holding children): the cycle keeps its ancestors.
+            if r.is_live() || r.holding_children != 1 {
+                return;
+            }
+            cursor = r.parent_slot;
+            steps += 1;
+            if cursor == slot {
+                break;
+            }
+            if cursor == NO_SLOT || steps > self.len {
+                return;
+            }
+        }
+        // Every member exited and holds only the next one: none holds.
+        for _ in 0..steps {
+            let Some(r) = self.records.get_mut(cursor as usize) else {
+                return;
+            };
+            r.holding_children = 0;
             r.release_time = r.exit_time.max(cause_time);
             r.dirty = true;
             let parent = r.parent_slot;
@@ -1285,7 +1433,7 @@ impl ProcessTable {
 /// Where a new record's executable path comes from.
 #[derive(Debug, Clone, Copy)]
 enum ExeSource<'a> {
-    Path(&'a str),
+    Path(&'a str, ExeFlags),
     /// A fork that did not read the path: the child runs the parent's program.
     InheritFromParent,
     Unknown,
@@ -1305,7 +1453,14 @@ mod tests {
 
     #[test]
     fn record_size_is_what_the_docs_say() {
-        assert_eq!(core::mem::size_of::<Record>(), 112);
+        assert_eq!(core::mem::size_of::<Record>(), 120);
+        let table = ProcessTable::new(ProcessTableConfig::default());
+        std::println!(
+            "pending entry {} B; default table {} B ({} B per process)",
+            core::mem::size_of::<PendingEntry>(),
+            table.bytes_reserved(),
+            table.bytes_reserved() / table.capacity()
+        );
     }
 
     /// Every family link against the records: each linked record is exactly once in its
@@ -1334,7 +1489,7 @@ mod tests {
                 assert_eq!(p.key(), r.parent_key());
             } else if r.has_parent_key() {
                 assert_eq!(
-                    t.find_exact(r.parent_key()),
+                    t.find_exact_slot(r.parent_key()),
                     None,
                     "orphan of a held parent"
                 );
@@ -1420,6 +1575,7 @@ mod tests {
                             gid: 0,
                             comm,
                             exe_path: None,
+                            exe_flags: ExeFlags::NONE,
                         };
                         t.apply_scan(&e, now);
                     }

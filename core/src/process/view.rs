@@ -11,7 +11,7 @@ use crate::entity_id::EntityId;
 use crate::intern_arena::InternArena;
 use crate::process::child_lists::Siblings;
 use crate::process::table::{NO_SLOT, Record};
-use crate::process::{Comm, ProcessKey};
+use crate::process::{Comm, ExeFlags, ProcessKey};
 use crate::time::EpochNanos;
 
 /// The record slab and the path arena, which every view needs together.
@@ -31,7 +31,7 @@ impl<'a> Records<'a> {
     }
 
     fn view(&self, slot: u32) -> Option<ProcessView<'a>> {
-        Some(ProcessView::new(self.get(slot)?, self.exe_paths))
+        Some(ProcessView::new(self.get(slot)?, slot, self.exe_paths))
     }
 }
 
@@ -39,12 +39,24 @@ impl<'a> Records<'a> {
 #[derive(Clone, Copy)]
 pub struct ProcessView<'a> {
     record: &'a Record,
+    slot: u32,
     exe_paths: &'a InternArena,
 }
 
 impl<'a> ProcessView<'a> {
-    pub(crate) fn new(record: &'a Record, exe_paths: &'a InternArena) -> Self {
-        ProcessView { record, exe_paths }
+    pub(crate) fn new(record: &'a Record, slot: u32, exe_paths: &'a InternArena) -> Self {
+        ProcessView {
+            record,
+            slot,
+            exe_paths,
+        }
+    }
+
+    /// Where the record sits in the table: with [`ProcessView::entity_id`], what a reader of a
+    /// shared copy records so that the table's owner can refresh the process's recency later
+    /// ([`crate::process::ProcessTable::refresh_recency`]).
+    pub fn slot(&self) -> u32 {
+        self.slot
     }
 
     /// Entity ID (the reference's primary key).
@@ -82,9 +94,20 @@ impl<'a> ProcessView<'a> {
         self.record.comm
     }
 
-    /// Executable path, `None` if unknown (never reported, or the path arena was full).
+    /// Path of the executed file, `None` if unknown (never reported, or the path arena was
+    /// full).
     pub fn exe_path(&self) -> Option<&'a str> {
-        self.record.exe.and_then(|h| self.exe_paths.get(h))
+        self.record.exe.path.and_then(|h| self.exe_paths.get(h))
+    }
+
+    /// The path as given to execve, `None` if unknown (a `/proc` scan cannot tell it).
+    pub fn invoked_path(&self) -> Option<&'a str> {
+        self.record.exe.invoked.and_then(|h| self.exe_paths.get(h))
+    }
+
+    /// Deleted, memfd, truncated, unresolved.
+    pub fn exe_flags(&self) -> ExeFlags {
+        self.record.exe.flags
     }
 
     /// Canonical start time, epoch ns.
@@ -126,6 +149,8 @@ impl<'a> ProcessView<'a> {
             ppid: self.ppid(),
             name: String::from(self.name()),
             exe: String::from(self.exe_path().unwrap_or("")),
+            invoked_path: String::from(self.invoked_path().unwrap_or("")),
+            exe_flags: self.exe_flags(),
             start_time: self.start_time(),
             uid: self.uid(),
             gid: self.gid(),
@@ -143,6 +168,8 @@ impl core::fmt::Debug for ProcessView<'_> {
             .field("ppid", &self.ppid())
             .field("name", &self.name())
             .field("exe", &self.exe_path())
+            .field("invoked", &self.invoked_path())
+            .field("exe_flags", &self.exe_flags())
             .field("start_time", &self.start_time())
             .field("uid", &self.uid())
             .field("gid", &self.gid())
@@ -164,8 +191,12 @@ pub struct ProcessInfo {
     pub ppid: u32,
     /// Name (`comm`), at most 16 bytes.
     pub name: String,
-    /// Executable path; empty if unknown.
+    /// Path of the executed file; empty if unknown.
     pub exe: String,
+    /// The path as given to execve; empty if unknown.
+    pub invoked_path: String,
+    /// Deleted, memfd, truncated, unresolved.
+    pub exe_flags: ExeFlags,
     /// Canonical start time, epoch ns.
     pub start_time: EpochNanos,
     /// Real user ID.
@@ -184,11 +215,24 @@ pub struct Children<'a> {
     records: Records<'a>,
     /// The parent's children list (empty for an unknown parent).
     slots: Siblings<'a>,
+    /// For read-only queries, which cannot purge: hide children whose grace ended by `now`
+    /// (`(now, grace)`), as if purged.
+    hide_expired: Option<(EpochNanos, u64)>,
 }
 
 impl<'a> Children<'a> {
     pub(crate) fn new(records: Records<'a>, slots: Siblings<'a>) -> Self {
-        Children { records, slots }
+        Children {
+            records,
+            slots,
+            hide_expired: None,
+        }
+    }
+
+    /// The same walk, hiding records whose grace ended by `now`.
+    pub(crate) fn hiding_expired(mut self, now: EpochNanos, grace: u64) -> Self {
+        self.hide_expired = Some((now, grace));
+        self
     }
 
     pub(crate) fn empty(records: Records<'a>) -> Self {
@@ -201,7 +245,15 @@ impl<'a> Iterator for Children<'a> {
 
     fn next(&mut self) -> Option<ProcessView<'a>> {
         // Every listed slot is occupied (the table unlinks a record before freeing it).
-        self.slots.find_map(|slot| self.records.view(slot))
+        let hide = self.hide_expired;
+        let records = self.records;
+        self.slots.find_map(|slot| {
+            let view = records.view(slot)?;
+            match hide {
+                Some((now, grace)) if view.record.expired(now, grace) => None,
+                _ => Some(view),
+            }
+        })
     }
 }
 
@@ -235,10 +287,11 @@ impl<'a> Iterator for Ancestry<'a> {
         if self.remaining == 0 {
             return None;
         }
-        let record = self.records.get(self.next)?;
+        let slot = self.next;
+        let record = self.records.get(slot)?;
         self.remaining -= 1;
         self.next = record.parent_slot;
-        Some(ProcessView::new(record, self.records.exe_paths))
+        Some(ProcessView::new(record, slot, self.records.exe_paths))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {

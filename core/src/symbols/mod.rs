@@ -398,6 +398,72 @@ impl KernelSymbolTable {
         result
     }
 
+    // ----- read-only queries --------------------------------------------------------------
+    // For readers of a shared copy (the actors' published read view): the same answers as the
+    // counted queries above, counted nowhere (the caller counts by the rule of
+    // `crate::metrics`), from `&self`.
+
+    /// Read-only [`resolve_symbol_by_address`](Self::resolve_symbol_by_address).
+    pub fn find_symbol_by_address(&self, address: u64) -> Result<SymbolAliases<'_>, StoreError> {
+        let range = self
+            .symbols
+            .alias_range(address)
+            .ok_or(StoreError::not_found(
+                store_names::SYMBOL,
+                "resolve_symbol_by_address",
+            ))?;
+        Ok(SymbolAliases::new(&self.symbols, address, range))
+    }
+
+    /// Read-only [`get_symbol_address`](Self::get_symbol_address). Needs the name index (built
+    /// by [`Self::build_name_index`] or a counted name lookup): without it, `StoreUnhealthy`.
+    pub fn find_symbol_address(&self, name: &str) -> Result<u64, StoreError> {
+        const OPERATION: &str = "get_symbol_address";
+        let valid = !name.is_empty()
+            && name.len() <= MAX_SYMBOL_NAME_LEN
+            && name.bytes().all(|b| b.is_ascii_graphic());
+        if !valid {
+            return Err(StoreError::new(
+                store_names::SYMBOL,
+                OPERATION,
+                ErrorKind::InvalidArgument,
+            ));
+        }
+        if !self.symbols.name_index_built() {
+            return Err(StoreError::unhealthy(store_names::SYMBOL, OPERATION));
+        }
+        let (start, end) = self.symbols.name_range(name);
+        (start < end)
+            .then(|| self.symbols.by_name_entry(start))
+            .flatten()
+            .and_then(|index| self.symbols.address_of(index))
+            .ok_or(StoreError::not_found(store_names::SYMBOL, OPERATION))
+    }
+
+    /// Read-only [`resolve_symbols_batch`](Self::resolve_symbols_batch): each processed address
+    /// is a hit (`found`) or a miss (`missed`) for the caller to count.
+    pub fn find_symbols_batch(
+        &self,
+        addresses: &[u64],
+        out: &mut [SymbolMatch],
+    ) -> BatchResolution {
+        let mut result = BatchResolution::default();
+        for (position, &address) in addresses.iter().enumerate() {
+            let Some(slot) = out.get_mut(result.found) else {
+                result.unprocessed = addresses.len().saturating_sub(position);
+                break;
+            };
+            match self.symbols.alias_range(address) {
+                Some(range) => {
+                    *slot = SymbolMatch::new(address, range);
+                    result.found = result.found.saturating_add(1);
+                }
+                None => result.missed = result.missed.saturating_add(1),
+            }
+        }
+        result
+    }
+
     /// The symbols of a batch match (not counted: the batch already was).
     pub fn aliases(&self, found: SymbolMatch) -> SymbolAliases<'_> {
         SymbolAliases::new(&self.symbols, found.address(), found.range())

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use aya::maps::{MapData, PerCpuArray, RingBuf};
+use aya::maps::{HashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::{CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, RawTracePoint};
 use aya::{Ebpf, EbpfLoader};
 use tokio::io::Interest;
@@ -16,14 +16,19 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use watchpost_core::start_time::BootClock;
 use watchpost_ebpf_common::{
-    DNS_EVENTS_MAP, KERNEL_EVENTS_MAP, KERNEL_OFFSETS_GLOBAL, LOST_EVENTS_MAP, RING_WAKEUP_GLOBAL,
-    RingWakeup, program_name, record_kind,
+    DNS_COUNTERS_MAP, DNS_EVENTS_MAP, DNS_MATCHING_GLOBAL, DNS_QUERIES_OTHER_MAP,
+    DNS_QUERIES_TRUSTED_MAP, EXEC_OPTIONS_GLOBAL, ExecOptions, KERNEL_EVENTS_MAP,
+    KERNEL_OFFSETS_GLOBAL, LOST_EVENTS_MAP, RING_WAKEUP_GLOBAL, RingWakeup, TRUSTED_NETNS_MAP,
+    program_name, record_kind,
 };
 
 use crate::btf::{BtfError, KERNEL_BTF_PATH, KernelBtf};
 use crate::cgroup_root::cgroup2_mount_point;
 use crate::clock::read_boot_clock;
 use crate::decode::decode_record;
+use crate::dns_matching::{
+    DnsCounterReader, DnsCounters, DnsMatchingOptions, TrustedNamespaces, own_network_namespace,
+};
 use crate::error::{LoadError, LoadStage, ReadError};
 use crate::event::{KernelEvent, SymbolReloadCause};
 use crate::offsets::kernel_layout;
@@ -45,7 +50,8 @@ pub struct CollectorOptions {
     /// created and removed, with their IDs (containers are known when their cgroup appears).
     pub cgroup_events: bool,
     /// Bytes of the process/module ring buffer: a power of two, at least one page. Fork and exit
-    /// records take 88 bytes, exec records 600 (plus 8 bytes of ring header each).
+    /// records take 88 bytes, renames 48, execs 88 plus their two paths (typically 130–250;
+    /// at most about 8.5 KiB), plus 8 bytes of ring header each.
     pub kernel_ring_bytes: u32,
     /// Bytes of the DNS ring buffer: a power of two, at least one page. A record takes 88 bytes
     /// plus the DNS message.
@@ -56,6 +62,11 @@ pub struct CollectorOptions {
     pub btf_path: PathBuf,
     /// When the process/module program wakes the reader (DNS answers always wake it).
     pub wakeup: WakeupPolicy,
+    /// How DNS answers are matched to the queries that asked for them.
+    pub dns_matching: DnsMatchingOptions,
+    /// Resolve the path of the file each exec ran (the default). `false` reports only the path
+    /// given to execve, as before resolution existed: for measuring what it costs.
+    pub resolve_exe_paths: bool,
     /// The boot clock to convert kernel times with; `None` reads it from `/proc/stat`. A
     /// program that already built one (the daemon's `/proc` reader) passes it, so both sides
     /// use the very same clock and it is built once.
@@ -118,6 +129,8 @@ impl Default for CollectorOptions {
             wakeup: WakeupPolicy::Coalesced {
                 window: Duration::from_millis(5),
             },
+            dns_matching: DnsMatchingOptions::default(),
+            resolve_exe_paths: true,
             boot_clock: None,
         }
     }
@@ -141,8 +154,12 @@ pub enum ModuleLoadSignal {
 pub struct Attachments {
     /// `sched_process_{fork,exec,exit}` are attached.
     pub process_events: bool,
-    /// The DNS capture is attached to this cgroup v2 root.
+    /// `task_rename` is attached (process names follow `prctl(PR_SET_NAME)` and the like).
+    pub renames: bool,
+    /// The DNS capture (answers in, queries out) is attached to this cgroup v2 root.
     pub dns_cgroup_root: Option<PathBuf>,
+    /// Answers must match an outstanding query (see [`DnsMatchingOptions::require_query`]).
+    pub dns_queries_matched: bool,
     /// The module-load signal.
     pub module_loads: ModuleLoadSignal,
     /// `cgroup_mkdir`/`cgroup_rmdir` are attached.
@@ -164,6 +181,8 @@ pub struct LostEvents {
     pub module_load: u64,
     /// DNS answers lost.
     pub dns_answer: u64,
+    /// Renames lost.
+    pub rename: u64,
     /// cgroup creations/removals lost.
     pub cgroup: u64,
 }
@@ -176,6 +195,7 @@ impl LostEvents {
             .saturating_add(self.exit)
             .saturating_add(self.module_load)
             .saturating_add(self.dns_answer)
+            .saturating_add(self.rename)
             .saturating_add(self.cgroup)
     }
 }
@@ -208,6 +228,7 @@ impl LostEventCounter {
             exit: sum(record_kind::EXIT)?,
             module_load: sum(record_kind::MODULE_LOAD)?,
             dns_answer: sum(record_kind::DNS_ANSWER)?,
+            rename: sum(record_kind::RENAME)?,
             cgroup: sum(record_kind::CGROUP)?,
         })
     }
@@ -332,6 +353,8 @@ pub struct Collector {
     kernel_ring: Option<Ring>,
     dns_ring: Option<Ring>,
     lost: LostEventCounter,
+    dns_counters: DnsCounterReader,
+    trusted: TrustedNamespaces,
     reload: SymbolReloadTrigger,
     /// With coalesced wake-ups, how long a woken reader lets records gather under load.
     coalesce_window: Option<Duration>,
@@ -383,11 +406,37 @@ fn attach_raw_tracepoint(
     Ok(())
 }
 
-fn take_ring(ebpf: &mut Ebpf, name: &'static str) -> Result<Ring, LoadError> {
-    let map = ebpf.take_map(name).ok_or_else(|| LoadError::Other {
+fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, LoadError> {
+    ebpf.take_map(name).ok_or_else(|| LoadError::Other {
         stage: LoadStage::OpenMap(name),
         source: format!("the object has no map `{name}`").into(),
-    })?;
+    })
+}
+
+fn attach_cgroup_skb(
+    ebpf: &mut Ebpf,
+    program: &'static str,
+    cgroup: &File,
+    attach_type: CgroupSkbAttachType,
+) -> Result<(), LoadError> {
+    let prog: &mut CgroupSkb = ebpf
+        .program_mut(program)
+        .ok_or_else(|| LoadError::Other {
+            stage: LoadStage::LoadProgram(program),
+            source: format!("the object has no program `{program}`").into(),
+        })?
+        .try_into()
+        .map_err(|e| LoadError::classify(LoadStage::LoadProgram(program), e))?;
+    prog.load()
+        .map_err(|e| LoadError::classify(LoadStage::LoadProgram(program), e))?;
+    // Single: see the ingress attachment.
+    prog.attach(cgroup, attach_type, CgroupAttachMode::Single)
+        .map_err(|e| LoadError::classify(LoadStage::AttachProgram(program), e))?;
+    Ok(())
+}
+
+fn take_ring(ebpf: &mut Ebpf, name: &'static str) -> Result<Ring, LoadError> {
+    let map = take_map(ebpf, name)?;
     let ring =
         RingBuf::try_from(map).map_err(|e| LoadError::classify(LoadStage::OpenMap(name), e))?;
     Ok(Ring {
@@ -458,6 +507,23 @@ impl Collector {
             .btf(None)
             .override_global(KERNEL_OFFSETS_GLOBAL, &layout.offsets, true)
             .override_global(RING_WAKEUP_GLOBAL, &wakeup, true)
+            .override_global(DNS_MATCHING_GLOBAL, &options.dns_matching.global(), true)
+            .override_global(
+                EXEC_OPTIONS_GLOBAL,
+                &ExecOptions {
+                    resolve_path: u32::from(options.resolve_exe_paths),
+                    reserved: 0,
+                },
+                true,
+            )
+            .map_max_entries(
+                DNS_QUERIES_TRUSTED_MAP,
+                options.dns_matching.pending_queries.max(1),
+            )
+            .map_max_entries(
+                DNS_QUERIES_OTHER_MAP,
+                options.dns_matching.pending_queries.max(1),
+            )
             .map_max_entries(KERNEL_EVENTS_MAP, kernel_ring_bytes)
             .map_max_entries(DNS_EVENTS_MAP, dns_ring_bytes)
             .load(PROGRAMS_OBJECT)
@@ -467,6 +533,9 @@ impl Collector {
             attach_raw_tracepoint(&mut ebpf, program_name::FORK, "sched_process_fork")?;
             attach_raw_tracepoint(&mut ebpf, program_name::EXEC, "sched_process_exec")?;
             attach_raw_tracepoint(&mut ebpf, program_name::EXIT, "sched_process_exit")?;
+            if layout.has_task_rename_tracepoint {
+                attach_raw_tracepoint(&mut ebpf, program_name::RENAME, "task_rename")?;
+            }
         }
         let module_loads = if !options.module_loads {
             ModuleLoadSignal::NotRequested
@@ -527,6 +596,14 @@ impl Collector {
                 CgroupAttachMode::Single,
             )
             .map_err(|e| LoadError::classify(LoadStage::AttachProgram(program), e))?;
+            if options.dns_matching.require_query {
+                attach_cgroup_skb(
+                    &mut ebpf,
+                    program_name::DNS_EGRESS,
+                    &cgroup,
+                    CgroupSkbAttachType::Egress,
+                )?;
+            }
             Some(root)
         } else {
             None
@@ -550,9 +627,26 @@ impl Collector {
             })?;
         let lost = PerCpuArray::try_from(lost_map)
             .map_err(|e| LoadError::classify(LoadStage::OpenMap(LOST_EVENTS_MAP), e))?;
+        let dns_counters = DnsCounterReader::new(
+            PerCpuArray::try_from(take_map(&mut ebpf, DNS_COUNTERS_MAP)?)
+                .map_err(|e| LoadError::classify(LoadStage::OpenMap(DNS_COUNTERS_MAP), e))?,
+        );
+        let host_netns =
+            own_network_namespace().map_err(|e| LoadError::classify(LoadStage::CgroupRoot, e))?;
+        let trusted = TrustedNamespaces::new(
+            HashMap::try_from(take_map(&mut ebpf, TRUSTED_NETNS_MAP)?)
+                .map_err(|e| LoadError::classify(LoadStage::OpenMap(TRUSTED_NETNS_MAP), e))?,
+            host_netns,
+        )
+        .map_err(|e| LoadError::Other {
+            stage: LoadStage::OpenMap(TRUSTED_NETNS_MAP),
+            source: Box::new(e),
+        })?;
 
         let attachments = Attachments {
             process_events: options.process_events,
+            renames: options.process_events && layout.has_task_rename_tracepoint,
+            dns_queries_matched: dns_cgroup_root.is_some() && options.dns_matching.require_query,
             dns_cgroup_root,
             module_loads,
             cgroup_events: want_cgroups,
@@ -570,6 +664,8 @@ impl Collector {
             lost: LostEventCounter {
                 map: Arc::new(lost),
             },
+            dns_counters,
+            trusted,
             reload: SymbolReloadTrigger::default(),
             coalesce_window: options.wakeup.window(),
             last_wakeup: None,
@@ -608,6 +704,21 @@ impl Collector {
     /// A handle that makes the collector emit a symbol-reload event.
     pub fn symbol_reload_trigger(&self) -> SymbolReloadTrigger {
         self.reload.clone()
+    }
+
+    /// What the kernel did with DNS queries and answers (refusals by reason).
+    pub fn dns_counters(&self) -> Result<DnsCounters, ReadError> {
+        self.dns_counters.read()
+    }
+
+    /// A handle to read the DNS counters from elsewhere.
+    pub fn dns_counter_reader(&self) -> DnsCounterReader {
+        self.dns_counters.clone()
+    }
+
+    /// The trusted network namespaces (the host's from the start; add containers' here).
+    pub fn trusted_namespaces(&self) -> TrustedNamespaces {
+        self.trusted.clone()
     }
 
     /// Moves whatever records are ready into `out` (at most `max`), without waiting. Returns
@@ -713,6 +824,8 @@ impl Collector {
         let (sender, receiver) = mpsc::channel(queue_batches.max(1));
         let lost = self.lost_event_counter();
         let reload = self.symbol_reload_trigger();
+        let dns_counters = self.dns_counter_reader();
+        let trusted = self.trusted_namespaces();
         let attachments = self.attachments.clone();
         let mut collector = self;
         let handle = tokio::spawn(async move {
@@ -726,6 +839,8 @@ impl Collector {
         CollectorTask {
             receiver,
             lost,
+            dns_counters,
+            trusted,
             reload,
             attachments,
             handle,
@@ -743,6 +858,8 @@ impl Collector {
 pub struct CollectorTask {
     receiver: mpsc::Receiver<Vec<KernelEvent>>,
     lost: LostEventCounter,
+    dns_counters: DnsCounterReader,
+    trusted: TrustedNamespaces,
     reload: SymbolReloadTrigger,
     attachments: Attachments,
     handle: JoinHandle<Result<(), ReadError>>,
@@ -768,6 +885,16 @@ impl CollectorTask {
     /// A handle to request a kernel-symbol reload event.
     pub fn symbol_reload_trigger(&self) -> SymbolReloadTrigger {
         self.reload.clone()
+    }
+
+    /// What the kernel did with DNS queries and answers.
+    pub fn dns_counters(&self) -> Result<DnsCounters, ReadError> {
+        self.dns_counters.read()
+    }
+
+    /// The trusted network namespaces.
+    pub fn trusted_namespaces(&self) -> TrustedNamespaces {
+        self.trusted.clone()
     }
 
     /// What the collector attached.

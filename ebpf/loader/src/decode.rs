@@ -6,18 +6,19 @@
 use std::mem::{offset_of, size_of};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use watchpost_core::process::Comm;
+use watchpost_core::process::{Comm, ExeFlags};
 use watchpost_core::start_time::{BootClock, StartTimeError};
 use watchpost_ebpf_common::{
-    CGROUP_PATH_CAPACITY, CgroupRecord, DNS_PAYLOAD_CAPACITY, DnsRecord, EXEC_FILENAME_CAPACITY,
-    ExecRecord, ExitRecord, ForkRecord, MODULE_NAME_LEN, ModuleLoadRecord, RecordHeader,
-    TASK_COMM_LEN, TaskRecord, cgroup_op, record_kind, task_flag,
+    CGROUP_PATH_CAPACITY, CgroupRecord, DNS_PAYLOAD_CAPACITY, DnsRecord, EXEC_DATA_CAPACITY,
+    EXEC_FILENAME_CAPACITY, ExecRecord, ExitRecord, ForkRecord, MODULE_NAME_LEN, ModuleLoadRecord,
+    RecordHeader, RenameRecord, TASK_COMM_LEN, TaskRecord, cgroup_op, dns_flag, exe_flag,
+    record_kind, task_flag,
 };
 
 use crate::clock::instant_from_boot_ns;
 use crate::event::{
     CgroupChange, CgroupOp, DnsAnswer, KernelEvent, ModuleLoad, ProcessExec, ProcessExit,
-    ProcessFork, ProcessIdentity, SymbolReloadCause,
+    ProcessFork, ProcessIdentity, ProcessRename, SymbolReloadCause,
 };
 
 /// Why a record could not be decoded.
@@ -122,6 +123,36 @@ fn c_string(bytes: &[u8]) -> String {
     String::from_utf8_lossy(&bytes[..end]).into_owned()
 }
 
+/// The executed file's path from its components (each NUL-terminated, the file's name first,
+/// then its parents), and its flags. Empty when no component was written.
+fn executed_path(components: &[u8], bits: u32) -> (String, ExeFlags) {
+    let names: Vec<std::borrow::Cow<'_, str>> = components
+        .split(|&b| b == 0)
+        .filter(|name| !name.is_empty())
+        .map(String::from_utf8_lossy)
+        .collect();
+    let truncated = bits & exe_flag::TRUNCATED != 0;
+    let mut path = String::new();
+    if truncated {
+        path.push('…');
+    }
+    for name in names.iter().rev() {
+        path.push('/');
+        path.push_str(name);
+    }
+    let leaf = names.first().map_or("", |n| n.as_ref());
+    let flags = ExeFlags {
+        deleted: bits & exe_flag::DELETED != 0,
+        memfd: bits & exe_flag::INTERNAL_MOUNT != 0 && leaf.starts_with("memfd:"),
+        truncated,
+        unresolved: bits & exe_flag::UNRESOLVED != 0,
+    };
+    if names.is_empty() {
+        return (String::new(), flags);
+    }
+    (path, flags)
+}
+
 fn ip_address(version: u32, raw: [u8; 16]) -> Result<IpAddr, DecodeError> {
     match version {
         4 => Ok(IpAddr::V4(Ipv4Addr::new(raw[0], raw[1], raw[2], raw[3]))),
@@ -147,12 +178,15 @@ pub fn decode_record(bytes: &[u8], clock: &BootClock) -> Result<KernelEvent, Dec
             }))
         }
         record_kind::EXEC => {
-            fields.require(size_of::<ExecRecord>())?;
-            let written = fields.u32(offset_of!(ExecRecord, filename_len))? as usize;
-            let raw = fields.slice(
-                offset_of!(ExecRecord, filename),
-                written.min(EXEC_FILENAME_CAPACITY),
-            )?;
+            fields.require(ExecRecord::DATA_OFFSET)?;
+            let path_len =
+                (fields.u32(offset_of!(ExecRecord, path_len))? as usize).min(EXEC_DATA_CAPACITY);
+            let written = (fields.u32(offset_of!(ExecRecord, filename_len))? as usize)
+                .min(EXEC_FILENAME_CAPACITY);
+            let components = fields.slice(ExecRecord::DATA_OFFSET, path_len)?;
+            let raw = fields.slice(ExecRecord::DATA_OFFSET + path_len, written)?;
+            let bits = fields.u32(offset_of!(ExecRecord, exe_flags))?;
+            let (exe, exe_flags) = executed_path(components, bits);
             Ok(KernelEvent::Exec(ProcessExec {
                 time,
                 process: fields.task(offset_of!(ExecRecord, task), clock)?,
@@ -160,6 +194,20 @@ pub fn decode_record(bytes: &[u8], clock: &BootClock) -> Result<KernelEvent, Dec
                 filename: c_string(raw),
                 // The helper wrote the whole buffer (NUL included): the name may go on.
                 filename_truncated: written >= EXEC_FILENAME_CAPACITY,
+                exe,
+                exe_flags,
+            }))
+        }
+        record_kind::RENAME => {
+            fields.require(size_of::<RenameRecord>())?;
+            let comm: [u8; TASK_COMM_LEN] = fields.array(offset_of!(RenameRecord, comm))?;
+            Ok(KernelEvent::Rename(ProcessRename {
+                time,
+                pid: fields.u32(offset_of!(RenameRecord, pid))?,
+                start_time: clock
+                    .from_boottime_ns(fields.u64(offset_of!(RenameRecord, start_boottime))?)
+                    .map_err(DecodeError::StartTime)?,
+                comm: Comm::from_bytes(&comm),
             }))
         }
         record_kind::EXIT => {
@@ -190,6 +238,7 @@ pub fn decode_record(bytes: &[u8], clock: &BootClock) -> Result<KernelEvent, Dec
             )?;
             let server = ip_address(version, fields.array(offset_of!(DnsRecord, src_addr))?)?;
             let client = ip_address(version, fields.array(offset_of!(DnsRecord, dst_addr))?)?;
+            let flags = fields.u32(offset_of!(DnsRecord, flags))?;
             Ok(KernelEvent::DnsAnswer(DnsAnswer {
                 time,
                 server: SocketAddr::new(server, fields.u16(offset_of!(DnsRecord, src_port))?),
@@ -197,6 +246,9 @@ pub fn decode_record(bytes: &[u8], clock: &BootClock) -> Result<KernelEvent, Dec
                 cgroup_id: fields.u64(offset_of!(DnsRecord, cgroup_id))?,
                 socket_uid: fields.u32(offset_of!(DnsRecord, socket_uid))?,
                 wire_len: fields.u32(offset_of!(DnsRecord, wire_len))?,
+                netns: fields.u32(offset_of!(DnsRecord, netns))?,
+                trusted_netns: flags & dns_flag::TRUSTED_NETNS != 0,
+                matched: flags & dns_flag::MATCHED != 0,
                 message: message.to_vec(),
             }))
         }
@@ -258,16 +310,73 @@ mod tests {
         b
     }
 
-    #[test]
-    fn exec_record_decodes_with_canonical_start_time() {
+    fn exec_record(flags: u32, components: &[u8], filename: &[u8]) -> Vec<u8> {
         let mut rec = header_bytes(record_kind::EXEC, 5_000_000_000);
         rec.extend(task_bytes(42, 43, 12_345_678_901));
         rec.extend_from_slice(&43u32.to_ne_bytes());
-        rec.extend_from_slice(&10u32.to_ne_bytes());
-        let mut name = [0u8; EXEC_FILENAME_CAPACITY];
-        name[..9].copy_from_slice(b"/bin/true");
-        rec.extend_from_slice(&name);
-        assert_eq!(rec.len(), size_of::<ExecRecord>());
+        rec.extend_from_slice(&flags.to_ne_bytes());
+        rec.extend_from_slice(&(components.len() as u32).to_ne_bytes());
+        rec.extend_from_slice(&(filename.len() as u32).to_ne_bytes());
+        assert_eq!(rec.len(), ExecRecord::DATA_OFFSET);
+        rec.extend_from_slice(components);
+        rec.extend_from_slice(filename);
+        rec
+    }
+
+    #[test]
+    fn exec_paths_are_rebuilt_from_components() {
+        let rec = exec_record(0, b"dash\0bin\0usr\0", b"../bin/sh\0");
+        let KernelEvent::Exec(exec) = decode_record(&rec, &clock()).unwrap() else {
+            panic!("not an exec");
+        };
+        assert_eq!(exec.exe, "/usr/bin/dash");
+        assert_eq!(exec.filename, "../bin/sh");
+        assert_eq!(exec.exe_flags, ExeFlags::NONE);
+        let core = exec.to_core();
+        assert_eq!(core.exe_path, "/usr/bin/dash");
+        assert_eq!(core.invoked_path, Some("../bin/sh"));
+
+        let rec = exec_record(
+            exe_flag::DELETED | exe_flag::INTERNAL_MOUNT,
+            b"memfd:payload (x)\0",
+            b"/dev/fd/3\0",
+        );
+        let KernelEvent::Exec(exec) = decode_record(&rec, &clock()).unwrap() else {
+            panic!("not an exec");
+        };
+        assert_eq!(exec.exe, "/memfd:payload (x)");
+        assert!(exec.exe_flags.memfd && exec.exe_flags.deleted);
+        assert_eq!(exec.exe_flags.memfd_name(&exec.exe), Some("payload (x)"));
+        // On an ordinary mount a name starting "memfd:" is just a name.
+        let rec = exec_record(exe_flag::DELETED, b"memfd:x\0tmp\0", b"/tmp/memfd:x\0");
+        let KernelEvent::Exec(exec) = decode_record(&rec, &clock()).unwrap() else {
+            panic!("not an exec");
+        };
+        assert!(!exec.exe_flags.memfd && exec.exe_flags.deleted);
+
+        let rec = exec_record(exe_flag::TRUNCATED, b"f\0e\0", b"/a/b/c/d/e/f\0");
+        let KernelEvent::Exec(exec) = decode_record(&rec, &clock()).unwrap() else {
+            panic!("not an exec");
+        };
+        assert_eq!(exec.exe, "…/e/f");
+        assert!(exec.exe_flags.truncated);
+
+        // Nothing resolved: the execve path stands in, flagged.
+        let rec = exec_record(0, b"", b"/bin/true\0");
+        let KernelEvent::Exec(exec) = decode_record(&rec, &clock()).unwrap() else {
+            panic!("not an exec");
+        };
+        assert_eq!(exec.to_core().exe_path, "/bin/true");
+        assert!(exec.to_core().exe_flags.unresolved);
+        // Lengths beyond the record are an error, not a panic.
+        let mut rec = exec_record(0, b"a\0", b"/a\0");
+        rec.truncate(rec.len() - 1);
+        assert!(decode_record(&rec, &clock()).is_err());
+    }
+
+    #[test]
+    fn exec_record_decodes_with_canonical_start_time() {
+        let rec = exec_record(0, b"true\0bin\0", b"/bin/true\0");
         let KernelEvent::Exec(exec) = decode_record(&rec, &clock()).unwrap() else {
             panic!("not an exec");
         };
@@ -343,6 +452,8 @@ mod tests {
         rec.extend_from_slice(&40000u16.to_ne_bytes());
         rec.extend_from_slice(&5u32.to_ne_bytes()); // wire
         rec.extend_from_slice(&5u32.to_ne_bytes()); // captured
+        rec.extend_from_slice(&4_026_531_840u32.to_ne_bytes()); // netns
+        rec.extend_from_slice(&3u32.to_ne_bytes()); // flags: matched, trusted
         rec.extend_from_slice(&0u32.to_ne_bytes());
         assert_eq!(rec.len(), DnsRecord::PAYLOAD_OFFSET);
         rec.extend_from_slice(&[0x12, 0x34, 0x81, 0x80, 0]);
@@ -353,6 +464,8 @@ mod tests {
         assert_eq!(answer.client, "127.0.0.1:40000".parse().unwrap());
         assert_eq!(answer.query_id(), Some(0x1234));
         assert_eq!(answer.cgroup_id, 77);
+        assert_eq!(answer.netns, 4_026_531_840);
+        assert!(answer.trusted_netns && answer.matched);
         assert!(!answer.is_truncated());
         // A record claiming more captured bytes than it carries is refused.
         rec.truncate(rec.len() - 1);

@@ -4,7 +4,9 @@
 use std::net::{IpAddr, SocketAddr};
 
 use watchpost_core::entity_id::{EntityId, entity_id};
-use watchpost_core::process::{Comm, ExecEvent, ExitEvent, ForkEvent, ProcessKey};
+use watchpost_core::process::{
+    Comm, ExeFlags, ExecEvent, ExitEvent, ForkEvent, ProcessKey, RenameEvent,
+};
 use watchpost_core::time::EpochNanos;
 
 /// Who a process event is about.
@@ -72,11 +74,53 @@ pub struct ProcessExec {
     pub process: ProcessIdentity,
     /// The thread that called exec (it became the leader).
     pub old_tid: u32,
-    /// The path given to execve (may be relative; invalid UTF-8 replaced by U+FFFD); empty if
-    /// the kernel string could not be read.
+    /// The path given to execve (may be relative, a symlink, `/dev/fd/N`; invalid UTF-8
+    /// replaced by U+FFFD); empty if the kernel string could not be read.
     pub filename: String,
     /// The kernel's name was longer than the capture buffer and was cut.
     pub filename_truncated: bool,
+    /// The path of the file the kernel executed, from its dentries (symlinks followed, `..`
+    /// gone, mounts crossed; `/memfd:<name>` for a memfd); behind `…/` when cut short. Empty
+    /// when not resolved.
+    pub exe: String,
+    /// Deleted, memfd, truncated, unresolved.
+    pub exe_flags: ExeFlags,
+}
+
+impl ProcessExec {
+    /// The executed file's path, or the execve path when it was not resolved.
+    pub fn exe_path(&self) -> &str {
+        if self.exe.is_empty() {
+            &self.filename
+        } else {
+            &self.exe
+        }
+    }
+}
+
+/// A process's name changed (`task_rename` of its leader: `prctl(PR_SET_NAME)`, a write to
+/// `/proc/<pid>/comm`, or an exec — which the exec record follows with the same name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessRename {
+    /// When, epoch ns.
+    pub time: EpochNanos,
+    /// Process ID.
+    pub pid: u32,
+    /// Canonical start time of the process.
+    pub start_time: EpochNanos,
+    /// The new name.
+    pub comm: Comm,
+}
+
+impl ProcessRename {
+    /// As the core's process-table event.
+    pub fn to_core(&self) -> RenameEvent {
+        RenameEvent {
+            pid: self.pid,
+            start_time: self.start_time,
+            comm: self.comm,
+        }
+    }
 }
 
 /// A process ended: its last thread exited.
@@ -114,6 +158,13 @@ pub struct DnsAnswer {
     pub socket_uid: u32,
     /// Length of the DNS message on the wire.
     pub wire_len: u32,
+    /// Inode number of the receiving socket's network namespace (0 when query matching is
+    /// off): the answer is a fact about that namespace only.
+    pub netns: u32,
+    /// The namespace was trusted (the host's, or a known container's) when the answer came.
+    pub trusted_netns: bool,
+    /// The answer matched an outstanding query of that namespace (always, with matching on).
+    pub matched: bool,
     /// The DNS message (all of it unless [`DnsAnswer::is_truncated`]).
     pub message: Vec<u8>,
 }
@@ -181,6 +232,8 @@ pub enum KernelEvent {
     Fork(ProcessFork),
     /// A process executed a program.
     Exec(ProcessExec),
+    /// A process's name changed.
+    Rename(ProcessRename),
     /// A process ended.
     Exit(ProcessExit),
     /// `/proc/kallsyms` should be re-read.
@@ -210,16 +263,20 @@ impl ProcessFork {
 }
 
 impl ProcessExec {
-    /// As the core's process-table event, borrowing the path.
+    /// As the core's process-table event, borrowing the paths.
     pub fn to_core(&self) -> ExecEvent<'_> {
         let p = &self.process;
+        let mut exe_flags = self.exe_flags;
+        exe_flags.unresolved |= self.exe.is_empty();
         ExecEvent {
             pid: p.pid,
             start_time: p.start_time,
             uid: p.uid,
             gid: p.gid,
             comm: p.comm,
-            exe_path: &self.filename,
+            exe_path: self.exe_path(),
+            invoked_path: (!self.filename.is_empty()).then_some(self.filename.as_str()),
+            exe_flags,
         }
     }
 }

@@ -7,6 +7,8 @@
 //! - [`event`]: the decoded [`KernelEvent`]s and their conversions into the core's
 //!   `ForkEvent`/`ExecEvent`/`ExitEvent`.
 //! - [`decode`]: ring-buffer bytes → events (bounds-checked).
+//! - [`dns_matching`]: DNS answers only for queries that were asked — options, refusal
+//!   counters, trusted network namespaces.
 //! - [`btf`], [`offsets`]: the kernel's structure layout, read from `/sys/kernel/btf/vmlinux`
 //!   and handed to the programs as a global (aya-ebpf has no CO-RE).
 //! - [`clock`]: boot-time nanoseconds → the core's canonical epoch start times.
@@ -46,6 +48,7 @@ pub mod cgroup_root;
 pub mod clock;
 pub mod collector;
 pub mod decode;
+pub mod dns_matching;
 pub mod error;
 pub mod event;
 pub mod offsets;
@@ -54,6 +57,9 @@ mod sysconf;
 pub use collector::{
     Attachments, Collector, CollectorOptions, CollectorStats, CollectorTask, LostEventCounter,
     LostEvents, ModuleLoadSignal, SymbolReloadTrigger, WakeupPolicy,
+};
+pub use dns_matching::{
+    DnsCounterReader, DnsCounters, DnsMatchingOptions, TrustError, TrustedNamespaces,
 };
 pub use error::{LoadError, LoadStage, ReadError};
 pub use event::{

@@ -12,6 +12,8 @@ pub struct KernelLayout {
     pub offsets: KernelOffsets,
     /// Whether the kernel has the `module_load` tracepoint (`CONFIG_MODULES`).
     pub has_module_load_tracepoint: bool,
+    /// Whether the kernel has the `task_rename` tracepoint.
+    pub has_task_rename_tracepoint: bool,
     /// Whether the kernel has the `cgroup_mkdir`/`cgroup_rmdir` tracepoints and the cgroup
     /// members their program reads.
     pub has_cgroup_tracepoints: bool,
@@ -25,6 +27,8 @@ pub fn kernel_layout(btf: &KernelBtf) -> Result<KernelLayout, BtfError> {
     let task = |member: &str| btf.member_offset("task_struct", member);
     let exit_args = btf.tracepoint_arg_count("sched_process_exit")?;
     let has_module_load_tracepoint = btf.tracepoint_arg_count("module_load")?.is_some();
+    let has_task_rename_tracepoint = btf.tracepoint_arg_count("task_rename")?.is_some();
+    let file_path = btf.member_offset("file", "f_path")?;
     // Optional: without them containers are found by /proc scans only.
     let cgroup_members = (|| -> Result<[u32; 4], BtfError> {
         Ok([
@@ -74,14 +78,30 @@ pub fn kernel_layout(btf: &KernelBtf) -> Result<KernelLayout, BtfError> {
         },
         // sched_process_exit(struct task_struct *p, bool group_dead) since Linux 6.16.
         exit_has_group_dead: u32::from(exit_args.is_some_and(|args| args >= 2)),
+        sock_net: btf.member_offset("sock_common", "skc_net")?,
+        net_ns_inum: btf.member_offset("net", "ns")? + btf.member_offset("ns_common", "inum")?,
+        binprm_file: btf.member_offset("linux_binprm", "file")?,
+        file_path_mnt: file_path + btf.member_offset("path", "mnt")?,
+        file_path_dentry: file_path + btf.member_offset("path", "dentry")?,
+        dentry_parent: btf.member_offset("dentry", "d_parent")?,
+        dentry_name: btf.member_offset("dentry", "d_name")? + btf.member_offset("qstr", "name")?,
+        dentry_hash_pprev: btf.member_offset("dentry", "d_hash")?
+            + btf.member_offset("hlist_bl_node", "pprev")?,
+        vfsmount_root: btf.member_offset("vfsmount", "mnt_root")?,
+        mount_mnt: btf.member_offset("mount", "mnt")?,
+        mount_parent: btf.member_offset("mount", "mnt_parent")?,
+        mount_mountpoint: btf.member_offset("mount", "mnt_mountpoint")?,
+        mount_ns: btf.member_offset("mount", "mnt_ns")?,
         cgroup_kn,
         cgroup_root,
         kernfs_node_id,
         cgroup_root_hierarchy_id,
+        reserved: 0,
     };
     Ok(KernelLayout {
         offsets,
         has_module_load_tracepoint,
+        has_task_rename_tracepoint,
         has_cgroup_tracepoints,
         has_populated_tracepoint,
     })

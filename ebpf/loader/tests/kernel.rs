@@ -21,7 +21,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use simple_dns::rdata::RData;
-use watchpost_core::dns::{DnsCache, DnsCacheConfig};
+use watchpost_core::dns::{DnsCache, DnsCacheConfig, DnsOrigin};
 use watchpost_core::entity_id::entity_id;
 use watchpost_core::process::{ProcessTable, ProcessTableConfig};
 use watchpost_core::start_time::{BootClock, parse_proc_stat};
@@ -281,6 +281,14 @@ fn process_chain(ctx: &Context) {
             "pid {pid}: exec'd {:?}",
             last_exec.filename
         );
+        // The path resolved in the kernel is /proc's, with no help from userspace.
+        assert_eq!(
+            Path::new(&last_exec.exe),
+            truth.exe,
+            "pid {pid}: resolved {:?}",
+            last_exec.exe
+        );
+        assert_eq!(last_exec.exe_flags, Default::default());
         assert_eq!(last_exec.process.start_time, proc_start);
         assert_eq!(
             (last_exec.process.uid, last_exec.process.gid),
@@ -615,7 +623,17 @@ fn dns_answers_from_a_real_server(ctx: &Context) {
     // reverse, and gone when the TTL (from the capture time) ends.
     let mut cache = DnsCache::new(DnsCacheConfig::default());
     for answer in &captured {
-        cache.insert_packet(&answer.message, answer.time).unwrap();
+        let origin = DnsOrigin {
+            netns: answer.netns,
+            trusted: answer.trusted_netns,
+        };
+        assert!(
+            origin.trusted && answer.matched,
+            "dig ran in the host's namespace"
+        );
+        cache
+            .insert_packet(&answer.message, origin, answer.time)
+            .unwrap();
     }
     let now = captured.last().unwrap().time;
     let forward = cache.get_dns_response("c.watchpost.test", now).unwrap();

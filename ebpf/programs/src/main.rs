@@ -30,11 +30,15 @@ use aya_ebpf::helpers::generated as helper;
 use aya_ebpf::macros::{cgroup_skb, map, raw_tracepoint};
 use aya_ebpf::maps::{PerCpuArray, RingBuf};
 use aya_ebpf::programs::{RawTracePointContext, SkBuffContext};
+mod dns_match;
+mod exe_path;
+mod rename;
+
 use watchpost_ebpf_common::{
     CGROUP_PATH_CAPACITY, CgroupRecord, DNS_PAYLOAD_CAPACITY, DNS_PORT, DnsRecord,
-    EXEC_FILENAME_CAPACITY, ExecRecord, ExitRecord, ForkRecord, KernelOffsets, LOST_EVENTS_SLOTS,
-    MODULE_NAME_LEN, ModuleLoadRecord, PF_KTHREAD, RecordHeader, RingWakeup, TASK_COMM_LEN,
-    TaskRecord, cgroup_op, record_kind, task_flag,
+    EXEC_FILENAME_CAPACITY, ExecOptions, ExecRecord, ExitRecord, ForkRecord, KernelOffsets,
+    LOST_EVENTS_SLOTS, MODULE_NAME_LEN, ModuleLoadRecord, PF_KTHREAD, RecordHeader, RingWakeup,
+    TASK_COMM_LEN, TaskRecord, cgroup_op, record_kind, task_flag,
 };
 
 /// Member offsets of the running kernel, written by the loader before loading (read-only data).
@@ -56,10 +60,31 @@ static KERNEL_OFFSETS: KernelOffsets = KernelOffsets {
     binprm_filename: 0,
     module_name: 0,
     exit_has_group_dead: 0,
+    sock_net: 0,
+    net_ns_inum: 0,
+    binprm_file: 0,
+    file_path_mnt: 0,
+    file_path_dentry: 0,
+    dentry_parent: 0,
+    dentry_name: 0,
+    dentry_hash_pprev: 0,
+    vfsmount_root: 0,
+    mount_mnt: 0,
+    mount_parent: 0,
+    mount_mountpoint: 0,
+    mount_ns: 0,
     cgroup_kn: 0,
     cgroup_root: 0,
     kernfs_node_id: 0,
     cgroup_root_hierarchy_id: 0,
+    reserved: 0,
+};
+
+/// How the exec program works, written by the loader (read-only data).
+#[unsafe(no_mangle)]
+static EXEC_OPTIONS: ExecOptions = ExecOptions {
+    resolve_path: 0,
+    reserved: 0,
 };
 
 /// Wake-up thresholds of the ring buffers, written by the loader (read-only data).
@@ -80,6 +105,10 @@ static DNS_EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
 /// Records lost because their ring buffer was full, per CPU, slot = record kind.
 #[map]
 static LOST_EVENTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(LOST_EVENTS_SLOTS, 0);
+
+/// Per-CPU scratch record for execs: too big for the stack, written with its exact length.
+#[map]
+static EXEC_SCRATCH: PerCpuArray<ExecRecord> = PerCpuArray::with_max_entries(1, 0);
 
 /// Per-CPU scratch record for DNS answers: too big for the 512-byte eBPF stack, and written to
 /// the ring buffer with its exact length.
@@ -215,34 +244,55 @@ pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
     0
 }
 
-/// `sched_process_exec(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)`.
+/// `sched_process_exec(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)`:
+/// the executed file's own path ([`exe_path`]), then the path given to execve, in an
+/// exact-length record built in a per-CPU scratch (too big for the stack).
 #[raw_tracepoint(tracepoint = "sched_process_exec")]
 pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
     let task: *const u8 = ctx.arg(0);
     let old_tid: u64 = ctx.arg(1);
     let bprm: *const u8 = ctx.arg(2);
     let o = offsets();
-    let Some(mut entry) = KERNEL_EVENTS.reserve::<ExecRecord>(0) else {
-        count_lost(record_kind::EXEC);
+    let Some(record) = EXEC_SCRATCH.get_ptr_mut(0) else {
         return 0;
     };
-    let record = entry.as_mut_ptr();
-    let filename = read_pointer(bprm, o.binprm_filename);
-    // SAFETY: `record` points to a reserved, writable ring-buffer slot of `ExecRecord` size;
-    // fields are written through raw pointers (no reference to the uninitialised slot), and the
-    // string helper writes at most EXEC_FILENAME_CAPACITY bytes into the `filename` array.
+    // SAFETY: `record` is this CPU's ExecRecord in the scratch map. Fields are written through
+    // raw pointers; `data` writes stay inside it: the components at offsets below 8192 + 256,
+    // the filename (at most EXEC_FILENAME_CAPACITY bytes) at an offset masked to 8191, and
+    // 8191 + EXEC_FILENAME_CAPACITY <= EXEC_DATA_CAPACITY (checked by the common crate's tests).
     unsafe {
         addr_of_mut!((*record).header).write(header(record_kind::EXEC));
         addr_of_mut!((*record).task).write(describe_task(task, &o));
         addr_of_mut!((*record).old_tid).write(old_tid as u32);
+        let data = addr_of_mut!((*record).data).cast::<u8>();
+        // SAFETY: a plain read of a static (volatile: the loader sets it, see `offsets`).
+        let resolve = core::ptr::read_volatile(addr_of!(EXEC_OPTIONS.resolve_path)) != 0;
+        let (path_len, exe_flags) = if resolve {
+            exe_path::resolve(read_pointer(bprm, o.binprm_file), data, &o)
+        } else {
+            (0, 0)
+        };
+        let mask = exe_path::opaque_mask(8191);
+        let path_len = (u64::from(path_len) & mask) as u32;
+        let filename = read_pointer(bprm, o.binprm_filename);
         let written = helper::bpf_probe_read_kernel_str(
-            addr_of_mut!((*record).filename).cast::<c_void>(),
+            data.add(path_len as usize).cast::<c_void>(),
             EXEC_FILENAME_CAPACITY as u32,
             filename.cast(),
         );
-        addr_of_mut!((*record).filename_len).write(if written > 0 { written as u32 } else { 0 });
+        let filename_len = if written > 0 { written as u32 } else { 0 };
+        addr_of_mut!((*record).exe_flags).write(exe_flags);
+        addr_of_mut!((*record).path_len).write(path_len);
+        addr_of_mut!((*record).filename_len).write(filename_len);
+        let record_len = ExecRecord::DATA_OFFSET + path_len as usize + filename_len as usize;
+        let filled = core::slice::from_raw_parts(record.cast::<u8>().cast_const(), record_len);
+        if KERNEL_EVENTS
+            .output::<[u8]>(filled, kernel_events_flags())
+            .is_err()
+        {
+            count_lost(record_kind::EXEC);
+        }
     }
-    entry.submit(kernel_events_flags());
     0
 }
 
@@ -393,19 +443,20 @@ fn load<T>(ctx: &SkBuffContext, offset: u32) -> Result<T, ()> {
     ctx.load::<T>(offset as usize).map_err(|_| ())
 }
 
+/// Where the UDP header of an IPv4 or IPv6 packet starts, where its source address starts, the
+/// address length and the IP version; `Err` for anything but UDP.
 #[inline(always)]
-fn capture_dns_answer(ctx: &SkBuffContext) -> Result<(), ()> {
-    let skb_len = ctx.len();
+fn udp_header(ctx: &SkBuffContext) -> Result<(u32, u32, u32, u32), ()> {
     let first: u8 = load(ctx, 0)?;
     let ip_version = u32::from(first >> 4);
-    let (udp_offset, src_at, addr_len) = match ip_version {
+    match ip_version {
         4 => {
             let header_len = u32::from(first & 0x0f) * 4;
             let protocol: u8 = load(ctx, 9)?;
             if header_len < 20 || protocol != IPPROTO_UDP {
                 return Err(());
             }
-            (header_len, 12u32, 4u32)
+            Ok((header_len, 12u32, 4u32, ip_version))
         }
         6 => {
             let mut next: u8 = load(ctx, 6)?;
@@ -432,10 +483,16 @@ fn capture_dns_answer(ctx: &SkBuffContext) -> Result<(), ()> {
             if next != IPPROTO_UDP {
                 return Err(());
             }
-            (offset, 8u32, 16u32)
+            Ok((offset, 8u32, 16u32, ip_version))
         }
-        _ => return Err(()),
-    };
+        _ => Err(()),
+    }
+}
+
+#[inline(always)]
+fn capture_dns_answer(ctx: &SkBuffContext) -> Result<(), ()> {
+    let skb_len = ctx.len();
+    let (udp_offset, src_at, addr_len, ip_version) = udp_header(ctx)?;
     let src_port = u16::from_be(load::<u16>(ctx, udp_offset)?);
     if src_port != DNS_PORT {
         return Err(());
@@ -486,6 +543,8 @@ fn capture_dns_answer(ctx: &SkBuffContext) -> Result<(), ()> {
         addr_of_mut!((*scratch).dst_port).write(dst_port);
         addr_of_mut!((*scratch).wire_len).write(wire_len);
         addr_of_mut!((*scratch).payload_len).write(copy_len);
+        addr_of_mut!((*scratch).netns).write(0);
+        addr_of_mut!((*scratch).flags).write(0);
         addr_of_mut!((*scratch).reserved).write(0);
         if helper::bpf_skb_load_bytes(
             skb.cast_const().cast(),
@@ -496,6 +555,8 @@ fn capture_dns_answer(ctx: &SkBuffContext) -> Result<(), ()> {
         {
             return Err(());
         }
+        // Only answers to a query this namespace asked go on (see `dns_match`).
+        dns_match::admit_answer(ctx, scratch)?;
         // Only the filled part of the scratch record goes out (its exact length).
         let record_len = DnsRecord::PAYLOAD_OFFSET + copy_len as usize;
         let filled = core::slice::from_raw_parts(scratch.cast::<u8>().cast_const(), record_len);

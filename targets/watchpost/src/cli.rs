@@ -222,10 +222,15 @@ pub enum Query {
         #[arg(required = true, value_parser = parse_u64)]
         addresses: Vec<u64>,
     },
-    /// An observed DNS answer, by name or IP.
+    /// An observed DNS answer, by name or IP (as the host's and known containers' network
+    /// namespaces saw it, or one namespace with --netns).
     Dns {
         /// Domain name or IP address.
         name_or_ip: String,
+        /// Ask one network namespace's view: its inode number (`stat -L -c %i
+        /// /proc/<pid>/ns/net`).
+        #[arg(long, value_name = "INODE")]
+        netns: Option<u32>,
     },
     /// A container by ID (or unique prefix of at least 12), or by --name.
     Container {

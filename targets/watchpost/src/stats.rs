@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use watchpost_actors::detect::EngineStats;
 use watchpost_core::EpochNanos;
 
-use crate::wire::response::DaemonStats;
+use crate::wire::response::{DaemonStats, KernelDnsCounters};
 
 /// Counters bumped by the daemon's tasks; see [`DaemonStats`] for what each counts.
 #[derive(Debug, Default)]
@@ -33,6 +33,10 @@ pub struct DaemonCounters {
     pub events_dropped: AtomicU64,
     /// Symbol table reloads.
     pub symbol_reloads: AtomicU64,
+    /// Checks of `/proc/modules` for a changed module list.
+    pub module_checks: AtomicU64,
+    /// Module loads reported by the kernel (eBPF `module_load`).
+    pub kernel_module_loads: AtomicU64,
     /// Detections printed.
     pub detections: AtomicU64,
     /// Accepted query connections.
@@ -57,6 +61,10 @@ pub struct DaemonCounters {
     pub kernel_dns_answers: AtomicU64,
     /// Records the kernel dropped (full ring buffer), as last read.
     pub kernel_events_lost: AtomicU64,
+    /// The kernel's DNS verdicts, as last read.
+    pub kernel_dns: Mutex<KernelDnsCounters>,
+    /// The eBPF programs attached, and those this kernel lacks.
+    pub ebpf_programs: Mutex<crate::collector::ebpf_programs::EbpfPrograms>,
     /// Why the collection is degraded (`None`: it is not).
     pub degraded: Mutex<Option<String>>,
     /// Kernel events whose container came from their cgroup ID.
@@ -98,6 +106,13 @@ pub fn bump(counter: &AtomicU64) {
 }
 
 impl DaemonCounters {
+    /// Records the kernel's DNS verdicts as just read.
+    pub fn set_kernel_dns(&self, c: &watchpost_ebpf::DnsCounters) {
+        if let Ok(mut d) = self.kernel_dns.lock() {
+            *d = KernelDnsCounters::from(c);
+        }
+    }
+
     /// Counters of a daemon started at `started_at`.
     pub fn new(started_at: EpochNanos) -> Self {
         DaemonCounters {
@@ -184,7 +199,15 @@ impl DaemonCounters {
             );
         }
         if self.ebpf_active.load(Ordering::Relaxed) != 0 {
-            ("healthy", "collecting with eBPF".to_owned())
+            let lacking = self
+                .ebpf_programs
+                .lock()
+                .ok()
+                .and_then(|p| p.lacking_note());
+            match lacking {
+                None => ("healthy", "collecting with eBPF".to_owned()),
+                Some(note) => ("healthy", format!("collecting with eBPF; {note}")),
+            }
         } else {
             (
                 "healthy",
@@ -222,6 +245,21 @@ impl DaemonCounters {
             kernel_process_updates: get(&self.kernel_process_updates),
             kernel_dns_answers: get(&self.kernel_dns_answers),
             kernel_events_lost: get(&self.kernel_events_lost),
+            kernel_dns: self.kernel_dns.lock().map(|d| *d).unwrap_or_default(),
+            dns_messages_rate_limited: 0,
+            dns_messages_no_namespace_slot: 0,
+            ebpf_attached: self
+                .ebpf_programs
+                .lock()
+                .map(|p| p.attached.clone())
+                .unwrap_or_default(),
+            ebpf_unavailable: self
+                .ebpf_programs
+                .lock()
+                .map(|p| p.unavailable.clone())
+                .unwrap_or_default(),
+            module_checks: get(&self.module_checks),
+            kernel_module_loads: get(&self.kernel_module_loads),
             kernel_container_lookups: get(&self.kernel_container_lookups),
             kernel_container_proc_reads: get(&self.kernel_container_proc_reads),
             container_enrichment: Box::new(self.enrichment.snapshot()),

@@ -64,6 +64,7 @@ async fn a_panicking_process_store_is_rebuilt_from_its_last_snapshot() {
             gid: 0,
             comm: "kept".into(),
             exe_path: Some("/usr/bin/kept".into()),
+            exe_flags: Default::default(),
         })])
         .await
         .unwrap();

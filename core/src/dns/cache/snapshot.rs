@@ -8,7 +8,7 @@
 
 use core::net::IpAddr;
 
-use super::{DnsCache, Link, LinkKind, NIL, NodeId, NodeKey, NodeSlot, Removal};
+use super::{DnsCache, DnsOrigin, Link, LinkKind, NIL, NodeId, NodeKey, NodeSlot, Removal};
 use crate::dns::name::MAX_NAME_TEXT_LEN;
 use crate::dns::record::{DnsLinkKind, DnsNodeRecord, DnsRecord};
 use crate::list_sort::{NextLinks, sort_list};
@@ -80,9 +80,12 @@ impl DnsCache {
     /// changes nothing.
     pub fn records(&self) -> impl Iterator<Item = DnsRecord<'_>> + '_ {
         let names = self.names.iter().flatten().filter_map(move |n| {
+            let origin = self.namespaces.origin(n.ns)?;
             Some(DnsRecord::Name {
                 name: self.arena.get(n.text)?,
                 recency: n.touched,
+                netns: origin.netns,
+                trusted: origin.trusted,
             })
         });
         let links = self.links.iter().flatten().filter_map(move |l| {
@@ -92,6 +95,7 @@ impl DnsCache {
                 kind: l.kind.into(),
                 expires_at: l.expires_at,
                 created: l.created,
+                netns: self.namespaces.origin(l.ns)?.netns,
             })
         });
         names.chain(links)
@@ -123,13 +127,25 @@ impl DnsCache {
         self.restoring = true;
         for record in records {
             match record {
-                DnsRecord::Name { name, recency } => {
+                DnsRecord::Name {
+                    name,
+                    recency,
+                    netns,
+                    trusted,
+                } => {
                     stamp = stamp.max(recency);
-                    if !plausible_name(name) || self.find_name(name).is_some() {
+                    let Some(ns) = self
+                        .namespaces
+                        .admit_restored(DnsOrigin { netns, trusted }, now)
+                    else {
+                        report.evicted += 1;
+                        continue;
+                    };
+                    if !plausible_name(name) || self.find_name(ns, name).is_some() {
                         report.rejected += 1;
                         continue;
                     }
-                    match self.find_or_add_node(NodeKey::Name(name), now) {
+                    match self.find_or_add_node(ns, NodeKey::Name(name), now) {
                         Ok((node, _)) => {
                             if let NodeSlot::Name(slot) = node.slot()
                                 && let Some(n) = self.names.get_mut(slot).and_then(Option::as_mut)
@@ -146,19 +162,26 @@ impl DnsCache {
                     kind,
                     expires_at,
                     created,
+                    netns,
                 } => {
                     stamp = stamp.max(created);
                     if expires_at <= now {
                         report.expired += 1;
                         continue;
                     }
-                    let (Some(from), Some(to)) = (self.restore_key(from), self.restore_key(to))
+                    // The namespace came with the link's names (every link has a name end).
+                    let Some(ns) = self.namespaces.find(netns) else {
+                        report.evicted += 1;
+                        continue;
+                    };
+                    let (Some(from), Some(to)) =
+                        (self.restore_key(ns, from), self.restore_key(ns, to))
                     else {
                         report.evicted += 1;
                         continue;
                     };
                     self.restore_created = created;
-                    match self.upsert_link(from, to, kind.into(), expires_at, now) {
+                    match self.upsert_link(ns, from, to, kind.into(), expires_at, now) {
                         Ok(false) => {}
                         Ok(true) => report.rejected += 1,
                         Err(super::NotStored::Ignored) => report.rejected += 1,
@@ -197,23 +220,25 @@ impl DnsCache {
         report
     }
 
-    /// The node key of a restored end; a name must have been restored already.
-    fn restore_key<'k>(&self, node: DnsNodeRecord<'k>) -> Option<NodeKey<'k>> {
+    /// The node key of a restored end in namespace `ns`; a name must have been restored already.
+    fn restore_key<'k>(&self, ns: u16, node: DnsNodeRecord<'k>) -> Option<NodeKey<'k>> {
         match node {
-            DnsNodeRecord::Name(text) => self.find_name(text).map(|_| NodeKey::Name(text)),
+            DnsNodeRecord::Name(text) => self.find_name(ns, text).map(|_| NodeKey::Name(text)),
             DnsNodeRecord::Addr(addr) => Some(NodeKey::Addr(IpAddr::to_canonical(&addr))),
         }
     }
 
-    /// Recency by name stamps; every out-list and in-list newest link first.
+    /// Each namespace's recency by name stamps; every out-list and in-list newest link first.
     fn sort_lists(&mut self) {
         let names = &self.names;
-        self.recency.sort_by_key(|slot| {
-            names
-                .get(slot as usize)
-                .and_then(Option::as_ref)
-                .map_or(0, |n| n.touched)
-        });
+        for ns in 0..self.namespaces.slots() {
+            self.namespaces.sort_by_key(ns, |slot| {
+                names
+                    .get(slot as usize)
+                    .and_then(Option::as_ref)
+                    .map_or(0, |n| n.touched)
+            });
+        }
         let max = self.links.len();
         for node in (0..self.names.len() as u32)
             .map(NodeId::name)

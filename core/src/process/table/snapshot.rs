@@ -14,11 +14,11 @@
 //! [`ProcessTable::clear`]) only a full export describes the table, which
 //! [`ProcessTable::take_removed`] says.
 
-use alloc::vec::Vec;
-
 use super::{NO_SLOT, ParentSource, ProcessTable, Record, exit_order};
 use crate::intern_arena::InternArena;
+use crate::process::pending::ExeRef;
 use crate::process::{ProcessKey, ProcessRecord};
+use crate::reserved_vec::ReservedVec;
 use crate::time::EpochNanos;
 
 /// Size of the removed-keys log for a table of `capacity` records.
@@ -29,8 +29,9 @@ pub(super) fn removed_log_capacity(capacity: usize) -> usize {
 /// Keys removed since the last export; bounded, reserved at construction.
 #[derive(Debug, Clone)]
 pub(super) struct RemovedLog {
-    /// Invariant: never grows past the capacity reserved at construction.
-    keys: Vec<ProcessKey>,
+    /// Invariant: never grows past the capacity reserved at construction (kept by clones too:
+    /// the actors' second copy of the table is a clone).
+    keys: ReservedVec<ProcessKey>,
     /// Some removal was not logged: the next export must be a full one.
     overflowed: bool,
 }
@@ -38,9 +39,16 @@ pub(super) struct RemovedLog {
 impl RemovedLog {
     pub(super) fn with_capacity(capacity: usize) -> Self {
         RemovedLog {
-            keys: Vec::with_capacity(capacity),
+            keys: ReservedVec::with_capacity(capacity),
             overflowed: false,
         }
+    }
+
+    /// Makes this log equal to `other` (same capacity) without allocating.
+    pub(super) fn copy_from(&mut self, other: &RemovedLog) -> bool {
+        let RemovedLog { keys, overflowed } = other;
+        self.overflowed = *overflowed;
+        self.keys.copy_from(keys)
     }
 
     pub(super) fn bytes_reserved(&self) -> usize {
@@ -97,7 +105,9 @@ fn record_of<'a>(r: &Record, exe_paths: &'a InternArena) -> ProcessRecord<'a> {
         uid: r.uid,
         gid: r.gid,
         comm: r.comm,
-        exe_path: r.exe.and_then(|h| exe_paths.get(h)),
+        exe_path: r.exe.path.and_then(|h| exe_paths.get(h)),
+        invoked_path: r.exe.invoked.and_then(|h| exe_paths.get(h)),
+        exe_flags: r.exe.flags,
         exit_time: r.exit_time,
         exit_time_unknown: r.exit_unknown,
         release_time: r.release_time,
@@ -187,7 +197,7 @@ impl ProcessTable {
 
     fn restore_one(&mut self, rec: &ProcessRecord<'_>, now: EpochNanos) -> bool {
         let key = rec.key();
-        if key.pid == 0 || self.find_exact(key).is_some() {
+        if key.pid == 0 || self.find_exact_slot(key).is_some() {
             return false;
         }
         let Some(slot) = self.take_free_slot(now) else {
@@ -208,9 +218,13 @@ impl ProcessTable {
         let parent_slot = if parent.pid == 0 || parent == key {
             NO_SLOT
         } else {
-            self.find_exact(parent).unwrap_or(NO_SLOT)
+            self.find_exact_slot(parent).unwrap_or(NO_SLOT)
         };
-        let exe = rec.exe_path.and_then(|p| self.intern_exe(p));
+        let exe = ExeRef {
+            path: rec.exe_path.and_then(|p| self.intern_exe(p)),
+            invoked: rec.invoked_path.and_then(|p| self.intern_exe(p)),
+            flags: rec.exe_flags,
+        };
         let exited = rec.exit_time != 0;
         let Some(r) = self.records.get_mut(slot as usize) else {
             self.release_exe(exe);

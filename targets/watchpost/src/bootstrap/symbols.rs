@@ -58,10 +58,21 @@ pub fn load_kallsyms(path: &Path) -> Result<KernelSymbolTable, SymbolLoadError> 
 }
 
 /// Notices changes of the loaded-module list.
+///
+/// A change is only [accepted](ModuleWatch::accept) once the symbol table that reflects it is
+/// in place, so a reload that failed is retried at the next check. Take the first fingerprint
+/// ([`ModuleWatch::new`]) *before* the first kallsyms read: a module loaded in between then
+/// shows up as a change instead of being missed.
 #[derive(Debug)]
 pub struct ModuleWatch {
     path: PathBuf,
     last: Option<u64>,
+}
+
+/// The module list as one check saw it: hand it to [`ModuleWatch::accept`] after reloading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModuleListState {
+    fingerprint: Option<u64>,
 }
 
 impl ModuleWatch {
@@ -75,22 +86,43 @@ impl ModuleWatch {
     fn fingerprint(path: &Path) -> Option<u64> {
         let text = std::fs::read(path).ok()?;
         let mut h = DefaultHasher::new();
-        // Only the module names and sizes: the reference counts and states of `/proc/modules`
-        // change while modules are merely in use.
+        // Each module's name and load address (`name size refs deps state address [taints]`),
+        // nothing else: the reference counts and dependants change while modules are merely in
+        // use, and the state and the size change once when a module finishes loading (`Loading`
+        // → `Live`, its init sections freed) — a second "change" that would reload the symbols
+        // twice for one load. The address tells a module unloaded and loaded again apart (it is
+        // 0 without the privilege to see it: then the names alone).
         for line in text.split(|b| *b == b'\n') {
-            let mut fields = line.split(|b| *b == b' ');
-            fields.next().hash(&mut h);
-            fields.next().hash(&mut h);
+            let fields: Vec<&[u8]> = line.split(|b| *b == b' ').collect();
+            fields.first().hash(&mut h);
+            fields.get(5).hash(&mut h);
         }
         Some(h.finish())
     }
 
-    /// Whether the module list changed since the last call (or since [`ModuleWatch::new`]).
+    /// The module list now, if it differs from the last accepted one (or the one
+    /// [`ModuleWatch::new`] saw). Read before kallsyms, so the table read afterwards holds at
+    /// least these modules.
+    pub fn check(&self) -> Option<ModuleListState> {
+        let fingerprint = Self::fingerprint(&self.path);
+        (fingerprint != self.last).then_some(ModuleListState { fingerprint })
+    }
+
+    /// The symbol table now reflects `state`: later checks compare against it.
+    pub fn accept(&mut self, state: ModuleListState) {
+        self.last = state.fingerprint;
+    }
+
+    /// Whether the module list changed since the last call (or since [`ModuleWatch::new`]),
+    /// accepting the change at once.
     pub fn changed(&mut self) -> bool {
-        let now = Self::fingerprint(&self.path);
-        let changed = now != self.last;
-        self.last = now;
-        changed
+        match self.check() {
+            Some(state) => {
+                self.accept(state);
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -109,6 +141,40 @@ mod tests {
         std::fs::write(&path, "ext4 1000 5 - Live 0x0\n").unwrap();
         assert!(watch.changed());
         assert!(!watch.changed());
+        // Loading: init sections counted in the size; Live: freed. One load, one change.
+        std::fs::write(
+            &path,
+            "ext4 1000 5 - Live 0xffa0\ncrc7 16384 0 - Loading 0xffc0\n",
+        )
+        .unwrap();
+        assert!(watch.changed(), "a new module");
+        std::fs::write(
+            &path,
+            "ext4 1000 5 - Live 0xffa0\ncrc7 12288 0 - Live 0xffc0\n",
+        )
+        .unwrap();
+        assert!(!watch.changed(), "a module going live is not a change");
+        std::fs::write(
+            &path,
+            "ext4 1000 5 - Live 0xffa0\ncrc7 12288 0 - Live 0xffe0\n",
+        )
+        .unwrap();
+        assert!(watch.changed(), "unloaded and loaded again elsewhere");
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn a_change_stays_pending_until_accepted() {
+        let path =
+            std::env::temp_dir().join(format!("watchpost-modules-acc-{}", std::process::id()));
+        std::fs::write(&path, "ext4 1000 2 - Live 0x0\n").unwrap();
+        let mut watch = ModuleWatch::new(&path);
+        assert_eq!(watch.check(), None);
+        std::fs::write(&path, "ext4 1000 2 - Live 0x0\ncrc7 12288 0 - Live 0x0\n").unwrap();
+        let seen = watch.check().expect("a new module is a change");
+        assert!(watch.check().is_some(), "not accepted yet: still a change");
+        watch.accept(seen);
+        assert_eq!(watch.check(), None);
         let _ = std::fs::remove_file(&path);
     }
 

@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::cli::{Query, QueryArgs, ReputationAction, hex_address};
+use crate::client::escape::escape;
+use crate::client::trust::{ServerTrust, resolve_user};
 use crate::client::{QueryClient, follow, render};
 use crate::config::Config;
 use crate::wire::reputation::WireVerdict;
@@ -59,8 +61,9 @@ pub fn request_for(query: &Query) -> Request {
         Query::Symbols { addresses } => Request::Symbols {
             addresses: addresses.clone(),
         },
-        Query::Dns { name_or_ip } => Request::Dns {
+        Query::Dns { name_or_ip, netns } => Request::Dns {
             query: name_or_ip.clone(),
+            netns: *netns,
         },
         Query::Container {
             name: Some(name), ..
@@ -104,17 +107,22 @@ pub fn request_for(query: &Query) -> Request {
     }
 }
 
-/// The socket to ask: `--socket`, else `socket.path` of `--config`, else the default.
-fn socket_path(args: &QueryArgs) -> Result<PathBuf, String> {
-    if let Some(path) = &args.socket {
-        return Ok(path.clone());
-    }
-    match &args.config {
-        Some(file) => Config::load(file)
-            .map(|c| c.socket.path)
-            .map_err(|e| e.to_string()),
-        None => Ok(Config::default().socket.path),
-    }
+/// The socket to ask (`--socket`, else `socket.path` of `--config`, else the default) and whom
+/// to believe there (root, `socket.daemon_user` of `--config`, the caller).
+fn socket_and_trust(args: &QueryArgs) -> Result<(PathBuf, ServerTrust), String> {
+    let config = match &args.config {
+        Some(file) => Config::load(file).map_err(|e| e.to_string())?,
+        None => Config::default(),
+    };
+    let daemon_uid = match &config.socket.daemon_user {
+        Some(user) => Some(
+            resolve_user(user, std::path::Path::new("/etc/passwd"))
+                .map_err(|e| format!("socket.daemon_user: {e}"))?,
+        ),
+        None => None,
+    };
+    let path = args.socket.clone().unwrap_or(config.socket.path);
+    Ok((path, ServerTrust::for_caller(daemon_uid)))
 }
 
 /// Whether an answer counts as "found".
@@ -136,36 +144,36 @@ fn print_error(json: bool, error: &ErrorReply) {
             ErrorCode::NotFound => "not found",
             _ => "error",
         };
-        eprintln!("watchpost: {label}: {}", error.message);
+        eprintln!("watchpost: {label}: {}", escape(&error.message));
     }
 }
 
 /// Runs `watchpost query …`.
 pub async fn run(args: QueryArgs) -> ExitCode {
-    let path = match socket_path(&args) {
-        Ok(p) => p,
+    let (path, trust) = match socket_and_trust(&args) {
+        Ok(found) => found,
         Err(e) => {
-            eprintln!("watchpost: {e}");
+            eprintln!("watchpost: {}", escape(&e.to_string()));
             return ExitCode::from(EXIT_ERROR);
         }
     };
     let request = request_for(&args.query);
     if let Err(e) = request.validate() {
-        eprintln!("watchpost: invalid query: {e}");
+        eprintln!("watchpost: invalid query: {}", escape(&e.to_string()));
         return ExitCode::from(EXIT_ERROR);
     }
     let timeout = Duration::from_millis(args.timeout_ms.max(1));
     if matches!(request, Request::Events {}) {
-        return follow::run(&path, timeout, args.json).await;
+        return follow::run(&path, timeout, &trust, args.json).await;
     }
-    let reply = match QueryClient::connect(&path, timeout).await {
+    let reply = match QueryClient::connect(&path, timeout, &trust).await {
         Ok(mut client) => client.ask(&request).await,
         Err(e) => Err(e),
     };
     let response = match reply {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("watchpost: {e}");
+            eprintln!("watchpost: {}", escape(&e.to_string()));
             return ExitCode::from(EXIT_ERROR);
         }
     };
@@ -175,7 +183,7 @@ pub async fn run(args: QueryArgs) -> ExitCode {
                 match serde_json::to_value(&answer) {
                     Ok(mut v) => println!("{}", v["data"].take()),
                     Err(e) => {
-                        eprintln!("watchpost: {e}");
+                        eprintln!("watchpost: {}", escape(&e.to_string()));
                         return ExitCode::from(EXIT_ERROR);
                     }
                 }

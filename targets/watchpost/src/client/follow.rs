@@ -9,15 +9,17 @@ use std::time::Duration;
 
 use crate::client::QueryClient;
 use crate::client::command::{EXIT_ERROR, EXIT_FOUND};
+use crate::client::escape::escape;
 use crate::client::render;
+use crate::client::trust::ServerTrust;
 use crate::wire::{Answer, MAX_FRAME_BYTES, Request, Response, read_frame, write_frame};
 
-/// Streams detections from the daemon at `path` to stdout.
-pub async fn run(path: &Path, timeout: Duration, json: bool) -> ExitCode {
-    let client = match QueryClient::connect(path, timeout).await {
+/// Streams detections from the daemon at `path` (if `trust` believes its server) to stdout.
+pub async fn run(path: &Path, timeout: Duration, trust: &ServerTrust, json: bool) -> ExitCode {
+    let client = match QueryClient::connect(path, timeout, trust).await {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("watchpost: {e}");
+            eprintln!("watchpost: {}", escape(&e.to_string()));
             return ExitCode::from(EXIT_ERROR);
         }
     };
@@ -53,7 +55,7 @@ pub async fn run(path: &Path, timeout: Duration, json: bool) -> ExitCode {
             } if json => writeln!(out, "{record}"),
             Response::Ok { answer } => write!(out, "{}", render::render(&answer)),
             Response::Error { error } => {
-                eprintln!("watchpost: error: {}", error.message);
+                eprintln!("watchpost: error: {}", escape(&error.message));
                 return ExitCode::from(EXIT_ERROR);
             }
         };

@@ -1,10 +1,13 @@
-//! The CLI side of the query socket: connect, send one request, read its reply; and the human
-//! rendering of answers ([`render`]).
+//! The CLI side of the query socket: connect, check who runs the server ([`trust`]), send one
+//! request, read its reply; and the human rendering of answers ([`render`], every string
+//! escaped by [`escape`]).
 
 pub mod command;
+pub mod escape;
 pub mod follow;
 pub mod render;
 pub mod render_persist;
+pub mod trust;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -12,6 +15,7 @@ use std::time::Duration;
 
 use tokio::net::UnixStream;
 
+use self::trust::ServerTrust;
 use crate::wire::{FrameError, MAX_FRAME_BYTES, Request, Response, read_frame, write_frame};
 
 /// Why the CLI got no reply.
@@ -40,6 +44,20 @@ pub enum ClientError {
         #[source]
         source: io::Error,
     },
+    /// The server is run by somebody the CLI does not believe.
+    #[error(
+        "refusing the server on {path}: it runs as uid {uid}, but only {trusted} may answer \
+         (someone may be impersonating the watchpost daemon; set socket.daemon_user if it \
+         really runs as that user)"
+    )]
+    UntrustedServer {
+        /// The socket path.
+        path: PathBuf,
+        /// The server's uid, from `SO_PEERCRED`.
+        uid: u32,
+        /// Who would have been believed.
+        trusted: String,
+    },
     /// The daemon did not answer in time.
     #[error("no reply from the daemon within {0} ms")]
     Timeout(u128),
@@ -63,8 +81,13 @@ impl QueryClient {
 }
 
 impl QueryClient {
-    /// Connects to the daemon's socket at `path`; every exchange waits at most `timeout`.
-    pub async fn connect(path: &Path, timeout: Duration) -> Result<QueryClient, ClientError> {
+    /// Connects to the daemon's socket at `path` and checks that `trust` believes the server's
+    /// user (before anything is sent); every exchange waits at most `timeout`.
+    pub async fn connect(
+        path: &Path,
+        timeout: Duration,
+        trust: &ServerTrust,
+    ) -> Result<QueryClient, ClientError> {
         let connected = tokio::time::timeout(timeout, UnixStream::connect(path))
             .await
             .map_err(|_| ClientError::Timeout(timeout.as_millis()))?;
@@ -85,6 +108,17 @@ impl QueryClient {
                 source,
             },
         })?;
+        let cred = stream.peer_cred().map_err(|source| ClientError::Connect {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if !trust.allows(cred.uid()) {
+            return Err(ClientError::UntrustedServer {
+                path: path.to_path_buf(),
+                uid: cred.uid(),
+                trusted: trust.describe(),
+            });
+        }
         Ok(QueryClient { stream, timeout })
     }
 

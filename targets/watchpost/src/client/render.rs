@@ -1,7 +1,11 @@
 //! Human-readable output of answers: aligned `key  value` blocks for one record, tables for
-//! lists, UTC timestamps, hex addresses. (`--json` prints the answer's data instead.)
+//! lists, UTC timestamps, hex addresses. (`--json` prints the answer's data instead.) Every
+//! value and cell goes through [`escape`]: names, paths and labels come from untrusted
+//! processes and packets and must not reach the terminal raw.
 
 use std::fmt::Write as _;
+
+use super::escape::escape;
 
 use watchpost_actors::stores::container::ContainerInfo;
 use watchpost_actors::stores::process::ProcessInfo;
@@ -48,16 +52,20 @@ pub(crate) fn block(rows: &[(&str, String)]) -> String {
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     let mut out = String::new();
     for (k, v) in rows {
-        let _ = writeln!(out, "{k:<width$}  {v}");
+        let _ = writeln!(out, "{k:<width$}  {}", escape(v));
     }
     out
 }
 
 /// A table with a header, columns aligned (the last column is not padded).
 fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| row.iter().map(|cell| escape(cell).into_owned()).collect())
+        .collect();
     let cols = header.len();
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in rows {
+    for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.len());
         }
@@ -76,7 +84,7 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         out.push('\n');
     };
     line(&mut header.iter().copied());
-    for row in rows {
+    for row in &rows {
         line(&mut row.iter().map(String::as_str));
     }
     out
@@ -87,6 +95,28 @@ pub(crate) fn or_dash(s: &str) -> String {
         "-".to_owned()
     } else {
         s.to_owned()
+    }
+}
+
+/// The executable's flags in words (`-` for none).
+fn exe_flags(p: &ProcessInfo) -> String {
+    let mut words = Vec::new();
+    if p.exe_memfd {
+        words.push(match &p.memfd_name {
+            Some(name) => format!("memfd ({name})"),
+            None => "memfd".to_owned(),
+        });
+    }
+    if p.exe_deleted {
+        words.push("deleted".to_owned());
+    }
+    if p.exe_truncated {
+        words.push("truncated".to_owned());
+    }
+    if words.is_empty() {
+        "-".to_owned()
+    } else {
+        words.join(", ")
     }
 }
 
@@ -119,6 +149,8 @@ fn process_rows(p: &ProcessInfo) -> Vec<(&'static str, String)> {
         ("ppid", p.ppid.to_string()),
         ("name", or_dash(&p.name)),
         ("exe", or_dash(&p.exe)),
+        ("invoked as", or_dash(&p.invoked_path)),
+        ("exe flags", exe_flags(p)),
         ("uid", p.uid.to_string()),
         ("gid", p.gid.to_string()),
         ("started", format_time(p.start_time)),
@@ -166,7 +198,14 @@ fn processes(list: &[ProcessInfo]) -> String {
 
 fn symbols(list: &[SymbolInfo]) -> String {
     list.iter()
-        .map(|s| format!("{:#018x}  {}  [{}]\n", s.address, s.name, s.module))
+        .map(|s| {
+            format!(
+                "{:#018x}  {}  [{}]\n",
+                s.address,
+                escape(&s.name),
+                escape(&s.module)
+            )
+        })
         .collect()
 }
 
@@ -190,7 +229,7 @@ fn container(c: &ContainerInfo) -> String {
 
 fn store_metrics(m: &StoreMetricsReport) -> String {
     let (d, s) = (&m.metrics, &m.supervision);
-    let mut out = format!("{}\n", m.store);
+    let mut out = format!("{}\n", escape(&m.store));
     let body = block(&[
         ("items", d.item_count.to_string()),
         ("requests ok", d.success_count.to_string()),
@@ -227,6 +266,8 @@ fn daemon_stats(d: &DaemonStats) -> String {
         ("detections", d.detections.to_string()),
         ("detector failures", d.detector_failures.to_string()),
         ("symbol reloads", d.symbol_reloads.to_string()),
+        ("module checks", d.module_checks.to_string()),
+        ("kernel module loads", d.kernel_module_loads.to_string()),
         ("connections", d.connections.to_string()),
         ("denied", d.connections_denied.to_string()),
         ("busy", d.connections_busy.to_string()),
@@ -243,6 +284,45 @@ fn daemon_stats(d: &DaemonStats) -> String {
         ),
         ("kernel dns answers", d.kernel_dns_answers.to_string()),
         ("kernel events lost", d.kernel_events_lost.to_string()),
+        ("ebpf attached", d.ebpf_attached.join(" ")),
+        ("ebpf unavailable", d.ebpf_unavailable.join("; ")),
+        (
+            "dns queries tracked",
+            d.kernel_dns.queries_tracked.to_string(),
+        ),
+        (
+            "dns answers matched",
+            d.kernel_dns.answers_matched.to_string(),
+        ),
+        (
+            "dns refused: unmatched",
+            d.kernel_dns.answers_unmatched.to_string(),
+        ),
+        ("dns refused: late", d.kernel_dns.answers_late.to_string()),
+        (
+            "dns refused: malformed",
+            d.kernel_dns.answers_malformed.to_string(),
+        ),
+        (
+            "dns refused: kernel rate",
+            d.kernel_dns.answers_rate_limited.to_string(),
+        ),
+        (
+            "dns refused: no namespace",
+            d.kernel_dns.answers_no_namespace.to_string(),
+        ),
+        (
+            "dns refused: namespace rate",
+            d.dns_messages_rate_limited.to_string(),
+        ),
+        (
+            "dns refused: no namespace slot",
+            d.dns_messages_no_namespace_slot.to_string(),
+        ),
+        (
+            "dns answers oversized",
+            d.kernel_dns.answers_oversized.to_string(),
+        ),
         (
             "containers by cgroup id",
             d.kernel_container_lookups.to_string(),
@@ -366,9 +446,9 @@ pub fn render(answer: &Answer) -> String {
         Answer::Process(p) => process_answer(p),
         Answer::Processes(list) if list.is_empty() => "(none)\n".to_owned(),
         Answer::Processes(list) => processes(list),
-        Answer::Syscall(s) => format!("{} = {} ({})\n", s.name, s.id, s.arch),
+        Answer::Syscall(s) => format!("{} = {} ({})\n", escape(&s.name), s.id, escape(&s.arch)),
         Answer::Symbols(list) => symbols(list),
-        Answer::SymbolAddress(s) => format!("{} = {:#018x}\n", s.name, s.address),
+        Answer::SymbolAddress(s) => format!("{} = {:#018x}\n", escape(&s.name), s.address),
         Answer::SymbolBatch(list) if list.is_empty() => "(no address resolved)\n".to_owned(),
         Answer::SymbolBatch(list) => list.iter().map(|e| symbols(&e.symbols)).collect(),
         Answer::Dns(d) => block(&[
@@ -395,11 +475,12 @@ pub fn render(answer: &Answer) -> String {
         }
         Answer::Detection(r) => format!(
             "{} {} {} {}: {}\n",
-            r["time"].as_str().unwrap_or("-"),
-            r["host"]["name"].as_str().unwrap_or("-"),
-            r["severity"].as_str().unwrap_or("-"),
-            r["detector"].as_str().unwrap_or("-"),
-            r["description"].as_str().unwrap_or("")
+            escape(r["time"].as_str().unwrap_or("-")),
+            escape(r["host"]["name"].as_str().unwrap_or("-")),
+            escape(r["severity"].as_str().unwrap_or("-")),
+            escape(r["detector"].as_str().unwrap_or("-")),
+            // Descriptions quote process names: untrusted text.
+            escape(r["description"].as_str().unwrap_or(""))
         ),
         Answer::Skipped(n) => format!("(skipped {n} detections: this follower read too slowly)\n"),
     }
@@ -452,12 +533,14 @@ mod tests {
             gid: 0,
             exit_time: None,
             exit_time_unknown: false,
+            ..ProcessInfo::default()
         };
         let text = render(&Answer::Process(ProcessAnswer {
             process: p.clone(),
             container: None,
         }));
-        assert!(text.contains("exe        /usr/bin/sleep"), "{text}");
+        assert!(text.contains("exe         /usr/bin/sleep"), "{text}");
+        assert!(text.contains("exe flags   -"), "{text}");
         let text = render(&Answer::Processes(vec![p]));
         assert!(
             text.starts_with("#  ENTITY_ID  PID  PPID  NAME   STATE    EXE\n"),
@@ -469,5 +552,54 @@ mod tests {
             module: "system".into(),
         }]));
         assert_eq!(text, "0xffffffff81000000  _stext  [system]\n");
+    }
+
+    #[test]
+    fn untrusted_text_is_escaped_in_blocks_and_tables() {
+        let p = ProcessInfo {
+            entity_id: 7,
+            pid: 42,
+            ppid: 1,
+            name: "a\nb\x1b[2J".into(),
+            exe: "/tmp/x\u{202e}gpj.exe".into(),
+            start_time: 1_000_000,
+            uid: 0,
+            gid: 0,
+            exit_time: None,
+            exe_memfd: true,
+            exe_deleted: true,
+            memfd_name: Some("x\ny".into()),
+            ..ProcessInfo::default()
+        };
+        for text in [
+            render(&Answer::Process(ProcessAnswer {
+                process: p.clone(),
+                container: None,
+            })),
+            render(&Answer::Processes(vec![p])),
+        ] {
+            assert!(
+                !text.contains('\x1b') && !text.contains('\u{202e}'),
+                "{text}"
+            );
+            assert!(text.contains("a\\nb\\x1b[2J"), "{text}");
+            assert!(text.contains("/tmp/x\\u{202e}gpj.exe"), "{text}");
+        }
+        let text = render(&Answer::Process(ProcessAnswer {
+            process: ProcessInfo {
+                exe_memfd: true,
+                exe_deleted: true,
+                memfd_name: Some("x\ny".into()),
+                ..ProcessInfo::default()
+            },
+            container: None,
+        }));
+        assert!(text.contains("memfd (x\\ny), deleted"), "{text}");
+        let text = render(&Answer::Symbols(vec![SymbolInfo {
+            name: "evil\nline".into(),
+            address: 1,
+            module: "m\r".into(),
+        }]));
+        assert_eq!(text.lines().count(), 1, "{text}");
     }
 }

@@ -1,11 +1,14 @@
 //! Feeding the stores from the kernel: the eBPF collector's batches become process-store
-//! updates (fork, exec, exit), DNS-store packets (answers delivered to local sockets), symbol
-//! table swaps (a module was loaded), and exec/exit events for the detectors — through the same
-//! bounded intakes the `/proc` collector uses. The kernel's lost-record counters are read after
-//! batches, at most every `collector.lost_check_interval_ms`, into the daemon's counters (shown
-//! by `query metrics`, and as a warning by `query health`); no timer runs while idle. Lost
-//! records, a reader that stopped, and a container only `/proc` could name ask the `/proc`
-//! collector for an early reconciliation ([`ReconcileNudge`]).
+//! updates (fork, exec, exit, rename), DNS-store packets (answers delivered to local sockets), a
+//! signal to the symbol reloader (a module was loaded; [`super::symbol_reload`] reloads once per
+//! change), and exec/exit events for the detectors — through the same bounded intakes the `/proc`
+//! collector uses. The kernel's lost-record counters are read after batches, at most every
+//! `collector.lost_check_interval_ms`, into the daemon's counters (shown by `query metrics`, and
+//! as a warning by `query health`), and so are the kernel's DNS verdicts (answers refused by
+//! reason); no timer runs while idle. Each DNS answer keeps the network namespace it was seen in
+//! and whether that namespace was trusted. Lost records, a reader that stopped, and a container
+//! only `/proc` could name ask the `/proc` collector for an early reconciliation
+//! ([`ReconcileNudge`]).
 //!
 //! Containers: each event carries the cgroup v2 ID it fired in, which [`CgroupMap`] turns into
 //! the process's container (a `/proc/<pid>/cgroup` read only when the map cannot tell, counted);
@@ -18,28 +21,25 @@
 //! store updates, no detector events (the kernel already delivered them).
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
-use watchpost_actors::adapters::symbols::KernelSymbols;
 use watchpost_actors::detect::{Event, EventKind};
+use watchpost_actors::stores::container::ContainerUpdate;
 use watchpost_actors::stores::dns::DnsPacket;
 use watchpost_actors::stores::process::{
-    ProcessExec, ProcessExit, ProcessHandle, ProcessStart, ProcessUpdate,
+    ProcessExec, ProcessExit, ProcessHandle, ProcessRename, ProcessStart, ProcessUpdate,
 };
-use watchpost_actors::stores::symbols::SymbolTableSwap;
 use watchpost_actors::{IntakeError, IntakeSender};
 use watchpost_core::entity_id::entity_id;
-use watchpost_ebpf::{CollectorTask, KernelEvent, ProcessIdentity};
+use watchpost_ebpf::{
+    CgroupChange, CgroupOp, CollectorTask, KernelEvent, ProcessIdentity, SymbolReloadCause,
+};
 
-use watchpost_actors::stores::container::ContainerUpdate;
-use watchpost_ebpf::{CgroupChange, CgroupOp};
-
-use crate::bootstrap::symbols::load_kallsyms;
 use crate::collector::cgroup_map::{CgroupMap, Change, Lookup};
+use crate::collector::symbol_reload::ReloadSignal;
 use crate::collector::{ReconcileNudge, wait_applied};
 use crate::procfs::container_of;
 use crate::stats::{DaemonCounters, add, bump};
@@ -53,10 +53,8 @@ pub struct KernelOutputs {
     pub process_store: ProcessHandle,
     /// The DNS store's intake.
     pub dns: IntakeSender<DnsPacket>,
-    /// The symbol store's intake.
-    pub symbols: IntakeSender<SymbolTableSwap>,
-    /// `/proc/kallsyms`, re-read on a module load.
-    pub kallsyms: PathBuf,
+    /// The symbol reloader, told of module loads (`None`: reloads are switched off).
+    pub symbol_reload: Option<Arc<ReloadSignal>>,
     /// The detectors' event queue.
     pub events: mpsc::Sender<Event>,
     /// The container store's intake (containers whose cgroup appeared or went away).
@@ -100,9 +98,12 @@ fn detector_event(kind: EventKind, p: &ProcessIdentity, exe: String, time: u64) 
         kind,
         entity_id: p.entity_id(),
         pid: p.pid,
+        start_time: p.start_time,
         ppid: p.ppid,
         parent_entity_id: parent_entity(p),
+        parent_start_time: p.parent_start_time,
         exe,
+        invoked: String::new(),
         comm: p.comm.as_str().to_owned(),
         uid: p.uid,
         gid: p.gid,
@@ -158,7 +159,8 @@ struct Sorted {
     containers: Vec<ContainerUpdate>,
     /// Containers of this batch's execs that only `/proc` could name.
     proc_containers: Vec<String>,
-    reload_symbols: bool,
+    module_loads: u64,
+    reload_requested: bool,
 }
 
 /// What a cgroup change means for the container store.
@@ -200,6 +202,7 @@ fn sort(batch: Vec<KernelEvent>, cgroups: &mut CgroupMap, stats: &DaemonCounters
                     gid: e.gid,
                     comm: e.comm.as_str().to_owned(),
                     exe_path: None,
+                    exe_flags: Default::default(),
                 }));
             }
             KernelEvent::Exec(x) => {
@@ -211,13 +214,22 @@ fn sort(batch: Vec<KernelEvent>, cgroups: &mut CgroupMap, stats: &DaemonCounters
                     gid: e.gid,
                     comm: e.comm.as_str().to_owned(),
                     exe_path: e.exe_path.to_owned(),
+                    invoked_path: e.invoked_path.map(str::to_owned),
+                    exe_flags: e.exe_flags,
                 }));
+                // Detectors judge the file the kernel ran; the invoked name is a second signal.
                 let mut event =
-                    detector_event(EventKind::Exec, &x.process, x.filename.clone(), x.time);
+                    detector_event(EventKind::Exec, &x.process, x.exe_path().to_owned(), x.time);
+                event.invoked = x.filename.clone();
                 event.container_id =
                     container_of_event(cgroups, &x.process, stats, &mut s.proc_containers);
                 s.events.push(event);
             }
+            KernelEvent::Rename(r) => s.processes.push(ProcessUpdate::Rename(ProcessRename {
+                pid: r.pid,
+                start_time: r.start_time,
+                comm: r.comm.as_str().to_owned(),
+            })),
             KernelEvent::Exit(x) => {
                 let e = x.to_core();
                 s.processes.push(ProcessUpdate::Exit(ProcessExit {
@@ -232,11 +244,14 @@ fn sort(batch: Vec<KernelEvent>, cgroups: &mut CgroupMap, stats: &DaemonCounters
                     x.time,
                 ));
             }
-            KernelEvent::SymbolReload(_) => s.reload_symbols = true,
+            KernelEvent::SymbolReload(SymbolReloadCause::ModuleLoaded(_)) => s.module_loads += 1,
+            KernelEvent::SymbolReload(SymbolReloadCause::Requested) => s.reload_requested = true,
             KernelEvent::Cgroup(c) => container_change(cgroups, &c, &mut s),
             KernelEvent::DnsAnswer(a) => s.dns.push(DnsPacket {
                 payload: a.message,
                 observed_at: a.time,
+                netns: a.netns,
+                trusted: a.trusted_netns,
             }),
         }
     }
@@ -368,6 +383,10 @@ impl KernelFeed {
     }
 
     fn check_lost(&mut self) {
+        match self.task.dns_counters() {
+            Ok(dns) => self.stats.set_kernel_dns(&dns),
+            Err(e) => tracing::debug!("reading the DNS counters: {e}"),
+        }
         match self.task.lost_events() {
             Ok(lost) => {
                 if lost.cgroup > 0 && self.cgroups.is_complete() {
@@ -460,8 +479,16 @@ impl KernelFeed {
                 Err(_) => return false,
             }
         }
-        if sorted.reload_symbols && !self.reload_symbols().await {
-            return false;
+        if sorted.module_loads > 0 {
+            add(&self.stats.kernel_module_loads, sorted.module_loads);
+            if let Some(signal) = &self.out.symbol_reload {
+                signal.module_loaded();
+            }
+        }
+        if sorted.reload_requested
+            && let Some(signal) = &self.out.symbol_reload
+        {
+            signal.force();
         }
         if !sorted.events.is_empty() {
             wait_applied(&self.out.process_store, &self.stats, self.apply_wait).await;
@@ -490,28 +517,5 @@ impl KernelFeed {
             self.containers_seen.insert(id.clone());
             self.reconcile.nudge();
         }
-    }
-
-    async fn reload_symbols(&self) -> bool {
-        let path = self.out.kallsyms.clone();
-        match tokio::task::spawn_blocking(move || load_kallsyms(&path)).await {
-            Ok(Ok(table)) => {
-                let symbols = table.len();
-                if self
-                    .out
-                    .symbols
-                    .submit(vec![KernelSymbols::swap(table)])
-                    .await
-                    .is_err()
-                {
-                    return false;
-                }
-                bump(&self.stats.symbol_reloads);
-                tracing::info!(symbols, "kernel module loaded: symbol table reloaded");
-            }
-            Ok(Err(e)) => tracing::warn!("module loaded but symbols could not be reloaded: {e}"),
-            Err(e) => tracing::warn!("symbol reload task failed: {e}"),
-        }
-        true
     }
 }

@@ -15,7 +15,9 @@
 //! count change and sends the whole last scan again.
 
 pub mod cgroup_map;
+pub mod ebpf_programs;
 pub mod kernel;
+pub mod netns_trust;
 pub mod symbol_reload;
 pub mod synthetic;
 pub mod tracker;
@@ -78,6 +80,8 @@ pub struct Collector {
     send_events: bool,
     process_restarts: u64,
     container_restarts: u64,
+    /// Where the containers' network namespaces go after each scan (trusted for DNS).
+    netns_trust: Option<Arc<netns_trust::NetnsTrust>>,
 }
 
 impl Collector {
@@ -101,6 +105,19 @@ impl Collector {
             send_events: true,
             process_restarts,
             container_restarts,
+            netns_trust: None,
+        }
+    }
+
+    /// After each scan, the containers' network namespaces go to `trust`.
+    pub fn with_netns_trust(mut self, trust: Arc<netns_trust::NetnsTrust>) -> Self {
+        self.netns_trust = Some(trust);
+        self
+    }
+
+    fn publish_container_namespaces(&self) {
+        if let Some(trust) = &self.netns_trust {
+            trust.set_containers(self.tracker.container_namespaces());
         }
     }
 
@@ -142,6 +159,7 @@ impl Collector {
     pub async fn bootstrap(&mut self) -> Result<usize, CollectorError> {
         let scan = self.scan().await?;
         let changes = self.tracker.describe(&scan);
+        self.publish_container_namespaces();
         let count = changes.processes.len();
         self.submit(changes).await?;
         wait_applied(&self.out.process_store, &self.stats, self.apply_wait).await;
@@ -153,6 +171,7 @@ impl Collector {
         let scan = self.scan().await?;
         let now = watchpost_actors::clock::now();
         let mut changes = self.tracker.diff(&scan, now);
+        self.publish_container_namespaces();
         add(&self.stats.processes_appeared, changes.appeared);
         add(&self.stats.processes_exec, changes.execs);
         add(&self.stats.processes_exited, changes.exited);

@@ -67,6 +67,7 @@ pub async fn run(
                 gid: 65_534,
                 comm: "synthetic".into(),
                 exe_path: Some("/usr/lib/watchpost/synthetic".into()),
+                exe_flags: Default::default(),
             }));
             batch.push(ProcessUpdate::Exec(ProcessExec {
                 pid,
@@ -75,6 +76,8 @@ pub async fn run(
                 gid: 65_534,
                 comm: "synthetic-exec".into(),
                 exe_path: "/usr/lib/watchpost/synthetic-exec".into(),
+                invoked_path: None,
+                exe_flags: Default::default(),
             }));
             live.push_back((pid, start_time));
             if live.len() > LIVE

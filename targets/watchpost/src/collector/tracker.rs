@@ -21,7 +21,7 @@
 //! Memory: the tracker holds the last scan, which the scan limit bounds (at most twice the
 //! limit while processes beyond it are kept as they were).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use watchpost_actors::detect::{Event, EventKind};
 use watchpost_actors::stores::container::ContainerUpdate;
@@ -56,6 +56,9 @@ pub struct ProcessTracker {
     known: HashMap<u32, ProcProcess>,
     /// Containers named by the last scan's processes, by ID.
     containers: BTreeMap<String, CgroupContainer>,
+    /// The network namespaces of those containers: each container's oldest process's (the one
+    /// its runtime started; a namespace a process inside made later is not the container's).
+    container_netns: BTreeSet<u32>,
 }
 
 /// The start time of `ppid` as the scan (else the previous scan) saw it; 0 when unknown.
@@ -84,6 +87,7 @@ fn start_record(p: &ProcProcess, parent_start_time: EpochNanos) -> ProcessStart 
         gid: p.gid,
         comm: p.comm.clone(),
         exe_path: p.exe.clone(),
+        exe_flags: p.exe_flags,
     }
 }
 
@@ -97,13 +101,16 @@ fn event(
         kind,
         entity_id: p.entity_id(),
         pid: p.pid,
+        start_time: p.start_time,
         ppid: p.ppid,
         parent_entity_id: if p.ppid == 0 || parent_start_time == 0 {
             0
         } else {
             entity_id(p.ppid, parent_start_time)
         },
+        parent_start_time: if p.ppid == 0 { 0 } else { parent_start_time },
         exe: p.exe.clone().unwrap_or_default(),
+        invoked: String::new(),
         comm: p.comm.clone(),
         uid: p.uid,
         gid: p.gid,
@@ -147,6 +154,22 @@ impl ProcessTracker {
         (running, seen)
     }
 
+    /// The network namespace of each container's oldest process (`running` is oldest first).
+    fn namespaces_of(running: &[&ProcProcess]) -> BTreeSet<u32> {
+        let mut first: BTreeMap<&str, Option<u32>> = BTreeMap::new();
+        for p in running {
+            if let Some(c) = &p.container {
+                first.entry(c.id.as_str()).or_insert(p.netns);
+            }
+        }
+        first.into_values().flatten().collect()
+    }
+
+    /// The network namespaces of the containers the last scan saw (see the field).
+    pub fn container_namespaces(&self) -> &BTreeSet<u32> {
+        &self.container_netns
+    }
+
     fn containers_of(running: &[&ProcProcess]) -> BTreeMap<String, CgroupContainer> {
         running
             .iter()
@@ -171,6 +194,7 @@ impl ProcessTracker {
             .values()
             .map(|c| ContainerUpdate::Observe(c.clone()))
             .collect();
+        self.container_netns = Self::namespaces_of(&running);
         self.known = running.into_iter().map(|p| (p.pid, p.clone())).collect();
         self.containers = containers;
         changes
@@ -235,6 +259,8 @@ impl ProcessTracker {
                             gid: p.gid,
                             comm: p.comm.clone(),
                             exe_path: p.exe.clone().unwrap_or_default(),
+                            invoked_path: None,
+                            exe_flags: p.exe_flags,
                         }),
                         event(EventKind::Exec, p, parent, now),
                     ));
@@ -271,6 +297,7 @@ impl ProcessTracker {
                 });
             }
         }
+        self.container_netns = Self::namespaces_of(&running);
         self.known = running
             .into_iter()
             .map(|p| (p.pid, p.clone()))
@@ -323,7 +350,9 @@ mod tests {
             uid: 1000,
             gid: 1000,
             exe: exe.map(str::to_owned),
+            exe_flags: Default::default(),
             container: None,
+            netns: None,
         }
     }
 
@@ -494,6 +523,28 @@ mod tests {
         );
         assert_eq!(c.events[0].container_id.as_deref(), Some(ID));
         assert_eq!(t.containers(), 0);
+    }
+
+    #[test]
+    fn a_container_namespace_is_its_oldest_process_s() {
+        let mut t = ProcessTracker::new();
+        let container = parse_cgroup_path(&format!("/system.slice/docker-{ID}.scope"));
+        let mut init = proc_(30, 1, T0 + 1, Some("/bin/app"));
+        init.container = container.clone();
+        init.netns = Some(4_026_532_600);
+        // A process inside that made a namespace of its own later: not the container's.
+        let mut inner = proc_(31, 30, T0 + 2, Some("/bin/sh"));
+        inner.container = container;
+        inner.netns = Some(4_026_532_999);
+        let mut host = proc_(1, 0, T0, Some("/sbin/init"));
+        host.netns = Some(4_026_531_840);
+        t.describe(&scan(vec![inner.clone(), host.clone(), init.clone()]));
+        assert_eq!(
+            t.container_namespaces().iter().copied().collect::<Vec<_>>(),
+            [4_026_532_600]
+        );
+        t.diff(&scan(vec![host]), T0 + 5);
+        assert!(t.container_namespaces().is_empty());
     }
 
     #[test]

@@ -83,6 +83,22 @@ pub fn limits(c: &Config) -> Vec<Limit> {
         limit("dns.max_addresses", dns.max_addresses, 4_000_000),
         limit("dns.max_links", dns.max_links, 8_000_000),
         limit("dns.name_bytes", dns.name_bytes, 256 * MIB),
+        limit("dns.max_namespaces", dns.max_namespaces, 65_535),
+        limit(
+            "dns.untrusted_share_percent",
+            dns.untrusted_share_percent,
+            100,
+        ),
+        limit(
+            "dns.trusted_answers_per_sec",
+            dns.trusted_answers_per_sec,
+            1_000_000,
+        ),
+        limit(
+            "dns.untrusted_answers_per_sec",
+            dns.untrusted_answers_per_sec,
+            1_000_000,
+        ),
         limit(
             "symbols.module_check_interval_ms",
             c.symbols.module_check_interval_ms,
@@ -113,6 +129,21 @@ pub fn limits(c: &Config) -> Vec<Limit> {
             "collector.lost_check_interval_ms",
             co.lost_check_interval_ms,
             HOUR_MS,
+        ),
+        limit(
+            "collector.dns_query_timeout_ms",
+            co.dns_query_timeout_ms,
+            FIVE_MINUTES_MS,
+        ),
+        limit(
+            "collector.dns_pending_queries",
+            co.dns_pending_queries,
+            1_048_576,
+        ),
+        limit(
+            "collector.dns_untrusted_answers_per_sec",
+            co.dns_untrusted_answers_per_sec,
+            1_000_000,
         ),
         // The kernel's own pid_max ceiling (2^22).
         limit(

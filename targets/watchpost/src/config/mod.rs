@@ -73,6 +73,10 @@ pub struct SocketSection {
     /// Group allowed to query (name or numeric gid); `None`: root only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+    /// The user the daemon runs as when not root (name or numeric uid): `watchpost query`
+    /// answers only a server run by root, by this user, or by the caller itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub daemon_user: Option<String>,
     /// Clients served at once.
     pub max_clients: usize,
     /// Largest request frame, bytes.
@@ -92,6 +96,7 @@ impl Default for SocketSection {
         SocketSection {
             path: PathBuf::from("/run/watchpost/watchpost.sock"),
             group: None,
+            daemon_user: None,
             max_clients: 16,
             max_request_bytes: 131_072,
             max_reply_bytes: 1_048_576,
@@ -220,6 +225,14 @@ pub struct DnsSection {
     pub max_links: usize,
     /// Bytes of name text, all names together.
     pub name_bytes: usize,
+    /// Network namespaces with answers held at once.
+    pub max_namespaces: usize,
+    /// Share of each pool untrusted namespaces may hold together, percent.
+    pub untrusted_share_percent: u8,
+    /// Answer messages per second one trusted namespace may insert.
+    pub trusted_answers_per_sec: u32,
+    /// Answer messages per second one untrusted namespace may insert.
+    pub untrusted_answers_per_sec: u32,
 }
 
 impl Default for DnsSection {
@@ -230,6 +243,10 @@ impl Default for DnsSection {
             max_addresses: d.max_addresses,
             max_links: d.max_links,
             name_bytes: d.name_bytes,
+            max_namespaces: d.max_namespaces,
+            untrusted_share_percent: d.untrusted_share_percent,
+            trusted_answers_per_sec: d.trusted_answers_per_sec,
+            untrusted_answers_per_sec: d.untrusted_answers_per_sec,
         }
     }
 }
@@ -286,6 +303,12 @@ pub struct CollectorSection {
     pub reader_queue_batches: usize,
     /// How often the kernel's lost-event counters are read.
     pub lost_check_interval_ms: u64,
+    /// A DNS answer later than this after its query is refused.
+    pub dns_query_timeout_ms: u64,
+    /// Outstanding DNS queries the kernel remembers, per map (trusted namespaces, others).
+    pub dns_pending_queries: u32,
+    /// DNS answers per second, per CPU, the kernel passes on into untrusted namespaces.
+    pub dns_untrusted_answers_per_sec: u32,
     /// A test and benchmark tool: fork/exec/exit events per second generated into the process
     /// intake with pids above any real `pid_max` (0: off).
     pub synthetic_events_per_second: u32,
@@ -302,6 +325,9 @@ impl Default for CollectorSection {
             dns_ring_bytes: 256 << 10,
             reader_queue_batches: 4,
             lost_check_interval_ms: 1_000,
+            dns_query_timeout_ms: 10_000,
+            dns_pending_queries: 8_192,
+            dns_untrusted_answers_per_sec: 200,
             synthetic_events_per_second: 0,
         }
     }
@@ -539,6 +565,15 @@ impl Config {
         positive("dns.max_addresses", dns.max_addresses as u64);
         positive("dns.max_links", dns.max_links as u64);
         positive("dns.name_bytes", dns.name_bytes as u64);
+        positive("dns.max_namespaces", dns.max_namespaces as u64);
+        positive(
+            "dns.trusted_answers_per_sec",
+            u64::from(dns.trusted_answers_per_sec),
+        );
+        positive(
+            "dns.untrusted_answers_per_sec",
+            u64::from(dns.untrusted_answers_per_sec),
+        );
         positive(
             "symbols.module_check_interval_ms",
             self.symbols.module_check_interval_ms,
@@ -547,6 +582,15 @@ impl Config {
         positive("collector.rescan_interval_ms", c.rescan_interval_ms);
         positive("collector.reconcile_interval_ms", c.reconcile_interval_ms);
         positive("collector.lost_check_interval_ms", c.lost_check_interval_ms);
+        positive("collector.dns_query_timeout_ms", c.dns_query_timeout_ms);
+        positive(
+            "collector.dns_pending_queries",
+            u64::from(c.dns_pending_queries),
+        );
+        positive(
+            "collector.dns_untrusted_answers_per_sec",
+            u64::from(c.dns_untrusted_answers_per_sec),
+        );
         positive(
             "collector.reader_queue_batches",
             c.reader_queue_batches as u64,
@@ -604,6 +648,14 @@ impl Config {
             invalid(
                 "socket.group",
                 "must name a group or a gid (leave it out for root only)",
+            );
+        }
+        if let Some(user) = &s.daemon_user
+            && user.trim().is_empty()
+        {
+            invalid(
+                "socket.daemon_user",
+                "must name a user or a uid (leave it out when the daemon runs as root)",
             );
         }
         if i.max_batch_len > 0 && i.max_batch_len < 2 {
@@ -679,7 +731,23 @@ impl Config {
             max_addresses: d.max_addresses,
             max_links: d.max_links,
             name_bytes: d.name_bytes,
+            max_namespaces: d.max_namespaces.min(usize::from(u16::MAX)),
+            untrusted_share_percent: d.untrusted_share_percent,
+            trusted_answers_per_sec: d.trusted_answers_per_sec,
+            untrusted_answers_per_sec: d.untrusted_answers_per_sec,
             ..DnsCacheConfig::default()
+        }
+    }
+
+    /// How the kernel matches DNS answers to queries.
+    pub fn dns_matching(&self) -> watchpost_ebpf::DnsMatchingOptions {
+        let c = &self.collector;
+        watchpost_ebpf::DnsMatchingOptions {
+            query_timeout: std::time::Duration::from_millis(c.dns_query_timeout_ms),
+            pending_queries: c.dns_pending_queries,
+            untrusted_answers_per_sec: c.dns_untrusted_answers_per_sec,
+            untrusted_burst: c.dns_untrusted_answers_per_sec.saturating_mul(2),
+            ..watchpost_ebpf::DnsMatchingOptions::default()
         }
     }
 
@@ -743,7 +811,7 @@ mod tests {
     }
 
     /// Every key the configuration has appears (uncommented) in the embedded text, except the
-    /// optional socket group, which is documented commented out.
+    /// optional socket group and daemon user, which are documented commented out.
     #[test]
     fn embedded_text_spells_out_every_key() {
         fn keys(prefix: &str, table: &toml::Table, out: &mut Vec<String>) {
@@ -763,17 +831,19 @@ mod tests {
         keys("", &toml::from_str(DEFAULT_TOML).unwrap(), &mut from_text);
         let mut with_group = Config::default();
         with_group.socket.group = Some("g".into());
+        with_group.socket.daemon_user = Some("u".into());
         let mut from_struct = Vec::new();
         keys(
             "",
             &toml::Table::try_from(&with_group).unwrap(),
             &mut from_struct,
         );
-        from_struct.retain(|k| k != "socket.group");
+        from_struct.retain(|k| k != "socket.group" && k != "socket.daemon_user");
         from_text.sort();
         from_struct.sort();
         assert_eq!(from_text, from_struct);
         assert!(DEFAULT_TOML.contains("# group = "));
+        assert!(DEFAULT_TOML.contains("# daemon_user = "));
     }
 
     #[test]

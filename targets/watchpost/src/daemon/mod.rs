@@ -34,7 +34,8 @@ use watchpost_actors::{Registry, RegistryConfig, clock};
 use crate::bootstrap;
 use crate::bootstrap::symbols::ModuleWatch;
 use crate::collector::kernel::{KernelFeed, KernelOutputs};
-use crate::collector::symbol_reload::SymbolReloader;
+use crate::collector::netns_trust::NetnsTrust;
+use crate::collector::symbol_reload::{ReloadSignal, SymbolReloader};
 use crate::collector::{Collector, CollectorError, CollectorOutputs};
 use crate::collector::{ReconcileNudge, RescanSchedule};
 use crate::config::{Config, EbpfMode, ms};
@@ -118,6 +119,7 @@ fn start_ebpf(
     let options = watchpost_ebpf::CollectorOptions {
         kernel_ring_bytes: c.kernel_ring_bytes,
         dns_ring_bytes: c.dns_ring_bytes,
+        dns_matching: config.dns_matching(),
         // The clock the /proc reader built at start: one clock for both feeds.
         boot_clock: stats.boot_clock.get().copied(),
         ..Default::default()
@@ -125,11 +127,20 @@ fn start_ebpf(
     let started = Instant::now();
     match watchpost_ebpf::Collector::load(options) {
         Ok(collector) => {
+            let programs =
+                crate::collector::ebpf_programs::EbpfPrograms::from(collector.attachments());
             tracing::info!(
                 ms = started.elapsed().as_millis() as u64,
                 module_loads = ?collector.attachments().module_loads,
+                attached = ?programs.attached,
                 "eBPF collector attached: the kernel feeds the stores"
             );
+            if let Some(note) = programs.lacking_note() {
+                tracing::warn!("eBPF collector: {note}");
+            }
+            if let Ok(mut p) = stats.ebpf_programs.lock() {
+                *p = programs;
+            }
             let max_batch = config.intake.max_batch_len.max(1);
             stats.ebpf_active.store(1, Ordering::Relaxed);
             Ok(Some(collector.spawn(c.reader_queue_batches, max_batch)))
@@ -364,13 +375,18 @@ async fn serve(
         events: events.clone(),
         enrich: enricher.as_ref().map(|e| e.requests.clone()),
     };
+    let netns_trust = Arc::new(NetnsTrust::new());
     let new_collector = {
         let (reader, stats) = (reader.clone(), stats.clone());
         let (limit, wait) = (
             config.collector.max_tracked_processes,
             ms(config.stores.call_timeout_ms),
         );
-        move || Collector::new(reader.clone(), outputs.clone(), stats.clone(), limit, wait)
+        let trust = netns_trust.clone();
+        move || {
+            Collector::new(reader.clone(), outputs.clone(), stats.clone(), limit, wait)
+                .with_netns_trust(trust.clone())
+        }
     };
     let mut collector = new_collector();
     let started = Instant::now();
@@ -388,11 +404,10 @@ async fn serve(
         "process tree bootstrapped from /proc"
     );
     let kernel = start_ebpf(config, &stats)?;
+    if let Some(task) = &kernel {
+        netns_trust.attach_kernel(task.trusted_namespaces());
+    }
     let kernel_feeds = kernel.is_some();
-    // The kernel reports module loads itself (no /proc/modules polling then).
-    let kernel_reports_modules = kernel.as_ref().is_some_and(|task| {
-        task.attachments().module_loads == watchpost_ebpf::ModuleLoadSignal::Attached
-    });
     let schedule = RescanSchedule {
         polling: ms(config.collector.rescan_interval_ms),
         reconcile: ms(config.collector.reconcile_interval_ms),
@@ -487,15 +502,20 @@ async fn serve(
             }
         })
     };
+    // One reloader for both signals (kernel module-load events, /proc/modules checks): one
+    // module load, one reload. Off: the first symbol table stays.
+    let reload_signal = config
+        .symbols
+        .reload_on_module_change
+        .then(|| Arc::new(ReloadSignal::default()));
     let kernel_task = kernel.map(|task| {
         let out = KernelOutputs {
             processes: stores.processes.clone(),
             process_store: registry.processes(),
             dns: stores.dns.clone(),
-            symbols: stores.symbols.clone(),
+            symbol_reload: reload_signal.clone(),
             containers: stores.containers.clone(),
             enrich: enricher.as_ref().map(|e| e.requests.clone()),
-            kallsyms: PathBuf::from(stores::KALLSYMS),
             events,
         };
         let (stats, apply_wait) = (stats.clone(), ms(config.stores.call_timeout_ms));
@@ -503,22 +523,28 @@ async fn serve(
         let cgroup_capacity = config.container.capacity.saturating_mul(8);
         let shutdown = shutdown_rx.clone();
         let config = config.clone();
+        let netns_trust = netns_trust.clone();
         let mut first = Some(task);
         supervisor.spawn("kernel feed", move || {
             let first = first.take();
-            let (out, stats, shutdown, config, reconcile) = (
+            let (out, stats, shutdown, config, reconcile, netns_trust) = (
                 out.clone(),
                 stats.clone(),
                 shutdown.clone(),
                 config.clone(),
                 reconcile.clone(),
+                netns_trust.clone(),
             );
             async move {
                 // A restarted feed loads and attaches the programs again.
                 let task = match first {
                     Some(task) => task,
                     None => match start_ebpf(&config, &stats) {
-                        Ok(Some(task)) => task,
+                        // New programs, new maps: they learn the trusted namespaces again.
+                        Ok(Some(task)) => {
+                            netns_trust.attach_kernel(task.trusted_namespaces());
+                            task
+                        }
                         Ok(None) => {
                             return supervise::TaskExit::Failed(
                                 "the eBPF collector could not be reloaded".to_owned(),
@@ -549,20 +575,24 @@ async fn serve(
         stores.ip_reputation.clone(),
         shutdown_rx.clone(),
     );
-    // Polling /proc/modules only when nothing else tells of module loads and modules exist.
-    let poll_modules = config.symbols.reload_on_module_change
-        && !kernel_reports_modules
-        && Path::new("/proc/modules").exists();
-    let symbols_task = poll_modules.then(|| {
+    let symbols_task = reload_signal.map(|signal| {
         let (intake, stats) = (stores.symbols.clone(), stats.clone());
         let interval = ms(config.symbols.module_check_interval_ms);
         let shutdown = shutdown_rx.clone();
+        // The first run compares against the module list the first table reflects; a restarted
+        // reloader cannot know what changed while it was down, so it reloads once.
+        let mut first_watch = Some(stores.module_watch);
         supervisor.spawn("symbol reloader", move || {
+            let modules = first_watch.take().unwrap_or_else(|| {
+                signal.force();
+                ModuleWatch::new(stores::PROC_MODULES)
+            });
             let reloader = SymbolReloader {
                 kallsyms: PathBuf::from(stores::KALLSYMS),
-                modules: ModuleWatch::new("/proc/modules"),
+                modules,
                 intake: intake.clone(),
                 stats: stats.clone(),
+                signal: signal.clone(),
             };
             let run = reloader.run(interval, shutdown.clone());
             async move {

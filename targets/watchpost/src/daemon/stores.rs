@@ -9,18 +9,20 @@ use std::sync::{Arc, Mutex};
 
 use watchpost_actors::adapters::symbols::KernelSymbols;
 use watchpost_actors::adapters::system::SystemFacts;
-use watchpost_actors::stores::container::ContainerUpdate;
-use watchpost_actors::stores::dns::DnsPacket;
-use watchpost_actors::stores::process::ProcessUpdate;
+use watchpost_actors::stores::container::{ContainerProtocol, ContainerUpdate};
+use watchpost_actors::stores::dns::{DnsPacket, DnsProtocol};
+use watchpost_actors::stores::process::{ProcessProtocol, ProcessUpdate};
 use watchpost_actors::stores::symbols::SymbolTableSwap;
+use watchpost_actors::writable::WritableProtocol;
 use watchpost_actors::{BuildContext, IntakeSender, RegistrationError, Registry};
+use watchpost_core::ip_reputation::IpReputationStore;
 use watchpost_core::symbols::KernelSymbolTable;
 use watchpost_core::syscall::{Arch, SyscallStore};
 use watchpost_core::system_info::SystemInfo;
 
-use crate::bootstrap::symbols::load_kallsyms;
+use crate::bootstrap::symbols::{ModuleWatch, load_kallsyms};
 use crate::config::Config;
-use crate::memory::budget::Budget;
+use crate::memory::budget::{Budget, view_of};
 use crate::persistence::reputation::ReputationWriter;
 use crate::persistence::restore::{
     container_factory, dns_factory, process_factory, reputation_factory,
@@ -31,6 +33,8 @@ use crate::stats::DaemonCounters;
 
 /// `/proc/kallsyms`.
 pub const KALLSYMS: &str = "/proc/kallsyms";
+/// `/proc/modules`.
+pub const PROC_MODULES: &str = "/proc/modules";
 
 /// What the daemon keeps after registration.
 #[derive(Debug)]
@@ -45,6 +49,9 @@ pub struct RegisteredStores {
     pub dns: IntakeSender<DnsPacket>,
     /// The architecture the syscall store serves, if this machine's has a table.
     pub host_arch: Option<Arch>,
+    /// The module list as it was just before the first kallsyms read (what the first symbol
+    /// table reflects).
+    pub module_watch: ModuleWatch,
     /// The IP reputation store's write path: its `WriteHandle` (`.owner()`) with every write
     /// written through to the snapshot file. Feeds write through this (`write_batch`, `delete`,
     /// `clear`); `None` when `ip_reputation.enabled = false`.
@@ -104,6 +111,8 @@ pub async fn register_all(
         ),
     }
 
+    // Fingerprint first: a module loaded during the read below is then a change to reload for.
+    let module_watch = ModuleWatch::new(PROC_MODULES);
     let first_table = tokio::task::spawn_blocking(kallsyms_or_empty)
         .await
         .unwrap_or_else(|_| KernelSymbolTable::empty());
@@ -136,7 +145,8 @@ pub async fn register_all(
         .register_process_store(
             move |ctx: &BuildContext| {
                 let table = build(ctx)?;
-                l.memory.set("process store", table.bytes_reserved() as u64);
+                l.memory
+                    .set("process store", view_of::<ProcessProtocol, _>(&table));
                 Ok(table)
             },
             options.clone(),
@@ -149,7 +159,7 @@ pub async fn register_all(
             move |ctx: &BuildContext| {
                 let table = build(ctx)?;
                 l.memory
-                    .set("container store", table.bytes_reserved() as u64);
+                    .set("container store", view_of::<ContainerProtocol, _>(&table));
                 Ok(table)
             },
             options.clone(),
@@ -162,7 +172,7 @@ pub async fn register_all(
         .register_dns_store(
             move |ctx: &BuildContext| {
                 let cache = build(ctx)?;
-                l.memory.set("dns store", cache.bytes_reserved() as u64);
+                l.memory.set("dns store", view_of::<DnsProtocol, _>(&cache));
                 Ok(cache)
             },
             options.clone(),
@@ -177,8 +187,10 @@ pub async fn register_all(
                 REPUTATION_STORE,
                 move |ctx: &BuildContext| {
                     let store = build(ctx)?;
-                    l.memory
-                        .set("ip_reputation store", store.bytes_reserved() as u64);
+                    l.memory.set(
+                        "ip_reputation store",
+                        view_of::<WritableProtocol<IpReputationStore>, _>(&store),
+                    );
                     Ok(store)
                 },
                 options,
@@ -195,6 +207,7 @@ pub async fn register_all(
         symbols,
         dns,
         host_arch,
+        module_watch,
         ip_reputation,
     })
 }

@@ -4,7 +4,7 @@
 //!
 //! Two kinds of parts:
 //! - **reserved**: what a store allocates at construction and never exceeds (its slabs and
-//!   indexes; measured by building the store), and the kernel ring buffers (mapped twice);
+//!   indexes; measured by building the store; twice, as its read view holds two copies), and the kernel ring buffers (mapped twice);
 //! - **bounded**: queues and buffers that are empty when idle and grow with input up to a
 //!   configured bound — intake queues, the eBPF reader's queue, the detectors' queues, the query
 //!   socket's request and reply buffers, the `/proc` scan. Their bound is counted with the
@@ -16,9 +16,12 @@
 //! totals stay far below `u64::MAX`.
 
 use watchpost_actors::detect::Event;
-use watchpost_actors::stores::container::ContainerUpdate;
-use watchpost_actors::stores::dns::DnsPacket;
-use watchpost_actors::stores::process::ProcessUpdate;
+use watchpost_actors::protocol::{Protocol, StoreBackend};
+use watchpost_actors::stores::container::{ContainerProtocol, ContainerUpdate};
+use watchpost_actors::stores::dns::{DnsPacket, DnsProtocol};
+use watchpost_actors::stores::process::{ProcessProtocol, ProcessUpdate};
+use watchpost_actors::view::ViewBytes;
+use watchpost_actors::writable::WritableProtocol;
 use watchpost_core::container::ContainerTable;
 use watchpost_core::dns::DnsCache;
 use watchpost_core::ip_reputation::IpReputationStore;
@@ -38,6 +41,9 @@ pub const TYPICAL_DNS_ANSWER: u64 = 256;
 pub const TYPICAL_CONTAINER_HEAP: u64 = 256;
 /// Heap bytes of a typical detection line.
 pub const TYPICAL_DETECTION: u64 = 512;
+/// Heap bytes of one store record encoded for a snapshot: its key and value buffers (two `Vec`s)
+/// and a typical postcard encoding of a process, a DNS link or a reputation entry.
+pub const TYPICAL_SNAPSHOT_RECORD: u64 = 48 + 16 + TYPICAL_PROCESS_HEAP;
 /// A reply is held as the answer's structures while its JSON is encoded (the structures are
 /// dropped before the JSON is written): about twice its length at the peak.
 pub const REPLY_COPIES: u64 = 2;
@@ -66,6 +72,13 @@ fn mul(a: u64, b: u64) -> u64 {
 
 fn size<T>() -> u64 {
     size_of::<T>() as u64
+}
+
+/// What a store built as `store` reserves once served: its read view holds two copies (one
+/// published to readers, one its actor writes), their recency marks and the reader records. (The
+/// symbol store's copies share one table.)
+pub fn view_of<P: Protocol, B: StoreBackend<P> + ?Sized>(store: &B) -> u64 {
+    ViewBytes::of::<P, B>(store).total() as u64
 }
 
 impl Budget {
@@ -99,17 +112,19 @@ impl Budget {
         let mut parts = vec![
             Part {
                 name: "process store",
-                bytes: ProcessTable::new(config.process_table()).bytes_reserved() as u64,
+                bytes: view_of::<ProcessProtocol, _>(&ProcessTable::new(config.process_table())),
                 reserved: true,
             },
             Part {
                 name: "container store",
-                bytes: ContainerTable::new(config.container_table()).bytes_reserved() as u64,
+                bytes: view_of::<ContainerProtocol, _>(&ContainerTable::new(
+                    config.container_table(),
+                )),
                 reserved: true,
             },
             Part {
                 name: "dns store",
-                bytes: DnsCache::new(config.dns_cache()).bytes_reserved() as u64,
+                bytes: view_of::<DnsProtocol, _>(&DnsCache::new(config.dns_cache())),
                 reserved: true,
             },
             Part {
@@ -126,7 +141,7 @@ impl Budget {
             if let Ok(store) = IpReputationStore::new(r.store_config(), &priorities) {
                 parts.push(Part {
                     name: "ip_reputation store",
-                    bytes: store.bytes_reserved() as u64,
+                    bytes: view_of::<WritableProtocol<IpReputationStore>, _>(&store),
                     reserved: true,
                 });
             }
@@ -216,6 +231,31 @@ impl Budget {
                 .saturating_add(mul(d.output_queue as u64, TYPICAL_DETECTION))
                 .saturating_add(mul(d.max_in_flight as u64, TYPICAL_DETECTION)),
         );
+        if config.persist.enabled {
+            // redb's capped page cache, and one store's records encoded for its snapshot (a
+            // snapshot writes one store at a time).
+            let largest_store = [
+                config.process.capacity,
+                config.container.capacity,
+                config.dns.max_links,
+                if config.ip_reputation.enabled {
+                    config.ip_reputation.max_entries
+                } else {
+                    0
+                },
+            ]
+            .into_iter()
+            .max()
+            .unwrap_or(0) as u64;
+            bounded(
+                "snapshots",
+                (watchpost_persist::CACHE_BYTES as u64)
+                    .saturating_add(mul(largest_store, TYPICAL_SNAPSHOT_RECORD)),
+            );
+        }
+        if config.sinks.mqtt.enabled {
+            bounded("detection outbox", crate::sinks::outbox::CACHE_BYTES as u64);
+        }
         let s = &config.socket;
         bounded(
             "query requests",

@@ -9,6 +9,7 @@
 //! normal case of a race, never a failure of the scan. The root is a parameter so tests can point
 //! the reader at a fabricated tree.
 
+pub mod exe;
 pub mod status;
 
 use std::io;
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 use watchpost_core::EpochNanos;
 use watchpost_core::cgroup::{CgroupContainer, cgroup_lines, parse_cgroup_path};
 use watchpost_core::entity_id::entity_id;
+use watchpost_core::process::ExeFlags;
 use watchpost_core::start_time::{BootClock, parse_proc_stat};
 use watchpost_core::system_info::parse_boot_time;
 use watchpost_core::time::NANOS_PER_SEC;
@@ -94,10 +96,16 @@ pub struct ProcProcess {
     pub uid: u32,
     /// Real group ID.
     pub gid: u32,
-    /// `/proc/<pid>/exe` target; `None` for kernel threads, zombies and unreadable links.
+    /// `/proc/<pid>/exe` target (without the ` (deleted)` suffix); `None` for kernel threads,
+    /// zombies and unreadable links.
     pub exe: Option<String>,
+    /// Deleted and memfd, from the same link.
+    pub exe_flags: ExeFlags,
     /// The container its cgroup names, if any (a cgroup the kernel marked deleted names none).
     pub container: Option<CgroupContainer>,
+    /// Inode number of its network namespace; read only for processes in a container (the
+    /// container's namespace is trusted for DNS answers), `None` otherwise or if unreadable.
+    pub netns: Option<u32>,
 }
 
 impl ProcProcess {
@@ -238,13 +246,19 @@ impl ProcReader {
                 }
             }
         })?;
-        let exe = std::fs::read_link(self.pid_path(pid, "exe"))
-            .ok()
-            .map(|p| p.to_string_lossy().into_owned());
+        let (exe, exe_flags) = match exe::read_exe(&self.pid_path(pid, "exe")) {
+            Some((path, flags)) => (Some(path), flags),
+            None => (None, ExeFlags::NONE),
+        };
         let container = match self.read(pid, "cgroup") {
             Ok(raw) => container_of(&String::from_utf8_lossy(&raw)),
             Err(e) if e.is_gone() => return Err(e),
             Err(_) => None,
+        };
+        let netns = if container.is_some() {
+            self.namespace_inode(pid, "net")
+        } else {
+            None
         };
         Ok(ProcProcess {
             pid,
@@ -255,8 +269,17 @@ impl ProcReader {
             uid: ids.uid,
             gid: ids.gid,
             exe,
+            exe_flags,
             container,
+            netns,
         })
+    }
+
+    /// The inode number of `pid`'s namespace of `kind` (`net`, `mnt`, …), if readable.
+    pub fn namespace_inode(&self, pid: u32, kind: &str) -> Option<u32> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(self.pid_path(pid, &format!("ns/{kind}"))).ok()?;
+        u32::try_from(meta.ino()).ok()
     }
 
     /// Process IDs listed under the root now, ascending.

@@ -312,25 +312,40 @@ impl ContainerdApi {
     }
 
     /// The event stream of every namespace.
-    pub async fn events(&self) -> Result<Streaming<Envelope>, ApiError> {
+    ///
+    /// containerd sends the reply's headers only with the first event, so on a quiet daemon
+    /// the subscription cannot complete within the request timeout (verified with containerd
+    /// 1.6). The request is polled for at most [`SUBSCRIBE_SEND_WAIT`], time to leave on the
+    /// connection the version call just opened; if no headers came, the stream stays pending
+    /// and [`ContainerdApi::next_event`] completes it with the first event. An error (a broken
+    /// connection) still ends it there.
+    pub async fn events(&self) -> Result<EventStream, ApiError> {
         let mut client =
             EventsClient::new(self.channel.clone()).max_decoding_message_size(self.max_event);
         let mut request = Request::new(SubscribeRequest::default());
         // The subscription lives on; only its start is bounded.
         request.set_timeout(Duration::from_secs(365 * 24 * 3600));
-        match tokio::time::timeout(self.timeout, client.subscribe(request)).await {
-            Err(_) => Err(ApiError::Timeout(self.timeout.as_millis() as u64)),
+        let mut pending: PendingSubscription =
+            Box::pin(async move { client.subscribe(request).await });
+        match tokio::time::timeout(self.timeout.min(SUBSCRIBE_SEND_WAIT), &mut pending).await {
+            Err(_) => Ok(EventStream::Pending(pending)),
             Ok(Err(s)) => Err(from_status(s)),
-            Ok(Ok(r)) => Ok(r.into_inner()),
+            Ok(Ok(r)) => Ok(EventStream::Open(r.into_inner())),
         }
     }
 
     /// The next envelope of `stream`, decoded.
-    pub async fn next_event(
-        &self,
-        stream: &mut Streaming<Envelope>,
-    ) -> Result<ContainerdEvent, ApiError> {
-        match stream.message().await {
+    pub async fn next_event(&self, stream: &mut EventStream) -> Result<ContainerdEvent, ApiError> {
+        if let EventStream::Pending(pending) = stream {
+            match pending.await {
+                Ok(r) => *stream = EventStream::Open(r.into_inner()),
+                Err(s) => return Err(from_status(s)),
+            }
+        }
+        let EventStream::Open(open) = stream else {
+            return Err(ApiError::Closed);
+        };
+        match open.message().await {
             Ok(Some(envelope)) => decode_event(&envelope),
             Ok(None) => Err(ApiError::Closed),
             Err(s) => Err(match from_status(s) {
@@ -338,6 +353,37 @@ impl ContainerdApi {
                 e => e,
             }),
         }
+    }
+}
+
+/// How long [`ContainerdApi::events`] waits for the subscription's headers before it leaves the
+/// stream pending (the request is sent by then).
+pub const SUBSCRIBE_SEND_WAIT: Duration = Duration::from_millis(500);
+
+/// A subscription whose headers have not come yet.
+type PendingSubscription = std::pin::Pin<
+    Box<
+        dyn std::future::Future<
+                Output = Result<containerd_client::tonic::Response<Streaming<Envelope>>, Status>,
+            > + Send,
+    >,
+>;
+
+/// containerd's event stream: open, or waiting for its first event (see
+/// [`ContainerdApi::events`]).
+pub enum EventStream {
+    /// Subscribed; containerd has not answered yet.
+    Pending(PendingSubscription),
+    /// Events flow.
+    Open(Streaming<Envelope>),
+}
+
+impl std::fmt::Debug for EventStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            EventStream::Pending(_) => "EventStream::Pending",
+            EventStream::Open(_) => "EventStream::Open",
+        })
     }
 }
 

@@ -1,10 +1,11 @@
 //! Answering one decoded request from the stores, through the same registry and handles the
 //! detectors use (so every query shows up in the stores' metrics).
 //!
-//! Two answers need more than a store: `process --pid` computes the pid's current entity ID from
-//! `/proc` (the core's canonical start time) and checks that the record found is that exact
-//! process; and `syscall --arch` for an architecture other than the running one answers from the
-//! core's static table of that architecture (the syscall store serves the running one).
+//! Two answers need more than a store: `process --pid` reads the pid's canonical start time from
+//! `/proc` and asks the store for that exact process (pid + start time: never another process
+//! whose 32-bit entity ID collides); and `syscall --arch` for an architecture other than the
+//! running one answers from the core's static table of that architecture (the syscall store
+//! serves the running one).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -243,6 +244,10 @@ impl QueryContext {
                         reserved_bytes: self.stats.memory.parts(),
                         budget_bytes: self.stats.memory.budget(),
                     });
+                    if let Ok(dns) = r.dns().dns_stats().await {
+                        daemon.dns_messages_rate_limited = dns.messages_rate_limited;
+                        daemon.dns_messages_no_namespace_slot = dns.messages_no_namespace_slot;
+                    }
                     Some(Box::new(daemon))
                 } else {
                     None
@@ -389,12 +394,26 @@ impl QueryContext {
                     .collect();
                 Ok(Answer::SymbolBatch(entries))
             }
-            Request::Dns { query } => r
-                .dns()
-                .get_dns_response(&query)
-                .await
-                .map(Answer::Dns)
-                .map_err(|e| store_error(e, || format!("no DNS answer observed for {query}"))),
+            Request::Dns { query, netns } => {
+                let dns = r.dns();
+                let answer = match netns {
+                    Some(netns) => dns.get_dns_response_in(&query, netns).await,
+                    None => dns.get_dns_response(&query).await,
+                };
+                answer.map(Answer::Dns).map_err(|e| {
+                    store_error(e, || match netns {
+                        Some(netns) => {
+                            format!(
+                                "no DNS answer observed for {query} in network namespace {netns}"
+                            )
+                        }
+                        None => format!(
+                            "no DNS answer observed for {query} in the host's or a known \
+                             container's network namespace"
+                        ),
+                    })
+                })
+            }
             Request::Container { id } => r
                 .containers()
                 .get_container(&id)
@@ -478,16 +497,14 @@ impl QueryContext {
             Err(e) => return Err(reply(ErrorCode::Internal, e.to_string())),
         };
         let id = entity_id(pid, start_time);
-        let found = self.registry.processes().get_process(id).await;
+        // By exact key: a 32-bit entity-ID collision never hides the process asked for.
+        let found = self
+            .registry
+            .processes()
+            .get_process_exact(pid, start_time)
+            .await;
         let info = match found {
-            // 32-bit entity IDs collide: the record must be this very process.
-            Ok(info) if info.pid == pid && info.start_time == start_time => info,
-            Ok(_) => {
-                return Err(reply(
-                    ErrorCode::NotFound,
-                    self.why_absent(pid, id, start_time).await,
-                ));
-            }
+            Ok(info) => info,
             Err(e) if e.is(ErrorKind::NotFound) => {
                 return Err(reply(
                     ErrorCode::NotFound,

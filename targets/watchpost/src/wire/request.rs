@@ -90,6 +90,10 @@ pub enum Request {
     Dns {
         /// Name or IP.
         query: String,
+        /// As this network namespace (inode number) saw it; absent: as the host's and known
+        /// containers' namespaces saw it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        netns: Option<u32>,
     },
     /// A container by full ID or unique prefix.
     Container {
@@ -250,7 +254,7 @@ impl Request {
                     Ok(())
                 }
             }
-            Request::Dns { query } => text("query", query),
+            Request::Dns { query, .. } => text("query", query),
             Request::Container { id } => text("id", id),
             Request::ContainerByName { name } => text("name", name),
             Request::Containers {
@@ -319,21 +323,24 @@ mod tests {
     fn validation_bounds_text_lists_and_arch() {
         assert!(
             Request::Dns {
-                query: String::new()
+                query: String::new(),
+                netns: None,
             }
             .validate()
             .is_err()
         );
         assert!(
             Request::Dns {
-                query: "x".repeat(MAX_TEXT_BYTES + 1)
+                query: "x".repeat(MAX_TEXT_BYTES + 1),
+                netns: None,
             }
             .validate()
             .is_err()
         );
         assert!(
             Request::Dns {
-                query: "example.com".into()
+                query: "example.com".into(),
+                netns: None,
             }
             .validate()
             .is_ok()

@@ -187,6 +187,27 @@ pub struct DaemonStats {
     /// Records the kernel dropped because a ring buffer was full.
     #[serde(default)]
     pub kernel_events_lost: u64,
+    /// What the kernel did with DNS queries and answers (refusals by reason).
+    #[serde(default)]
+    pub kernel_dns: KernelDnsCounters,
+    /// DNS answer messages the store refused: their namespace was over its rate.
+    #[serde(default)]
+    pub dns_messages_rate_limited: u64,
+    /// DNS answer messages the store refused: no namespace slot free.
+    #[serde(default)]
+    pub dns_messages_no_namespace_slot: u64,
+    /// eBPF programs attached, by attach point (empty while polling).
+    #[serde(default)]
+    pub ebpf_attached: Vec<String>,
+    /// Attach points this kernel lacks, each with what the daemon does instead.
+    #[serde(default)]
+    pub ebpf_unavailable: Vec<String>,
+    /// Checks of `/proc/modules` for a changed module list (each reload follows one).
+    #[serde(default)]
+    pub module_checks: u64,
+    /// Module loads the kernel reported (eBPF); each should cause exactly one symbol reload.
+    #[serde(default)]
+    pub kernel_module_loads: u64,
     /// Exec events whose container came from their cgroup ID (no `/proc` read).
     #[serde(default)]
     pub kernel_container_lookups: u64,
@@ -220,6 +241,43 @@ pub struct MemoryReport {
     pub reserved_bytes: std::collections::BTreeMap<String, u64>,
     /// The configured budget: the estimate `watchpost config --check` prints.
     pub budget_bytes: u64,
+}
+
+/// The kernel's DNS verdicts, summed over CPUs: only answers to outstanding queries of the same
+/// network namespace go on; every refusal is counted by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KernelDnsCounters {
+    /// Outgoing queries recorded as outstanding.
+    pub queries_tracked: u64,
+    /// Answers that matched a query and went on.
+    pub answers_matched: u64,
+    /// Refused: matched no outstanding query (forged, replayed, or the query was forgotten).
+    pub answers_unmatched: u64,
+    /// Refused: came after the query timeout.
+    pub answers_late: u64,
+    /// Refused: no readable question.
+    pub answers_malformed: u64,
+    /// Refused: into an untrusted namespace beyond the rate.
+    pub answers_rate_limited: u64,
+    /// Refused: the receiving socket's namespace could not be read.
+    pub answers_no_namespace: u64,
+    /// Passed on cut: longer than the capture size.
+    pub answers_oversized: u64,
+}
+
+impl From<&watchpost_ebpf::DnsCounters> for KernelDnsCounters {
+    fn from(c: &watchpost_ebpf::DnsCounters) -> Self {
+        KernelDnsCounters {
+            queries_tracked: c.queries_tracked,
+            answers_matched: c.answers_matched,
+            answers_unmatched: c.answers_unmatched,
+            answers_late: c.answers_late,
+            answers_malformed: c.answers_malformed,
+            answers_rate_limited: c.answers_rate_limited,
+            answers_no_namespace: c.answers_no_namespace,
+            answers_oversized: c.answers_oversized,
+        }
+    }
 }
 
 /// Metrics of the stores (and, when all were asked for, the daemon's counters).
