@@ -96,10 +96,18 @@ fn a_burst_of_short_lived_processes_reaches_the_store() {
     // A live process: same entity ID as /proc computes.
     let mut sleeper = Command::new("/bin/sleep").arg("30").spawn().unwrap();
     let pid = sleeper.id().to_string();
-    let found = eventually(Duration::from_secs(10), || {
-        daemon.query(&["process", "--pid", &pid]).code == Some(0)
+    // The fork can reach the store before the exec: wait for the exec, not only the process.
+    let exec_seen = eventually(Duration::from_secs(10), || {
+        let out = daemon.query(&["process", "--pid", &pid, "--json"]);
+        out.code == Some(0)
+            && serde_json::from_str::<serde_json::Value>(&out.stdout)
+                .is_ok_and(|v| v["invoked_path"] == "/bin/sleep")
     });
-    assert!(found);
+    assert!(
+        exec_seen,
+        "{:?}",
+        daemon.query(&["process", "--pid", &pid, "--json"])
+    );
     let info = daemon.query_json(&["process", "--pid", &pid]);
     assert_eq!(info["entity_id"], facts.entity_id(sleeper.id()).unwrap());
     assert_eq!(info["exe"], canonical("/bin/sleep").as_str());

@@ -44,9 +44,13 @@ fn process_queries_agree_with_proc() {
     let mut sleeper = Sleeper::start();
     let pid = sleeper.pid().to_string();
 
-    // The rescan picks the new process up.
+    // The rescan (or the kernel feed) picks the new process up; with eBPF its fork can reach
+    // the store before its exec, so wait for the exec's name.
     let found = eventually(Duration::from_secs(20), || {
-        daemon.query(&["process", "--pid", &pid]).code == Some(0)
+        let out = daemon.query(&["process", "--pid", &pid, "--json"]);
+        out.code == Some(0)
+            && serde_json::from_str::<serde_json::Value>(&out.stdout)
+                .is_ok_and(|v| v["name"] == "sleep")
     });
     assert!(found, "sleep never appeared:\n{}", daemon.stderr());
     let info = daemon.query_json(&["process", "--pid", &pid]);
