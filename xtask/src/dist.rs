@@ -92,11 +92,29 @@ pub fn target_dir() -> PathBuf {
         .unwrap_or_else(|| crate::workspace_root().join("target"))
 }
 
-/// The eBPF object the host build made (and the aarch64 build embeds).
+/// The eBPF object every host build (tests, clippy, release) rewrites.
 pub fn ebpf_object(target_dir: &Path) -> PathBuf {
     target_dir
         .join("ebpf-programs")
         .join("watchpost-ebpf-programs")
+}
+
+/// What the aarch64 builds embed (`WATCHPOST_EBPF_OBJECT`): a copy of the host's object,
+/// rewritten only when its bytes change. Pointed at the host's object directly, every host
+/// build's rewrite would rebuild the aarch64 loader and everything above it; one path for the
+/// aarch64 tests, `dist` and the kernel matrix makes their dist-release aarch64 builds one.
+/// `None` while no host build has made the object yet.
+pub fn stable_ebpf_object(target_dir: &Path) -> Result<Option<PathBuf>, String> {
+    let Ok(bytes) = std::fs::read(ebpf_object(target_dir)) else {
+        return Ok(None);
+    };
+    let copy = target_dir.join("ebpf-object").join("watchpost-ebpf.o");
+    if std::fs::read(&copy).ok().as_deref() != Some(bytes.as_slice()) {
+        std::fs::create_dir_all(target_dir.join("ebpf-object"))
+            .and_then(|()| std::fs::write(&copy, &bytes))
+            .map_err(|e| format!("{}: {e}", copy.display()))?;
+    }
+    Ok(Some(copy))
 }
 
 pub fn run(options: &[String]) -> ExitCode {
@@ -153,9 +171,11 @@ fn build(arch: Arch, target_dir: &Path) -> Result<(), String> {
             cargo.env_remove("WATCHPOST_EBPF_OBJECT");
         }
         Arch::Aarch64 => {
+            let object = stable_ebpf_object(target_dir)?
+                .ok_or("no eBPF object: the x86_64 build did not make one")?;
             cargo
                 .args(["--target", arch.triple()])
-                .env("WATCHPOST_EBPF_OBJECT", ebpf_object(target_dir));
+                .env("WATCHPOST_EBPF_OBJECT", object);
         }
     }
     eprintln!("xtask dist: {}: building ({PROFILE})", arch.name());

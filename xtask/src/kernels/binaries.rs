@@ -51,7 +51,7 @@ pub fn build(root: &Path, target: &Path, arch: Arch) -> Result<Vec<PathBuf>, Str
         Arch::X86_64 => None,
         // The x86_64 build's object, when there is one: same bytecode, no second eBPF build.
         Arch::Aarch64 if std::env::var_os("WATCHPOST_EBPF_OBJECT").is_none() => {
-            stable_ebpf_object(target)?
+            crate::dist::stable_ebpf_object(target)?
         }
         Arch::Aarch64 => None,
     };
@@ -84,23 +84,6 @@ pub fn build(root: &Path, target: &Path, arch: Arch) -> Result<Vec<PathBuf>, Str
         binaries.push(out_dir.join(binary));
     }
     Ok(binaries)
-}
-
-/// A copy of the host builds' eBPF object that is rewritten only when its bytes change. Every
-/// host build (test, clippy, release) rewrites the shared object; pointing the aarch64 build at
-/// it directly would make each such write rebuild the aarch64 loader and everything above it.
-fn stable_ebpf_object(target: &Path) -> Result<Option<PathBuf>, String> {
-    let shared = target.join("ebpf-programs/watchpost-ebpf-programs");
-    let Ok(bytes) = std::fs::read(&shared) else {
-        return Ok(None);
-    };
-    let copy = target.join("kernels/ebpf-programs.o");
-    if std::fs::read(&copy).ok().as_deref() != Some(bytes.as_slice()) {
-        std::fs::create_dir_all(target.join("kernels"))
-            .and_then(|()| std::fs::write(&copy, &bytes))
-            .map_err(|e| format!("{}: {e}", copy.display()))?;
-    }
-    Ok(Some(copy))
 }
 
 /// A stripped copy of `binary` in `dir`.
