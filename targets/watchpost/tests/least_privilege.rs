@@ -54,6 +54,7 @@ struct CappedDaemon {
     child: Child,
     dir: std::path::PathBuf,
     socket: std::path::PathBuf,
+    config: std::path::PathBuf,
 }
 
 impl CappedDaemon {
@@ -66,7 +67,7 @@ impl CappedDaemon {
             &config,
             format!(
                 "[daemon]\ndata_dir = \"{}\"\n[socket]\npath = \"{}\"\n\
-                 [collector]\nebpf = \"required\"\n",
+                 daemon_user = \"{UID}\"\n[collector]\nebpf = \"required\"\n",
                 dir.join("data").display(),
                 socket.display()
             ),
@@ -91,7 +92,12 @@ impl CappedDaemon {
             .stderr(std::fs::File::create(dir.join("stderr")).unwrap())
             .spawn()
             .expect("setpriv runs");
-        let mut daemon = CappedDaemon { child, dir, socket };
+        let mut daemon = CappedDaemon {
+            child,
+            dir,
+            socket,
+            config,
+        };
         let ready = eventually(support::START_DEADLINE, || {
             if let Ok(Some(status)) = daemon.child.try_wait() {
                 panic!("capped daemon exited ({status}):\n{}", daemon.stderr());
@@ -106,9 +112,16 @@ impl CappedDaemon {
         std::fs::read_to_string(self.dir.join("stderr")).unwrap_or_default()
     }
 
-    /// Queried as root (root may always query).
+    /// Queried as root (root may always query), trusting the daemon's uid as its
+    /// `socket.daemon_user` (the packaged configuration names the unit's user the same way).
     fn query(&self, args: &[&str]) -> support::CliOutput {
-        let mut all = vec!["query", "--socket", self.socket.to_str().unwrap()];
+        let mut all = vec![
+            "query",
+            "--config",
+            self.config.to_str().unwrap(),
+            "--socket",
+            self.socket.to_str().unwrap(),
+        ];
         all.extend_from_slice(args);
         support::watchpost(&all)
     }
