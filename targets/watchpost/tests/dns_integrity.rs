@@ -133,9 +133,9 @@ fn may_run() -> bool {
         && ["/usr/bin/setpriv", "/usr/bin/unshare", "/usr/bin/dig"]
             .iter()
             .all(|p| Path::new(p).exists());
-    support::privileged_test_may_run(
+    support::ebpf_test_may_run(
         available,
-        "DNS integrity (root, setpriv, unshare, dig, dnsmasq, ip)",
+        "DNS integrity (eBPF, root, setpriv, unshare, dig, dnsmasq, ip)",
     )
 }
 

@@ -394,6 +394,17 @@ impl ProcFacts {
     }
 }
 
+/// Whether a test that needs the kernel's eBPF (and the privileges of
+/// [`privileged_test_may_run`]) may run: `WATCHPOST_SKIP_EBPF_TESTS=1` skips it, saying so (the
+/// aarch64 run under qemu-user, which has no `bpf()`, sets it; CI runs these natively first).
+pub fn ebpf_test_may_run(available: bool, what: &str) -> bool {
+    if std::env::var_os("WATCHPOST_SKIP_EBPF_TESTS").is_some_and(|v| v == "1") {
+        eprintln!("{what}: needs eBPF, skipped (WATCHPOST_SKIP_EBPF_TESTS=1)");
+        return false;
+    }
+    privileged_test_may_run(available, what)
+}
+
 /// Whether a test that needs privileges (root, cgroup v2, `setpriv`) may run. When `available`
 /// is false the test fails loudly — CI runs as root and must never skip silently — unless the
 /// caller opted out with `WATCHPOST_SKIP_PRIVILEGED_TESTS=1`, in which case it says so and skips.
