@@ -83,6 +83,12 @@ fn canonical(path: &str) -> String {
 
 #[test]
 fn each_exec_is_recorded_as_the_file_the_kernel_ran() {
+    if !support::ebpf_test_may_run(
+        rustix::process::geteuid().is_root(),
+        "exec records from the kernel (eBPF, root)",
+    ) {
+        return;
+    }
     let daemon = Daemon::start("exe", "");
     let dir = temp_dir("exe-cases");
     let mut cleanup = Cleanup {
@@ -196,6 +202,12 @@ fn detections(daemon: &Daemon) -> Vec<serde_json::Value> {
 
 #[test]
 fn a_symlinked_shell_under_a_service_is_still_a_shell() {
+    if !support::ebpf_test_may_run(
+        rustix::process::geteuid().is_root(),
+        "shell detection from the kernel's exec events (eBPF, root)",
+    ) {
+        return;
+    }
     let daemon = Daemon::start("exe-shell", "");
     let dir = temp_dir("exe-nginx");
     let mut cleanup = Cleanup {
