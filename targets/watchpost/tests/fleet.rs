@@ -12,7 +12,7 @@ mod support;
 use std::time::Duration;
 
 use fleet_support::{
-    Broker, FleetDaemon, Subscriber, assert_valid, dedupe, fleet_tests_may_run, ours,
+    Broker, FleetDaemon, Subscriber, assert_valid, dedupe, fleet_detection_tests_may_run, ours,
     record_validator, scrape, sequence, shells_under_nginx,
 };
 use support::{Daemon, eventually, temp_dir};
@@ -212,7 +212,7 @@ fn prometheus_scrape_parses_every_store_has_its_series_and_values_move() {
 #[test]
 fn ten_thousand_detections_arrive_through_two_broker_restarts_in_order() {
     let _serial = serial();
-    if !fleet_tests_may_run() {
+    if !fleet_detection_tests_may_run() {
         return;
     }
     let dir = temp_dir("mqtt10k");
@@ -294,7 +294,7 @@ fn ten_thousand_detections_arrive_through_two_broker_restarts_in_order() {
 #[test]
 fn kill9_with_a_thousand_in_the_outbox_then_restart_delivers_them_all() {
     let _serial = serial();
-    if !fleet_tests_may_run() {
+    if !fleet_detection_tests_may_run() {
         return;
     }
     let dir = temp_dir("mqttkill");
@@ -370,7 +370,7 @@ fn rss(pid: u32) -> u64 {
 #[test]
 fn a_full_outbox_drops_the_oldest_counts_them_and_memory_stays_flat() {
     let _serial = serial();
-    if !fleet_tests_may_run() {
+    if !fleet_detection_tests_may_run() {
         return;
     }
     let dir = temp_dir("mqttfull");
@@ -537,7 +537,7 @@ fn sh(dir: &std::path::Path, program: &str, args: &[&str]) {
 #[test]
 fn tls_credentials_and_the_last_will() {
     let _serial = serial();
-    if !fleet_tests_may_run() {
+    if !fleet_detection_tests_may_run() {
         return;
     }
     let dir = temp_dir("mqtttls");

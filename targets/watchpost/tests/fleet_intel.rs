@@ -13,7 +13,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use fleet_support::{
-    Broker, FleetDaemon, assert_valid, fleet_tests_may_run, record_validator, shells_under_nginx,
+    Broker, FleetDaemon, assert_valid, fleet_detection_tests_may_run, fleet_tests_may_run,
+    record_validator, shells_under_nginx,
 };
 use support::{eventually, temp_dir};
 
@@ -234,7 +235,7 @@ fn intel_full_set_updates_rejections_and_a_second_source() {
 
 #[test]
 fn events_follow_streams_valid_records_and_a_stalled_follower_is_cut_off() {
-    if !fleet_tests_may_run() {
+    if !fleet_detection_tests_may_run() {
         return;
     }
     let dir = temp_dir("follow");

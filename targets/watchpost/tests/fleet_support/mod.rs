@@ -32,7 +32,18 @@ pub fn fleet_tests_may_run() -> bool {
     if !mosquitto && root {
         panic!("mosquitto is not installed (apt-get install mosquitto; .ci/run installs it)");
     }
-    support::privileged_test_may_run(root && mosquitto, "fleet tests (root, eBPF, mosquitto)")
+    support::privileged_test_may_run(root && mosquitto, "fleet tests (root, mosquitto)")
+}
+
+/// [`fleet_tests_may_run`] for tests whose detections come from short-lived shells, which only
+/// the kernel's exec events see (a `/proc` scan misses them): skipped with
+/// `WATCHPOST_SKIP_EBPF_TESTS=1`, like every eBPF test.
+pub fn fleet_detection_tests_may_run() -> bool {
+    if std::env::var_os("WATCHPOST_SKIP_EBPF_TESTS").is_some_and(|v| v == "1") {
+        eprintln!("fleet detection test: needs eBPF, skipped (WATCHPOST_SKIP_EBPF_TESTS=1)");
+        return false;
+    }
+    fleet_tests_may_run()
 }
 
 /// A mosquitto process on `127.0.0.1:<port>`.
