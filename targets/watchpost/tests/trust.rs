@@ -54,7 +54,7 @@ fn fake_server_is_refused_unless_configured_and_the_real_daemon_answers() {
     let dir = temp_dir("fake-server");
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
     let socket = dir.join("watchpost.sock");
-    let mut server = Command::new(std::env::current_exe().unwrap())
+    let mut server = support::self_command()
         .args([
             "--exact",
             "fake_server_child",

@@ -48,6 +48,20 @@ pub fn bin_command() -> Command {
     command
 }
 
+/// A `Command` for this test binary itself (a helper child), through the same runner.
+pub fn self_command() -> Command {
+    let mut argv = runner();
+    argv.push(
+        std::env::current_exe()
+            .expect("the test binary's path")
+            .to_string_lossy()
+            .into_owned(),
+    );
+    let mut command = Command::new(&argv[0]);
+    command.args(&argv[1..]);
+    command
+}
+
 /// `collector.ebpf` for every [`Daemon::start`], from `WATCHPOST_TEST_EBPF` (`cargo xtask
 /// test` sets `off` under emulation, where `bpf()` does not exist); unset: the default.
 fn ebpf_mode_override() -> Option<String> {
