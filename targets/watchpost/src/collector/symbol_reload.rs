@@ -236,6 +236,20 @@ mod tests {
                 .is_ok()
         }
 
+        /// Whether the symbol store comes to answer `crc7_be` as `known` (within 20 s): the
+        /// reload counter moves when the new table is handed to the store's intake, and queries
+        /// see it once the store has applied and published it.
+        async fn crc7_becomes(&self, known: bool) -> bool {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while self.crc7_known().await != known {
+                if Instant::now() >= deadline {
+                    return false;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            true
+        }
+
         async fn stop(self) {
             let _ = self.shutdown.send(true);
             let _ = self.task.await;
@@ -259,7 +273,7 @@ mod tests {
         f.signal.module_loaded();
         Fixture::wait_for(&f.stats.symbol_reloads, 1).await;
         assert!(
-            f.crc7_known().await,
+            f.crc7_becomes(true).await,
             "the reloaded table has the module's symbols"
         );
         // The module goes live; polls and a late second signal see nothing new.
@@ -290,14 +304,14 @@ mod tests {
             1,
             "one load, one reload"
         );
-        assert!(f.crc7_known().await);
+        assert!(f.crc7_becomes(true).await);
         // Unloading is another change: one more reload, and the module's symbols are gone.
         f.write("kallsyms", BASE_KALLSYMS);
         f.write("modules", BASE_MODULES);
         Fixture::wait_for(&f.stats.symbol_reloads, 2).await;
         f.wait_checks(3).await;
         assert_eq!(Fixture::count(&f.stats.symbol_reloads), 2);
-        assert!(!f.crc7_known().await);
+        assert!(f.crc7_becomes(false).await);
         f.stop().await;
     }
 
@@ -309,7 +323,7 @@ mod tests {
         f.write("modules", CRC7_LIVE);
         f.signal.module_loaded();
         Fixture::wait_for(&f.stats.symbol_reloads, 1).await;
-        assert!(f.crc7_known().await);
+        assert!(f.crc7_becomes(true).await);
         // Forced: reloads though the module list is the same.
         f.signal.force();
         Fixture::wait_for(&f.stats.symbol_reloads, 2).await;
@@ -328,7 +342,7 @@ mod tests {
         Fixture::wait_for(&f.stats.symbol_reloads, 1).await;
         f.wait_checks(3).await;
         assert_eq!(Fixture::count(&f.stats.symbol_reloads), 1);
-        assert!(f.crc7_known().await);
+        assert!(f.crc7_becomes(true).await);
         f.stop().await;
     }
 }
