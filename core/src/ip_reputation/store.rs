@@ -201,10 +201,15 @@ struct SourceSlot {
 struct Table {
     policy: ConflictPolicy,
     hasher: KeyHasher,
-    entries: Box<[Entry]>,
-    /// Head of the free-slot list threaded through `Entry::next`.
+    /// Slots handed out so far (occupied or freed), reserved for `max_entries`: slots past the
+    /// high-water mark are never written, so memory the store reserved but never used is never
+    /// touched (not resident, in either copy of the read view).
+    entries: ReservedVec<Entry>,
+    /// Most slots (`entries` never grows past it).
+    max_entries: usize,
+    /// Head of the list of freed slots, threaded through `Entry::next`.
     free_entry: u32,
-    /// Occupied slots; invariant: `len == entries.len() - free slots == index.len()`.
+    /// Occupied slots; invariant: `len == entries.len() - freed slots == index.len()`.
     len: usize,
     /// Address hash → slot, one index entry per occupied slot.
     index: SlotIndex,
@@ -250,7 +255,7 @@ impl Table {
     }
 
     fn free_entries(&self) -> usize {
-        self.entries.len().saturating_sub(self.len)
+        self.max_entries.saturating_sub(self.len)
     }
 
     fn contender(&self, entry: &Entry) -> Contender<'_> {
@@ -422,6 +427,12 @@ impl Table {
             }
             return true;
         }
+        if self.free_entry == NO_SLOT && self.entries.len() < self.max_entries {
+            // No freed slot: the next one past the high-water mark (within the reservation, so
+            // this push never allocates).
+            self.free_entry = self.entries.len() as u32;
+            self.entries.push(Entry::vacant(NO_SLOT));
+        }
         let slot = self.free_entry;
         // The caller checked that a free slot and a live source exist; if that were ever wrong,
         // refuse quietly rather than panic, giving the string references back.
@@ -543,9 +554,6 @@ impl IpReputationStore {
             return Err(invalid);
         }
         let n = config.max_entries;
-        let entries: Box<[Entry]> = (0..n)
-            .map(|i| Entry::vacant(if i + 1 < n { (i + 1) as u32 } else { NO_SLOT }))
-            .collect();
         let sources: Box<[SourceSlot]> = (0..config.max_sources)
             .map(|_| SourceSlot {
                 name: None,
@@ -561,8 +569,9 @@ impl IpReputationStore {
             table: Table {
                 policy: config.policy,
                 hasher: KeyHasher::new(config.seed),
-                entries,
-                free_entry: 0,
+                entries: ReservedVec::with_capacity(n),
+                max_entries: n,
+                free_entry: NO_SLOT,
                 len: 0,
                 index: SlotIndex::with_capacity(n),
                 sources,
@@ -610,7 +619,7 @@ impl IpReputationStore {
 
     /// Most entries.
     pub fn capacity(&self) -> usize {
-        self.table.entries.len()
+        self.table.max_entries
     }
 
     /// Sources holding data now.
@@ -636,7 +645,7 @@ impl IpReputationStore {
     /// All memory reserved at construction, in bytes (heap only).
     pub fn bytes_reserved(&self) -> usize {
         let t = &self.table;
-        core::mem::size_of_val(&*t.entries)
+        t.max_entries * core::mem::size_of::<Entry>()
             + t.index.bytes_reserved()
             + core::mem::size_of_val(&*t.sources)
             + t.by_name.capacity() * core::mem::size_of::<u16>()
@@ -1276,6 +1285,7 @@ mod tests {
                 slot = e.next;
             }
             assert_eq!(free + self.len, self.entries.len());
+            assert!(self.entries.len() <= self.max_entries);
             assert_eq!(
                 self.by_name.len() + self.free_sources.len(),
                 self.sources.len()
