@@ -217,9 +217,16 @@ struct Entry {
 #[derive(Debug, Clone)]
 pub struct ContainerTable {
     /// Invariant: every `Some` slot is in exactly one of `live` / `removed` and indexed in `by_id`
-    /// (and in `by_name` when its name is non-empty); every `None` slot is in `free`.
-    slots: Box<[Option<Entry>]>,
-    /// Unused slot numbers; capacity reserved for all slots, so pushes never reallocate.
+    /// (and in `by_name` when its name is non-empty); every `None` slot below the high-water mark
+    /// is in `free`.
+    /// Slots handed out so far (up to a high-water mark), reserved for `capacity`: slots past
+    /// the mark were never written, so what the table reserved but never used is not resident
+    /// (in either copy of the read view).
+    slots: ReservedVec<Option<Entry>>,
+    /// Most slots (`slots` never grows past it).
+    capacity: usize,
+    /// Freed slot numbers below the high-water mark; capacity reserved for all slots, so pushes
+    /// never reallocate.
     free: ReservedVec<u32>,
     /// Hash of the ID → slot. At most one slot per ID.
     by_id: SlotIndex,
@@ -244,14 +251,10 @@ impl ContainerTable {
     pub fn new(config: ContainerTableConfig) -> Self {
         // Slot numbers are u32 and the recency list reserves two values.
         let capacity = config.capacity.clamp(1, (u32::MAX - 2) as usize);
-        let mut slots = Vec::with_capacity(capacity);
-        slots.resize_with(capacity, || None);
-        let mut free = ReservedVec::with_capacity(capacity);
-        // Reversed so that slot 0 is used first (only matters for reading dumps).
-        free.extend((0..capacity as u32).rev());
         ContainerTable {
-            slots: slots.into_boxed_slice(),
-            free,
+            slots: ReservedVec::with_capacity(capacity),
+            capacity,
+            free: ReservedVec::with_capacity(capacity),
             by_id: SlotIndex::with_capacity(capacity),
             by_name: SlotIndex::with_capacity(capacity),
             live: LruList::with_capacity(capacity),
@@ -282,7 +285,7 @@ impl ContainerTable {
 
     /// Most records held.
     pub fn capacity(&self) -> usize {
-        self.slots.len()
+        self.capacity
     }
 
     /// Live (not removed) containers.
@@ -302,7 +305,7 @@ impl ContainerTable {
 
     /// Bytes reserved at construction (the table never reserves more).
     pub fn bytes_reserved(&self) -> usize {
-        core::mem::size_of_val(&*self.slots)
+        self.capacity * core::mem::size_of::<Option<Entry>>()
             + self.free.capacity() * core::mem::size_of::<u32>()
             + self.by_id.bytes_reserved()
             + self.by_name.bytes_reserved()
@@ -609,11 +612,17 @@ impl ContainerTable {
             self.free_slot(stale);
             self.stats.expired_purged = self.stats.expired_purged.saturating_add(1);
         }
-        let evicted = if self.free.is_empty() {
+        let evicted = if self.free.is_empty() && self.slots.len() >= self.capacity {
             self.make_room(now)
         } else {
             None
         };
+        if self.free.is_empty() && self.slots.len() < self.capacity {
+            // No freed slot: the next one past the high-water mark (within the reservation, so
+            // this push never allocates).
+            self.free.push(self.slots.len() as u32);
+            self.slots.push(None);
+        }
         let Some(slot) = self.free.pop() else {
             // Unreachable: make_room frees at least one slot of a non-empty, full table.
             return Written {
@@ -720,6 +729,7 @@ mod tests {
             assert_eq!(self.by_id.len(), held);
             assert_eq!(self.by_name.len(), named);
             assert_eq!(self.free.len() + held, self.slots.len());
+            assert!(self.slots.len() <= self.capacity);
             assert_eq!(self.live.len() + self.removed.len(), held);
         }
     }

@@ -47,6 +47,9 @@ impl ContainerTable {
         for slot in 0..self.slots.len() as u32 {
             self.free_slot(slot);
         }
+        // Every slot is free: start again from slot 0 (nothing above it is written).
+        self.slots.clear();
+        self.free.clear();
         let before = self.stats;
         let mut report = ContainerRestoreReport::default();
         let mut seq = self.seq;
