@@ -42,9 +42,6 @@
 //! - `list_containers(filter)`: live containers only, filters exact and ANDed, least recently
 //!   written first.
 
-use alloc::boxed::Box;
-use alloc::vec::Vec;
-
 use super::id::{CONTAINER_ID_MAX_LEN, check_identifier};
 use super::info::{CONTAINER_NAME_MAX_LEN, ContainerInfo, ContainerUpdate, copy_bounded};
 use super::pod::K8sPodInfo;
