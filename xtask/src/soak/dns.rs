@@ -86,7 +86,8 @@ pub fn drive(stop: Arc<AtomicBool>, answered: Arc<AtomicU64>, window: u64) {
     let mut next: u64 = 0;
     while !stop.load(Ordering::Relaxed) {
         for _ in 0..window {
-            // A rotating set of 100,000 names: the daemon's cache (5,000 names) evicts all day.
+            // A rotating set of 100,000 names: the daemon's cache (2,048 names by default)
+            // evicts all day.
             let name = format!("n{}.soak.test", next % 100_000);
             let _ = socket.send_to(&query(next as u16, &name), SERVER);
             next += 1;

@@ -178,12 +178,12 @@ pub struct ProcessSection {
 impl Default for ProcessSection {
     fn default() -> Self {
         ProcessSection {
-            capacity: 10_000,
+            capacity: 4_096,
             exit_grace_ms: 30_000,
             pending_capacity: 256,
             pending_ttl_ms: 5_000,
-            exe_path_strings: 4_096,
-            exe_path_bytes: 262_144,
+            exe_path_strings: 2_048,
+            exe_path_bytes: 131_072,
         }
     }
 }
@@ -205,7 +205,7 @@ pub struct ContainerSection {
 impl Default for ContainerSection {
     fn default() -> Self {
         ContainerSection {
-            capacity: 512,
+            capacity: 256,
             removal_grace_ms: 30_000,
             enrichment: true,
             runtimes: Default::default(),
@@ -238,11 +238,12 @@ pub struct DnsSection {
 impl Default for DnsSection {
     fn default() -> Self {
         let d = DnsCacheConfig::default();
+        // Sized for a gateway (see `default.toml`), smaller than the core's general default.
         DnsSection {
-            max_names: d.max_names,
-            max_addresses: d.max_addresses,
-            max_links: d.max_links,
-            name_bytes: d.name_bytes,
+            max_names: 2_048,
+            max_addresses: 4_096,
+            max_links: 8_192,
+            name_bytes: 65_536,
             max_namespaces: d.max_namespaces,
             untrusted_share_percent: d.untrusted_share_percent,
             trusted_answers_per_sec: d.trusted_answers_per_sec,
@@ -933,7 +934,7 @@ max_names = 12
         )
         .unwrap()
         .dns_cache();
-        assert_eq!((d.max_names, d.max_links), (12, 20_000));
+        assert_eq!((d.max_names, d.max_links), (12, 8_192));
         let o = c.store_options();
         assert_eq!(o.intake.queue_batches, 3);
         assert_eq!(o.call_timeout, Some(Duration::from_millis(250)));

@@ -43,7 +43,7 @@ impl Default for PersistSection {
             enabled: true,
             snapshot_interval_ms: 30_000,
             max_file_bytes: 256 << 20,
-            chunk_records: 4_096,
+            chunk_records: 1_024,
             reputation_durability: DurabilityChoice::Immediate,
         }
     }

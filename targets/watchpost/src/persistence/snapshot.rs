@@ -239,6 +239,14 @@ impl Persistence {
                     if let Err(e) = self.snapshot_all(&registry).await {
                         tracing::debug!("periodic snapshot: {e}");
                     }
+                    // A snapshot's encoded records and redb's dirty pages are freed when it
+                    // commits, scattered through the allocator's arenas: give those pages back,
+                    // or RSS creeps up snapshot after snapshot (measured: +4.5 MiB over a
+                    // 3-minute soak, flat with persistence off).
+                    let _ = tokio::task::spawn_blocking(
+                        crate::memory::trim::release_free_memory,
+                    )
+                    .await;
                 }
                 _ = shutdown.changed() => break,
             }
