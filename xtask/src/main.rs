@@ -39,7 +39,7 @@ commands:
   test --under-load        run the test suites while a busy thread per core loads the machine
   soak [--minutes N] [--processes N] [--dns N] [--budget-mib N] [--ci] [--no-build]
                            run the release daemon under real process, DNS and query load,
-                           sample its RSS every second; fail over the budget (47 MiB) or on
+                           sample its RSS every second; fail over the budget (28 MiB) or on
                            an upward trend (defaults: 1 M lifecycles, 1 M answers, 12 min)
   man [--out DIR]          write the watchpost(1) man page (default target/man/watchpost.1)
   run [ARGS...]            install the eBPF build's pieces when missing, build the release
