@@ -31,7 +31,10 @@ pub mod boot;
 pub mod codec;
 pub mod error;
 pub mod file;
+pub mod index;
+pub mod pages;
 pub mod schema;
+pub mod table;
 
 pub use boot::BootIdentity;
 pub use error::{OpenError, PersistError};
