@@ -1,11 +1,12 @@
 //! The packed value format: why a store is a few hundred redb values instead of one per record.
 //!
-//! One redb insert per record cost about a microsecond (B-tree descent, page copy on write), which
-//! made a full snapshot of 94,000 records cost more than the encoding itself, and a changed-only
-//! snapshot of 640 scattered records touch hundreds of B-tree pages. So a store's table holds:
+//! One redb insert per record (a B-tree descent and a copy of the leaf on write) made a full
+//! snapshot of the benchmark's 94,000 records take about 100 ms, and a changed-only snapshot of
+//! 640 scattered records copy hundreds of leaves. So a store's table holds:
 //!
-//! - **pages** (`p` ‖ BE u64 number, `0..pages`): records in strictly increasing key order, about
-//!   [`PAGE_BYTES`] of them per value, written whole by a full snapshot (or a fold);
+//! - **pages** (`p` ‖ BE u64 number, `0..pages`): records in strictly increasing key order, up
+//!   to [`PAGE_BYTES`] (just under 16 KiB) per value, written whole by a full snapshot (or a
+//!   fold);
 //! - **deltas** (`d` ‖ BE u64 number, `0..deltas`): what each changed-only snapshot did (upserts
 //!   and deletes of keys that were there), applied in number order over the pages at load.
 //!
@@ -24,8 +25,12 @@ use crate::codec::Encoded;
 pub const PAGE: u8 = b'p';
 /// Key kind of a delta.
 pub const DELTA: u8 = b'd';
-/// Records per page: a page is closed once its body reaches this many bytes.
-pub const PAGE_BYTES: usize = 48 * 1024;
+/// Most bytes of records in a page (unless one record alone is larger). redb keeps a value larger
+/// than its 4 KiB page in a leaf of a power-of-two number of pages; on the benchmark's data set
+/// pages just under 16 KiB left the file the size it had with one value per record (95 bytes
+/// per record), pages just under 64 KiB left 40 % of it fragmented (137 bytes per record), and
+/// 8 KiB ones made snapshots slower again.
+pub const PAGE_BYTES: usize = 16 * 1024 - 256;
 /// A delta op that inserts or replaces a record.
 pub const OP_UPSERT: u8 = 0;
 /// A delta op that removes a record (only written for keys that were there).
@@ -180,12 +185,15 @@ pub struct PagePacker {
 }
 
 impl PagePacker {
-    /// Adds one record; returns a full page's body (without checksum) when this closed one.
+    /// Adds one record; returns the previous page's body (without checksum) when this record
+    /// did not fit in it.
     pub fn push(&mut self, key: &[u8], value: &[u8]) -> Option<Vec<u8>> {
+        let size = key.len() + value.len() + 20;
+        let full = (self.count > 0 && self.records.len() + size > PAGE_BYTES).then(|| self.take());
         put_bytes(&mut self.records, key);
         put_bytes(&mut self.records, value);
         self.count += 1;
-        (self.records.len() >= PAGE_BYTES).then(|| self.take())
+        full
     }
 
     /// The last page's body, if it holds anything.

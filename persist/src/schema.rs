@@ -3,7 +3,7 @@
 //! | table | key | value |
 //! |---|---|---|
 //! | `meta` | `schema`, `boot`, `seq`, `store.<name>` | postcard: `u32`, [`BootIdentity`](crate::BootIdentity), `u64`, [`StoreMeta`] |
-//! | `process`, `dns`, `container`, `ip_reputation` | `p` ‖ page number (BE u64), `0..pages` | a page: records in strictly increasing key order, about 48 KiB, ‖ checksum |
+//! | `process`, `dns`, `container`, `ip_reputation` | `p` ‖ page number (BE u64), `0..pages` | a page: records in strictly increasing key order, just under 16 KiB, ‖ checksum |
 //! | (same) | `d` ‖ delta number (BE u64), `0..deltas` | a delta: one changed-only snapshot's upserts and deletes, in order, ‖ checksum |
 //!
 //! The value format is in [`crate::pages`]; a store's [`StoreMeta`] names exactly which values

@@ -16,6 +16,8 @@ use crate::schema::StoreMeta;
 
 /// A store's table: value key ([`pages::value_key`]) → page or delta.
 pub type Def = TableDefinition<'static, &'static [u8], &'static [u8]>;
+/// A record borrowed from where it is held: key and value.
+pub type Borrowed<'a> = (&'a [u8], &'a [u8]);
 /// A store's table open for writing.
 pub type WriteTable<'t> = Table<'t, &'static [u8], &'static [u8]>;
 
@@ -62,11 +64,16 @@ pub fn read_store<T: ReadableTable<&'static [u8], &'static [u8]>>(
             return Err(damaged(format!("{} is not in its metadata", describe(k))));
         };
         if k != want {
-            return Err(damaged(format!(
-                "{} is missing ({} found instead)",
-                pages::name(&want),
-                describe(k)
-            )));
+            // Keys come in order: a key the metadata names later means `want` is missing.
+            let named = <[u8; 9]>::try_from(k).is_ok_and(|k| {
+                let n = u64::from_be_bytes([k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8]]);
+                (k[0] == DELTA && n < meta.deltas) || (k[0] == PAGE && n < meta.pages)
+            });
+            return Err(damaged(if named {
+                format!("{} is missing", pages::name(&want))
+            } else {
+                format!("{} is not in its metadata", describe(k))
+            }));
         }
         let (body, checksum) = pages::open(store, &want, v.value()).map_err(damaged)?;
         sum = sum.wrapping_add(checksum);
@@ -122,7 +129,7 @@ pub fn write_pages(
     txn: &WriteTransaction,
     def: Def,
     store: &'static str,
-    records: &[(&[u8], &[u8])],
+    records: &[Borrowed<'_>],
 ) -> Result<Rewritten, PersistError> {
     txn.delete_table(def)?;
     let mut table = txn.open_table(def)?;
@@ -172,9 +179,9 @@ pub fn append_delta(
 pub fn apply<'a>(
     current: &'a [Encoded],
     write: &'a StoreWrite,
-) -> (Vec<(&'a [u8], &'a [u8])>, u64, u64) {
+) -> (Vec<Borrowed<'a>>, u64, u64) {
     let current = if write.full { &[][..] } else { current };
-    let mut ups: Vec<(&[u8], &[u8])> = write
+    let mut ups: Vec<Borrowed<'_>> = write
         .upserts
         .iter()
         .map(|(k, v)| (k.as_slice(), v.as_slice()))
@@ -234,7 +241,7 @@ mod tests {
             delete_ranges: vec![(b"b".to_vec(), b"c".to_vec())],
         };
         let (out, written, deleted) = apply(&current, &write);
-        let out: Vec<(&[u8], &[u8])> = out;
+        let out: Vec<Borrowed<'_>> = out;
         assert_eq!(
             out,
             vec![
