@@ -1,10 +1,27 @@
 //! The snapshot file: opening it (with the data-directory lock and bad-file recovery), writing
 //! one store per write transaction, loading and verifying it, and keeping it small.
 //!
+//! # Invariants of a store's table (layout in [`crate::schema`], value format in [`crate::pages`])
+//! 1. One [`PersistFile::write_store`] is one redb write transaction: its pages or delta and the
+//!    store's [`StoreMeta`] commit together or not at all, so a reader sees the previous snapshot
+//!    or the new one, never half a store.
+//! 2. The table holds exactly the values its metadata names: pages `p0..pages` and deltas
+//!    `d0..deltas`. Each value carries a checksum over the store's name, its key and its body,
+//!    and the metadata holds the wrapping sum of them; a load checks every value, refuses a
+//!    missing or unnamed one, applies the deltas in order over the pages, and compares the
+//!    records' count and bytes with `items` and `bytes`.
+//! 3. A full write and a write with key ranges rewrite the table as pages (no deltas); a
+//!    changed-only write adds one delta, or folds everything into pages once the deltas pass a
+//!    quarter of the store's bytes (at least 256 KiB) or [`crate::table::MAX_DELTAS`]; so the
+//!    table never holds more than about 1.25× the store, and compaction bounds the file.
+//! 4. `items`, `bytes`, `written` and `deleted` are exact without reading pages back: the
+//!    per-store [`KeyIndex`] (key hash → record size), built at load and changed only after a
+//!    commit, says whether an upsert replaces and a delete removes a record.
+//!
 //! # Bad files
 //! Whatever is wrong with `watchpost.redb` — not a regular file, empty, unreadable by redb
 //! (truncated, bytes flipped), held open by another process, of another schema version, or
-//! holding records that do not match their own metadata — the file is renamed
+//! holding values that do not match their own checksums or metadata — the file is renamed
 //! `watchpost.redb.corrupt-<UTC timestamp>` (never deleted), [`Opened::recovery`] says why in one
 //! sentence, and a fresh file is created. The only refusal is a second daemon on the same data
 //! directory ([`OpenError::DataDirInUse`]), detected by a lock on `watchpost.lock`.

@@ -176,10 +176,7 @@ pub fn append_delta(
 
 /// What `current` (strictly increasing keys) holds after `write` (a full write starts from
 /// nothing): the records in key order, records written, records deleted (that were there).
-pub fn apply<'a>(
-    current: &'a [Encoded],
-    write: &'a StoreWrite,
-) -> (Vec<Borrowed<'a>>, u64, u64) {
+pub fn apply<'a>(current: &'a [Encoded], write: &'a StoreWrite) -> (Vec<Borrowed<'a>>, u64, u64) {
     let current = if write.full { &[][..] } else { current };
     let mut ups: Vec<Borrowed<'_>> = write
         .upserts
