@@ -13,7 +13,8 @@
 //! 3. A full write and a write with key ranges rewrite the table as pages (no deltas); a
 //!    changed-only write adds one delta, or folds everything into pages once the deltas pass a
 //!    quarter of the store's bytes (at least 64 KiB) or [`crate::table::MAX_DELTAS`]; so the
-//!    table holds at most 1.25× the store (or the store and 64 KiB), and compaction bounds the file.
+//!    table holds at most 1.25× the store (or the store and 64 KiB), and compaction bounds the
+//!    file.
 //! 4. `items`, `bytes`, `written` and `deleted` are exact without reading pages back: the
 //!    per-store [`KeyIndex`] (key hash → record size), built at load and changed only after a
 //!    commit, says whether an upsert replaces and a delete removes a record.
