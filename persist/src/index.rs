@@ -5,8 +5,9 @@
 //!
 //! Per record it holds a 64-bit hash of the key ([`key_hash`]) and the record's size (key and
 //! value bytes): about 16–32 bytes per record, not the records. Two keys with the same hash
-//! (about 2⁻⁴⁰ likely among a million keys) would miscount `items`; the next load then refuses
-//! the file as damaged and moves it aside, so a collision costs a restore, never wrong records.
+//! (one chance in about 30 million among a million keys) would miscount `items`; the next load
+//! then refuses the file as damaged and moves it aside, so a collision costs that restore,
+//! never wrong records.
 //!
 //! [`StoreMeta`]: crate::StoreMeta
 
