@@ -1,6 +1,6 @@
 #!/bin/sh
 # Times a daemon start with a restore: from spawning `watchpost run` until `watchpost query
-# stores` answers on its socket (polled as fast as the CLI runs, a few ms), RUNS times, each on a
+# stores` answers on its socket (polled every 5 ms and a CLI start), RUNS times, each on a
 # fresh copy of DATA/watchpost.redb (or an empty data directory with DATA = empty). Leave such a
 # file with the benchmark: WATCHPOST_BENCH_DATA_DIR=DIR cargo bench -p watchpost-persist --bench
 # persist. Needs root (the daemon runs as root). EBPF is the collector.ebpf setting (off, auto).
@@ -34,6 +34,7 @@ while [ "$i" -lt "$runs" ]; do
     pid=$!
     until "$bin" query stores --socket "$work/s.sock" >/dev/null 2>&1; do
         kill -0 "$pid" 2>/dev/null || { cat "$work/stderr"; exit 1; }
+        sleep 0.005
     done
     ms=$(( ($(date +%s%N) - start) / 1000000 ))
     restore=$("$bin" query persistence --socket "$work/s.sock" --json | grep -o '"restore_us":[0-9]*')
