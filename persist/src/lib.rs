@@ -7,7 +7,7 @@
 //! [`PersistFile::open`], which verifies everything and returns what to restore.
 //!
 //! # Layout
-//! - [`file`]: opening (data-directory lock, bad-file recovery), writing one store per write
+//! - [`file`](mod@file): opening (data-directory lock, bad-file recovery), writing one store per write
 //!   transaction, compaction, loading and verifying.
 //! - [`table`]: one store's table: read and verify, rewrite as pages, append a delta.
 //! - [`pages`]: the value format: pages and deltas of records, each with a checksum.
