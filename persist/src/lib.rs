@@ -7,8 +7,8 @@
 //! [`PersistFile::open`], which verifies everything and returns what to restore.
 //!
 //! # Layout
-//! - [`file`](mod@file): opening (data-directory lock, bad-file recovery), writing one store per write
-//!   transaction, compaction, loading and verifying.
+//! - [`file`](mod@file): opening (data-directory lock, bad-file recovery), writing one store
+//!   per write transaction, compaction, loading and verifying.
 //! - [`table`]: one store's table: read and verify, rewrite as pages, append a delta.
 //! - [`pages`]: the value format: pages and deltas of records, each with a checksum.
 //! - [`index`]: the keys each store holds, in memory, so a delta is written without reading.
