@@ -8,7 +8,7 @@
 //! snapshot copying records out of that actor in chunks.
 //!
 //! `WATCHPOST_BENCH_DATA_DIR=DIR` also leaves a file of this size in DIR (for timing a daemon
-//! start with a restore).
+//! start with a restore: `persist/benches/daemon-start.sh`).
 
 #[path = "../../core/tests/dns_encoder/mod.rs"]
 mod dns_encoder;

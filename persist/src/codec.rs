@@ -1,5 +1,5 @@
-//! Core records ↔ redb keys and postcard values, and the content hash the metadata checksum
-//! sums.
+//! Core records ↔ record keys and postcard values (what [`crate::pages`] packs into pages and
+//! deltas).
 
 use std::net::IpAddr;
 
@@ -112,18 +112,4 @@ fn decode<'a, T: serde::Deserialize<'a>>(
         });
     }
     Ok(value)
-}
-
-/// The hash of one stored record (FNV-1a 64 over the key, a separator and the value): the
-/// metadata checksum is the wrapping sum of these, so a snapshot that replaces a few records
-/// updates it without reading the rest.
-pub fn record_hash(key: &[u8], value: &[u8]) -> u64 {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut h = OFFSET;
-    for &b in key.iter().chain(&[0xff, 0x00]).chain(value) {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(PRIME);
-    }
-    h
 }

@@ -1,10 +1,28 @@
 //! The snapshot file: opening it (with the data-directory lock and bad-file recovery), writing
 //! one store per write transaction, loading and verifying it, and keeping it small.
 //!
+//! # Invariants of a store's table (layout in [`crate::schema`], value format in [`crate::pages`])
+//! 1. One [`PersistFile::write_store`] is one redb write transaction: its pages or delta and the
+//!    store's [`StoreMeta`] commit together or not at all, so a reader sees the previous snapshot
+//!    or the new one, never half a store.
+//! 2. The table holds exactly the values its metadata names: pages `p0..pages` and deltas
+//!    `d0..deltas`. Each value carries a checksum over the store's name, its key and its body,
+//!    and the metadata holds the wrapping sum of them; a load checks every value, refuses a
+//!    missing or unnamed one, applies the deltas in order over the pages, and compares the
+//!    records' count and bytes with `items` and `bytes`.
+//! 3. A full write and a write with key ranges rewrite the table as pages (no deltas); a
+//!    changed-only write adds one delta, or folds everything into pages once the deltas pass a
+//!    quarter of the store's bytes (at least 64 KiB) or [`crate::table::MAX_DELTAS`]; so the
+//!    table holds at most 1.25× the store (or the store and 64 KiB), and compaction bounds the
+//!    file.
+//! 4. `items`, `bytes`, `written` and `deleted` are exact without reading pages back: the
+//!    per-store [`KeyIndex`] (key hash → record size), built at load and changed only after a
+//!    commit, says whether an upsert replaces and a delete removes a record.
+//!
 //! # Bad files
 //! Whatever is wrong with `watchpost.redb` — not a regular file, empty, unreadable by redb
 //! (truncated, bytes flipped), held open by another process, of another schema version, or
-//! holding records that do not match their own metadata — the file is renamed
+//! holding values that do not match their own checksums or metadata — the file is renamed
 //! `watchpost.redb.corrupt-<UTC timestamp>` (never deleted), [`Opened::recovery`] says why in one
 //! sentence, and a fresh file is created. The only refusal is a second daemon on the same data
 //! directory ([`OpenError::DataDirInUse`]), detected by a lock on `watchpost.lock`.
@@ -19,9 +37,11 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableError};
 use watchpost_core::error::store_names;
 
 use crate::boot::BootIdentity;
-use crate::codec::{Encoded, record_hash};
+use crate::codec::Encoded;
 use crate::error::{OpenError, PersistError};
-use crate::schema::{META, SCHEMA_VERSION, STORES, StoreMeta, meta_key, table_of};
+use crate::index::KeyIndex;
+use crate::schema::{META, SCHEMA_VERSION, STORES, StoreMeta, meta_key, store_def};
+use crate::table::{self, needs_fold};
 
 /// The snapshot file's name in the data directory.
 pub const FILE_NAME: &str = "watchpost.redb";
@@ -45,6 +65,8 @@ pub struct PersistFile {
     boot: BootIdentity,
     /// File-wide commit counter (the last committed value).
     sequence: u64,
+    /// Per store, the keys the file holds (what a changed-only write is worked out against).
+    indexes: BTreeMap<&'static str, KeyIndex>,
     /// Held (flock) for the file's whole life.
     _lock: File,
 }
@@ -180,6 +202,7 @@ impl PersistFile {
             path: path.clone(),
             boot: boot.clone(),
             sequence: 0,
+            indexes: BTreeMap::new(),
             _lock: lock,
         };
         let loaded = match file.load() {
@@ -194,6 +217,7 @@ impl PersistFile {
                     path: path.clone(),
                     boot,
                     sequence: 0,
+                    indexes: BTreeMap::new(),
                     _lock,
                 };
                 file.write_identity().map_err(|e| OpenError::Create {
@@ -268,32 +292,18 @@ impl PersistFile {
             let store_meta: Option<StoreMeta> = get(&meta_key(store))?
                 .map(|b| decode_meta(&b))
                 .transpose()?;
-            let Some(def) = table_of(store) else { continue };
-            let records: Vec<Encoded> = match read.open_table(def) {
-                Ok(table) => {
-                    let mut out = Vec::new();
-                    for entry in table.iter()? {
-                        let (k, v) = entry?;
-                        out.push((k.value().to_vec(), v.value().to_vec()));
-                    }
-                    out
-                }
-                Err(TableError::TableDoesNotExist(_)) => Vec::new(),
-                Err(e) => return Err(e.into()),
-            };
+            let (_, def) = store_def(store)?;
+            let records = read_table(&read, store, def, store_meta.as_ref())?;
             let Some(store_meta) = store_meta else {
-                if records.is_empty() {
-                    continue;
-                }
-                return Err(PersistError::Damaged {
-                    store,
-                    reason: format!("{} records without metadata", records.len()),
-                });
+                continue;
             };
-            verify(store, &store_meta, &records)?;
             if store == store_names::PROCESS && !same_boot {
                 continue;
             }
+            self.indexes.insert(
+                store,
+                KeyIndex::of(records.iter().map(|(k, v)| (k.as_slice(), v.as_slice()))),
+            );
             stores.insert(
                 store,
                 LoadedStore {
@@ -334,7 +344,8 @@ impl PersistFile {
     }
 
     fn drop_store(&mut self, store: &'static str) -> Result<(), PersistError> {
-        let def = table_of(store).ok_or_else(|| PersistError::UnknownStore(store.into()))?;
+        let (_, def) = store_def(store)?;
+        self.indexes.remove(store);
         let txn = self.db.begin_write()?;
         txn.delete_table(def)?;
         {
@@ -356,7 +367,7 @@ impl PersistFile {
         write: &StoreWrite,
         durability: WriteDurability,
     ) -> Result<StoreMeta, PersistError> {
-        let def = table_of(store).ok_or_else(|| PersistError::UnknownStore(store.into()))?;
+        let (store, def) = store_def(store)?;
         let started = Instant::now();
         let mut txn = self.db.begin_write()?;
         txn.set_durability(match durability {
@@ -372,53 +383,46 @@ impl PersistFile {
                 .transpose()?
                 .unwrap_or_default()
         };
-        if write.full {
-            txn.delete_table(def)?;
-            meta.items = 0;
-            meta.bytes = 0;
-            meta.checksum = 0;
+        let index = self.indexes.entry(store).or_default();
+        // Changed-only writes without ranges become one delta value, unless the deltas have
+        // grown past their share: then, like full writes and range deletes, the store is
+        // rewritten as pages (a fold).
+        let mut staged = None;
+        if !write.full && write.delete_ranges.is_empty() {
+            let s = index.stage(write, meta.items, meta.bytes);
+            let size = s.ops.iter().map(|op| op_size(op)).sum::<usize>();
+            if s.ops.is_empty() || !needs_fold(&meta, size) {
+                if !s.ops.is_empty() {
+                    let mut table = txn.open_table(def)?;
+                    let (checksum, bytes) =
+                        table::append_delta(&mut table, store, meta.deltas, &s.ops)?;
+                    meta.deltas += 1;
+                    meta.delta_bytes += bytes;
+                    meta.checksum = meta.checksum.wrapping_add(checksum);
+                }
+                (meta.items, meta.bytes, meta.written, meta.deleted) =
+                    (s.items, s.bytes, s.written, s.deleted);
+                staged = Some(s);
+            }
         }
-        let (mut written, mut deleted) = (0u64, 0u64);
-        {
-            let mut table = txn.open_table(def)?;
-            let forget = |meta: &mut StoreMeta, k: &[u8], v: &[u8]| {
-                meta.items = meta.items.saturating_sub(1);
-                meta.bytes = meta.bytes.saturating_sub((k.len() + v.len()) as u64);
-                meta.checksum = meta.checksum.wrapping_sub(record_hash(k, v));
+        let mut rewritten = None;
+        if staged.is_none() {
+            let current = if write.full {
+                Vec::new()
+            } else {
+                table::read_store(store, &meta, &txn.open_table(def)?)?
             };
-            for k in &write.deletes {
-                if let Some(old) = table.remove(k.as_slice())? {
-                    forget(&mut meta, k, old.value());
-                    deleted += 1;
-                }
-            }
-            for (start, end) in &write.delete_ranges {
-                let mut doomed = Vec::new();
-                for entry in table.range(start.as_slice()..end.as_slice())? {
-                    let (k, v) = entry?;
-                    doomed.push((k.value().to_vec(), v.value().to_vec()));
-                }
-                for (k, v) in doomed {
-                    table.remove(k.as_slice())?;
-                    forget(&mut meta, &k, &v);
-                    deleted += 1;
-                }
-            }
-            for (k, v) in &write.upserts {
-                if let Some(old) = table.insert(k.as_slice(), v.as_slice())? {
-                    forget(&mut meta, k, old.value());
-                }
-                meta.items += 1;
-                meta.bytes += (k.len() + v.len()) as u64;
-                meta.checksum = meta.checksum.wrapping_add(record_hash(k, v));
-                written += 1;
-            }
+            let (records, written, deleted) = table::apply(&current, write);
+            let out = table::write_pages(&txn, def, store, &records)?;
+            (meta.pages, meta.deltas, meta.delta_bytes, meta.checksum) =
+                (out.pages, 0, 0, out.checksum);
+            (meta.items, meta.bytes, meta.written, meta.deleted) =
+                (out.items, out.bytes, written, deleted);
+            rewritten = Some(KeyIndex::of(records.into_iter()));
         }
         let sequence = self.sequence + 1;
         meta.committed_at = now_ns();
         meta.sequence = sequence;
-        meta.written = written;
-        meta.deleted = deleted;
         meta.full = write.full;
         meta.write_micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         {
@@ -429,6 +433,11 @@ impl PersistFile {
         }
         txn.commit()?;
         self.sequence = sequence;
+        match (staged, rewritten) {
+            (Some(s), _) => index.commit(s),
+            (None, Some(i)) => *index = i,
+            (None, None) => {}
+        }
         meta.write_micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         Ok(meta)
     }
@@ -456,7 +465,7 @@ impl PersistFile {
     /// # Errors
     /// When the records cannot be read or do not match their metadata.
     pub fn load_store(&self, store: &'static str) -> Result<LoadedStore, PersistError> {
-        let def = table_of(store).ok_or_else(|| PersistError::UnknownStore(store.into()))?;
+        let (store, def) = store_def(store)?;
         let read = self.db.begin_read()?;
         let meta = match read.open_table(META) {
             Ok(t) => t,
@@ -470,18 +479,7 @@ impl PersistFile {
             return Ok(LoadedStore::default());
         };
         let store_meta: StoreMeta = decode_meta(&bytes)?;
-        let mut records = Vec::new();
-        match read.open_table(def) {
-            Ok(table) => {
-                for entry in table.iter()? {
-                    let (k, v) = entry?;
-                    records.push((k.value().to_vec(), v.value().to_vec()));
-                }
-            }
-            Err(TableError::TableDoesNotExist(_)) => {}
-            Err(e) => return Err(e.into()),
-        }
-        verify(store, &store_meta, &records)?;
+        let records = read_table(&read, store, def, Some(&store_meta))?;
         Ok(LoadedStore {
             meta: store_meta,
             records,
@@ -505,41 +503,45 @@ impl PersistFile {
                 continue;
             };
             let store_meta: StoreMeta = decode_meta(&bytes)?;
-            let Some(def) = table_of(store) else { continue };
-            let mut records = Vec::new();
-            if let Ok(table) = read.open_table(def) {
-                for entry in table.iter()? {
-                    let (k, v) = entry?;
-                    records.push((k.value().to_vec(), v.value().to_vec()));
-                }
-            }
-            verify(store, &store_meta, &records)?;
+            let (_, def) = store_def(store)?;
+            read_table(&read, store, def, Some(&store_meta))?;
             out.insert(store, store_meta);
         }
         Ok(out)
     }
 }
 
-/// Checks that `records` are what `meta` says: count, bytes, checksum.
-fn verify(store: &'static str, meta: &StoreMeta, records: &[Encoded]) -> Result<(), PersistError> {
-    let mut checksum = 0u64;
-    let mut bytes = 0u64;
-    for (k, v) in records {
-        checksum = checksum.wrapping_add(record_hash(k, v));
-        bytes += (k.len() + v.len()) as u64;
+/// Reads and verifies `store`'s table against `meta`; a table without metadata must be empty.
+fn read_table(
+    read: &redb::ReadTransaction,
+    store: &'static str,
+    def: table::Def,
+    meta: Option<&StoreMeta>,
+) -> Result<Vec<Encoded>, PersistError> {
+    let table = match read.open_table(def) {
+        Ok(t) => t,
+        Err(TableError::TableDoesNotExist(_)) => {
+            return match meta {
+                Some(m) if m.items > 0 || m.pages > 0 || m.deltas > 0 => {
+                    Err(PersistError::Damaged {
+                        store,
+                        reason: format!("its table is missing ({} records expected)", m.items),
+                    })
+                }
+                _ => Ok(Vec::new()),
+            };
+        }
+        Err(e) => return Err(e.into()),
+    };
+    table::read_store(store, meta.unwrap_or(&StoreMeta::default()), &table)
+}
+
+/// Bytes a delta op adds (about: lengths take a byte or two).
+fn op_size(op: &crate::pages::DeltaOp<'_>) -> usize {
+    match op {
+        crate::pages::DeltaOp::Upsert(k, v) => k.len() + v.len() + 4,
+        crate::pages::DeltaOp::Delete(k) => k.len() + 2,
     }
-    if records.len() as u64 != meta.items || bytes != meta.bytes || checksum != meta.checksum {
-        return Err(PersistError::Damaged {
-            store,
-            reason: format!(
-                "{} records / {bytes} bytes do not match the {} / {} committed with them",
-                records.len(),
-                meta.items,
-                meta.bytes
-            ),
-        });
-    }
-    Ok(())
 }
 
 fn encode_meta<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, PersistError> {
