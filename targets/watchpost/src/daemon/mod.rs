@@ -104,17 +104,21 @@ pub enum DaemonError {
     },
 }
 
-/// Starts the eBPF collector as `config.collector.ebpf` asks. `Ok(None)`: poll `/proc` instead
-/// (switched off, refused by the kernel, or failed — logged once, and recorded in `stats` so
-/// `query health` says "degraded: polling"). Only `required` turns a failure into an error.
-fn start_ebpf(
-    config: &Config,
-    stats: &DaemonCounters,
-) -> Result<Option<watchpost_ebpf::CollectorTask>, DaemonError> {
+/// The eBPF programs loaded and attached as `config.collector.ebpf` asks (`None`: switched off),
+/// with how long it took. Loading is the slow part of start-up (BTF, the verifier: ~150 ms), so
+/// the daemon starts it on the blocking pool first thing and reads kallsyms, the snapshot file
+/// and `/proc` meanwhile; [`start_ebpf`] takes the result where the feed starts. Attached early,
+/// the programs' records wait in the rings until the feed reads them.
+type EbpfLoad = Option<(
+    Result<watchpost_ebpf::Collector, watchpost_ebpf::LoadError>,
+    std::time::Duration,
+)>;
+
+/// Loads the eBPF programs (blocking; see [`EbpfLoad`]).
+fn load_ebpf(config: &Config, stats: &DaemonCounters) -> EbpfLoad {
     let c = &config.collector;
     if c.ebpf == EbpfMode::Off {
-        tracing::info!("collector.ebpf = \"off\": polling /proc");
-        return Ok(None);
+        return None;
     }
     let options = watchpost_ebpf::CollectorOptions {
         kernel_ring_bytes: c.kernel_ring_bytes,
@@ -125,12 +129,29 @@ fn start_ebpf(
         ..Default::default()
     };
     let started = Instant::now();
-    match watchpost_ebpf::Collector::load(options) {
+    let loaded = watchpost_ebpf::Collector::load(options);
+    Some((loaded, started.elapsed()))
+}
+
+/// Starts the eBPF collector from what [`load_ebpf`] gave. `Ok(None)`: poll `/proc` instead
+/// (switched off, refused by the kernel, or failed — logged once, and recorded in `stats` so
+/// `query health` says "degraded: polling"). Only `required` turns a failure into an error.
+fn start_ebpf(
+    config: &Config,
+    stats: &DaemonCounters,
+    load: EbpfLoad,
+) -> Result<Option<watchpost_ebpf::CollectorTask>, DaemonError> {
+    let c = &config.collector;
+    let Some((loaded, took)) = load else {
+        tracing::info!("collector.ebpf = \"off\": polling /proc");
+        return Ok(None);
+    };
+    match loaded {
         Ok(collector) => {
             let programs =
                 crate::collector::ebpf_programs::EbpfPrograms::from(collector.attachments());
             tracing::info!(
-                ms = started.elapsed().as_millis() as u64,
+                ms = took.as_millis() as u64,
                 module_loads = ?collector.attachments().module_loads,
                 attached = ?programs.attached,
                 "eBPF collector attached: the kernel feeds the stores"
@@ -196,6 +217,10 @@ pub async fn run_with(config: Config, live: reload::LiveReload) -> Result<(), Da
     prepare_data_dir(&config.daemon.data_dir)?;
     let reader = ProcReader::system()?;
     let _ = stats.boot_clock.set(reader.clock());
+    let ebpf_load = {
+        let (config, stats) = (config.clone(), stats.clone());
+        tokio::task::spawn_blocking(move || load_ebpf(&config, &stats))
+    };
     let system = bootstrap::system::collect(Path::new("/proc"), started_at)?;
     tracing::info!(
         arch = system.architecture.as_str(),
@@ -289,6 +314,7 @@ pub async fn run_with(config: Config, live: reload::LiveReload) -> Result<(), Da
         follow: fleet.follow.clone(),
         critical: critical_rx,
         persistence: persistence.clone(),
+        ebpf_load,
     };
     let result = serve(&config, parts, &mut signals, &live).await;
     // The server removes its socket when it stops; if it never ran (an error or a signal during
@@ -334,6 +360,8 @@ struct Parts {
     /// Reports of the unsupervised tasks (detector engine, detection dispatcher) dying.
     critical: mpsc::Receiver<supervise::Fatal>,
     persistence: Arc<crate::persistence::Persistence>,
+    /// The eBPF programs loading since start-up (see [`EbpfLoad`]).
+    ebpf_load: tokio::task::JoinHandle<EbpfLoad>,
 }
 
 /// Bootstrap, serve, and wait for a signal; returns once the socket is gone and the collectors
@@ -357,6 +385,7 @@ async fn serve(
         follow,
         mut critical,
         persistence,
+        ebpf_load,
     } = parts;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     // Started before the bootstrap scan, so runtimes are listed while /proc is read.
@@ -403,7 +432,12 @@ async fn serve(
         ms = started.elapsed().as_millis() as u64,
         "process tree bootstrapped from /proc"
     );
-    let kernel = start_ebpf(config, &stats)?;
+    // A loader that panicked is a bug: stop with it rather than guess what the kernel holds.
+    let load = ebpf_load.await.map_err(|e| DaemonError::TaskFailed {
+        task: "eBPF loader",
+        reason: e.to_string(),
+    })?;
+    let kernel = start_ebpf(config, &stats, load)?;
     if let Some(task) = &kernel {
         netns_trust.attach_kernel(task.trusted_namespaces());
     }
@@ -539,7 +573,7 @@ async fn serve(
                 // A restarted feed loads and attaches the programs again.
                 let task = match first {
                     Some(task) => task,
-                    None => match start_ebpf(&config, &stats) {
+                    None => match start_ebpf(&config, &stats, load_ebpf(&config, &stats)) {
                         // New programs, new maps: they learn the trusted namespaces again.
                         Ok(Some(task)) => {
                             netns_trust.attach_kernel(task.trusted_namespaces());
