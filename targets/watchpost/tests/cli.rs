@@ -77,7 +77,7 @@ fn config_errors_name_the_bad_key() {
 fn default_config_prints_and_checks() {
     let out = watchpost(&["config", "--print-default"]);
     assert_eq!(out.code, Some(0));
-    assert!(out.stdout.contains("[process]") && out.stdout.contains("capacity = 10000"));
+    assert!(out.stdout.contains("[process]") && out.stdout.contains("capacity = 4096"));
     assert!(out.stdout.contains("/run/watchpost/watchpost.sock"));
     assert!(out.stdout.contains("/var/lib/watchpost"));
     let dir = temp_dir("default");
